@@ -1,0 +1,108 @@
+namespace HmmSim;
+
+/// <summary>The architecture seam: page-table entry formats and constants. Generic mm code only
+/// ever handles raw entry values (pte_t, pmd_t, pud_t as ulong) through these methods, named as
+/// the kernel's pgtable helpers are, so x86-64 and arm64 sit behind one interface.
+/// Leaf entries at PMD level (THP, hugetlb) use the Pmd* methods; table entries at any level use
+/// the *Table methods. Non-present non-none entries hold a swap entry in the arch's PTE form.</summary>
+public abstract class Arch
+{
+    public const int PageShift = 12;
+    public const ulong PageSize = 1UL << PageShift;
+    public const int PtrsPerTable = 512;
+    public const int PmdShift = 21;
+    public const int PudShift = 30;
+    public const int PgdirShift = 39;
+    public const ulong PmdSize = 1UL << PmdShift;
+    public const ulong PudSize = 1UL << PudShift;
+    public const int HpagePmdOrder = PmdShift - PageShift;   // 9
+
+    public abstract Architecture Kind { get; }
+    /// <summary>MAX_PHYSMEM_BITS: x86-64 4-level 46, arm64 48.</summary>
+    public abstract int MaxPhysmemBits { get; }
+    /// <summary>SECTION_SIZE_BITS: 27 (128 MiB) on both.</summary>
+    public abstract int SectionSizeBits { get; }
+    /// <summary>TASK_SIZE: the end of user virtual address space.</summary>
+    public abstract ulong TaskSize { get; }
+    /// <summary>SWP_PFN_BITS = MAX_PHYSMEM_BITS - PAGE_SHIFT.</summary>
+    public int SwpPfnBits => MaxPhysmemBits - PageShift;
+    /// <summary>Whether pfn_to_page is only valid where vmemmap covers (arm64: RAM and what the linear
+    /// map covers); x86-64's vmemmap spans all of MAX_PHYSMEM_BITS.</summary>
+    public abstract bool VmemmapCoversOnlyLinearMap { get; }
+
+    // --- protections -------------------------------------------------------------------
+    /// <summary>vm_get_page_prot: the leaf protection bits for a VMA's flags.</summary>
+    public abstract ulong VmGetPageProt(VmFlags flags);
+
+    // --- PTE leaves ----------------------------------------------------------------------
+    public abstract ulong PfnPte(Pfn pfn, ulong pgprot);
+    public abstract Pfn PtePfn(ulong pte);
+    public static bool PteNone(ulong pte) => pte == 0;
+    /// <summary>pte_present: true also for PROT_NONE entries (x86 _PAGE_PROTNONE, arm64 PTE_PROT_NONE).</summary>
+    public abstract bool PtePresent(ulong pte);
+    public abstract bool PteProtNone(ulong pte);
+    public abstract bool PteWrite(ulong pte);
+    public abstract bool PteDirty(ulong pte);
+    public abstract bool PteYoung(ulong pte);
+    public abstract bool PteSoftDirty(ulong pte);
+    public abstract bool PteSpecial(ulong pte);
+    public abstract ulong PteMkwrite(ulong pte);
+    public abstract ulong PteWrprotect(ulong pte);
+    public abstract ulong PteMkdirty(ulong pte);
+    public abstract ulong PteMkclean(ulong pte);
+    public abstract ulong PteMkyoung(ulong pte);
+    public abstract ulong PteMkold(ulong pte);
+    public abstract ulong PteMksoftDirty(ulong pte);
+    public abstract ulong PteMkspecial(ulong pte);
+    /// <summary>pte_modify: keep the PFN, accessed/dirty/soft-dirty/special, take the rest from pgprot.</summary>
+    public abstract ulong PteModify(ulong pte, ulong pgprot);
+
+    // --- PMD leaves (THP, hugetlb) and tables -----------------------------------------------
+    public abstract ulong PfnPmd(Pfn pfn, ulong pgprot);   // a huge (leaf) PMD
+    public abstract Pfn PmdPfn(ulong pmd);
+    public abstract bool PmdPresent(ulong pmd);
+    /// <summary>pmd_leaf / pmd_trans_huge: a present PMD mapping 2 MiB directly.</summary>
+    public abstract bool PmdLeaf(ulong pmd);
+    public abstract bool PmdWrite(ulong pmd);
+    public abstract bool PmdDirty(ulong pmd);
+    public abstract bool PmdYoung(ulong pmd);
+    public abstract bool PmdSoftDirty(ulong pmd);
+    public abstract ulong PmdMkwrite(ulong pmd);
+    public abstract ulong PmdWrprotect(ulong pmd);
+    public abstract ulong PmdMkdirty(ulong pmd);
+    public abstract ulong PmdMkyoung(ulong pmd);
+    public abstract ulong PmdMkold(ulong pmd);
+    public abstract ulong PmdModify(ulong pmd, ulong pgprot);
+
+    /// <summary>An entry at PGD/PUD/PMD level pointing at the next-level table (pmd_populate and friends).</summary>
+    public abstract ulong MkTable(Pfn table);
+    /// <summary>Whether a PGD/PUD/PMD entry points at a next-level table.</summary>
+    public abstract bool IsTable(ulong entry);
+    public abstract Pfn TablePfn(ulong entry);
+
+    // --- swap entries in page tables ----------------------------------------------------
+    /// <summary>swp_entry_to_pte: the arch's non-present encoding of a swap entry.</summary>
+    public abstract ulong SwpEntryToPte(SwapEntry entry);
+    /// <summary>pte_to_swp_entry: strips the software bits (pte_swp_clear_flags) and decodes.</summary>
+    public abstract SwapEntry PteToSwpEntry(ulong pte);
+    public abstract bool PteSwpSoftDirty(ulong pte);
+    public abstract ulong PteSwpMksoftDirty(ulong pte);
+    public abstract bool PteSwpExclusive(ulong pte);
+    public abstract ulong PteSwpMkexclusive(ulong pte);
+    public abstract ulong PteSwpClearExclusive(ulong pte);
+    public abstract bool PteSwpUffdWp(ulong pte);
+    /// <summary>swp_entry_to_pmd / pmd_to_swp_entry for PMD-level migration and device-private entries.</summary>
+    public abstract ulong SwpEntryToPmd(SwapEntry entry);
+    public abstract SwapEntry PmdToSwpEntry(ulong pmd);
+    public abstract bool PmdSwpSoftDirty(ulong pmd);
+    public abstract ulong PmdSwpMksoftDirty(ulong pmd);
+    public abstract bool PmdSwpExclusive(ulong pmd);
+    public abstract ulong PmdSwpMkexclusive(ulong pmd);
+
+    public static Arch For(Architecture kind) => kind switch
+    {
+        Architecture.X86_64 => X86_64Arch.Instance,
+        Architecture.Arm64 => Arm64Arch.Instance,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown architecture"),
+    };
+}
