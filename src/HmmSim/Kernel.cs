@@ -14,6 +14,36 @@ internal sealed partial class Kernel
         Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, vmemmapEnd);
         Memmap.AddRange(false, 0, ramPages, ZoneType.Normal, null);
         Buddy = new Buddy(Memmap, ramPages);
+        var zero = Buddy.Alloc(0, compound: false);
+        zero.Desc.Flags |= (uint)(PageFlags.Zero | PageFlags.Reserved);
+        ZeroPfn = zero.ToPfn();
+        Hugetlb = new HugetlbPool(this, config.HugetlbPages);
+    }
+
+    /// <summary>The shared zero page (empty_zero_page): mapped read-only by anonymous read faults.</summary>
+    public Pfn ZeroPfn { get; }
+    private long _hugeZeroPfn = -1;
+    /// <summary>The huge zero folio's PFN, or an impossible PFN before the first huge read fault made it.</summary>
+    public Pfn HugeZeroPfn => new((ulong)Interlocked.Read(ref _hugeZeroPfn));
+    public HugetlbPool Hugetlb { get; }
+
+    /// <summary>mm_get_huge_zero_folio: made on first use and kept for the life of the machine.</summary>
+    public Pfn GetHugeZeroPfn()
+    {
+        if (Interlocked.Read(ref _hugeZeroPfn) is var v and >= 0)
+            return new Pfn((ulong)v);
+        lock (Memmap)
+        {
+            if (_hugeZeroPfn >= 0)
+                return new Pfn((ulong)_hugeZeroPfn);
+            var page = Buddy.Alloc(Arch.HpagePmdOrder, compound: true);
+            if (page.IsNull)
+                ThrowHelper.KernelBug("no memory for the huge zero folio");
+            page.Desc.Flags |= (uint)(PageFlags.Zero | PageFlags.Reserved);
+            VmStat.Inc(VmStatItem.ThpZeroPageAlloc);
+            Interlocked.Exchange(ref _hugeZeroPfn, (long)page.ToPfn().Value);
+            return page.ToPfn();
+        }
     }
 
     public MachineConfig Config { get; }

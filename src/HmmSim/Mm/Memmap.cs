@@ -174,6 +174,8 @@ internal sealed class Memmap
     {
         if (folio.IsZoneDevice)
             _kernel.FreeZoneDeviceFolio(folio);
+        else if (folio.IsHugetlb)
+            _kernel.Hugetlb.FreeFolio(folio);
         else
             _kernel.Buddy.FreeFolio(folio);
     }

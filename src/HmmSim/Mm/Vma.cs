@@ -1,6 +1,68 @@
 namespace HmmSim;
 
-/// <summary>PLACEHOLDER: struct vm_area_struct.</summary>
-public sealed partial class Vma
+/// <summary>struct vm_area_struct: [Start, End) of one mm with one set of flags and one backing.</summary>
+public sealed class Vma
 {
+    internal Vma(MmStruct mm, ulong start, ulong end, VmFlags flags, ulong pgoff, AddressSpace? file)
+    {
+        Mm = mm;
+        Start = start;
+        End = end;
+        Flags = flags;
+        PgOff = pgoff;
+        File = file;
+        PageProt = mm.Kernel.Arch.VmGetPageProt(flags);
+    }
+
+    internal MmStruct Mm { get; }
+    public ulong Start { get; internal set; }
+    public ulong End { get; internal set; }
+    public VmFlags Flags { get; private set; }
+    /// <summary>vm_pgoff: for a file, the offset in pages; for anon, the start's linear page index.</summary>
+    public ulong PgOff { get; internal set; }
+    /// <summary>vm_page_prot, derived from <see cref="Flags"/>.</summary>
+    internal ulong PageProt { get; private set; }
+    /// <summary>vm_file's mapping (shmem, a hugetlbfs or device file); null for private anonymous memory.</summary>
+    internal AddressSpace? File { get; }
+    /// <summary>vma->anon_vma: where new anonymous folios of this VMA are rmapped; set on the first anon fault.</summary>
+    internal AnonVma? AnonVma { get; set; }
+    /// <summary>The anon_vma_chain: every anon_vma whose folios this VMA may map (its own and its ancestors').</summary>
+    internal List<AnonVma> AnonVmaChain { get; } = [];
+    /// <summary>vm_ops->fault and friends for special mappings (a device file); null for anon and shmem.</summary>
+    internal IVmOperations? Ops { get; init; }
+
+    public ulong Length => End - Start;
+    public bool IsAnonymous => File is null && Ops is null;
+    public bool IsShared => (Flags & VmFlags.Shared) != 0;
+    public bool MayShare => (Flags & VmFlags.MayShare) != 0;
+    public bool IsHugetlb => (Flags & VmFlags.Hugetlb) != 0;
+    /// <summary>is_cow_mapping: private and may be written.</summary>
+    public bool IsCowMapping => (Flags & (VmFlags.Shared | VmFlags.MayWrite)) == VmFlags.MayWrite;
+
+    internal void SetFlags(VmFlags flags)
+    {
+        Flags = flags;
+        PageProt = Mm.Kernel.Arch.VmGetPageProt(flags);
+    }
+
+    /// <summary>linear_page_index: the folio index an address of this VMA maps.</summary>
+    internal ulong LinearPageIndex(ulong address) => PgOff + ((address - Start) >> Arch.PageShift);
+
+    /// <summary>vma_address: where a page of a given index sits in this VMA, or ulong.MaxValue if outside.</summary>
+    internal ulong AddressOf(ulong pgIndex)
+    {
+        if (pgIndex < PgOff)
+            return ulong.MaxValue;
+        ulong addr = Start + ((pgIndex - PgOff) << Arch.PageShift);
+        return addr >= Start && addr < End ? addr : ulong.MaxValue;
+    }
+
+    public bool Contains(ulong addr) => addr >= Start && addr < End;
+    public override string ToString() => $"vma {Start:x}-{End:x} {Flags}";
+}
+
+/// <summary>vm_operations_struct for special mappings.</summary>
+internal interface IVmOperations
+{
+    VmFaultResult Fault(VmFault vmf);
 }

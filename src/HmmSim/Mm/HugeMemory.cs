@@ -1,0 +1,285 @@
+namespace HmmSim;
+
+/// <summary>mm/huge_memory.c: PMD-mapped anonymous THPs and the huge zero folio.</summary>
+internal static class HugeMemory
+{
+    /// <summary>thp_vma_allowable_order for the PMD order at a fault address: private anonymous memory,
+    /// the machine's policy (always, or madvise with VM_HUGEPAGE; never VM_NOHUGEPAGE), and an aligned
+    /// 2 MiB range wholly inside the VMA.</summary>
+    public static bool ThpVmaAllowable(Vma vma, ulong addr)
+    {
+        if (!vma.IsAnonymous || vma.IsHugetlb || (vma.Flags & VmFlags.NoHugePage) != 0)
+            return false;
+        var policy = vma.Mm.Kernel.Config.Thp;
+        if (policy == ThpPolicy.Never || policy == ThpPolicy.Madvise && (vma.Flags & VmFlags.HugePage) == 0)
+            return false;
+        return ThpRangeFits(vma, addr);
+    }
+
+    public static bool ThpRangeFits(Vma vma, ulong addr)
+    {
+        ulong haddr = addr & ~(Arch.PmdSize - 1);
+        return haddr >= vma.Start && haddr + Arch.PmdSize <= vma.End;
+    }
+
+    public static bool IsHugeZeroPmd(Kernel kernel, ulong pmd) =>
+        kernel.Arch.PmdPresent(pmd) && kernel.Arch.PmdPfn(pmd) == kernel.HugeZeroPfn;
+
+    /// <summary>do_huge_pmd_anonymous_page: the huge zero folio for a read, a fresh THP for a write,
+    /// VM_FAULT_FALLBACK when no 2 MiB block is free.</summary>
+    public static VmFaultResult DoHugePmdAnonymousPage(VmFault vmf, Pfn pmdTable)
+    {
+        var vma = vmf.Vma;
+        var mm = vma.Mm;
+        var kernel = mm.Kernel;
+        var arch = mm.Arch;
+        ulong haddr = vmf.Address & ~(Arch.PmdSize - 1);
+        if ((vmf.Flags & FaultFlags.Write) == 0)
+        {
+            ulong zero = arch.PfnPmd(kernel.GetHugeZeroPfn(), vma.PageProt);
+            lock (mm.PageTableLock)
+            {
+                ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+                if (slot == 0)
+                    slot = zero;
+            }
+            return VmFaultResult.None;
+        }
+        Memory.AnonVmaPrepare(vma);
+        if (Memory.AllocUserFolio(kernel, Arch.HpagePmdOrder) is not { } folio)
+        {
+            kernel.VmStat.Inc(VmStatItem.ThpFaultFallback);
+            return VmFaultResult.Fallback;
+        }
+        ulong entry = arch.PmdMkyoung(arch.PfnPmd(folio.Page().ToPfn(), vma.PageProt));
+        if ((vma.Flags & VmFlags.Write) != 0)
+            entry = arch.PmdMkwrite(arch.PmdMkdirty(entry));
+        lock (mm.PageTableLock)
+        {
+            ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+            if (slot != 0)
+            {
+                folio.Put();
+                return VmFaultResult.Retry;
+            }
+            Rmap.FolioAddNewAnonRmap(folio, vma, haddr, pmdMapped: true);
+            slot = entry;
+        }
+        Interlocked.Add(ref mm.AnonRss, Arch.PtrsPerTable);
+        kernel.VmStat.Inc(VmStatItem.ThpFaultAlloc);
+        return VmFaultResult.None;
+    }
+
+    /// <summary>A fault on a present huge PMD: write-protect handling (do_huge_pmd_wp_page) or
+    /// huge_pmd_set_accessed. Returns FALLBACK after splitting, to retry at PTE level.</summary>
+    public static VmFaultResult HugePmdFault(VmFault vmf, Pfn pmdTable)
+    {
+        var vma = vmf.Vma;
+        var mm = vma.Mm;
+        var arch = mm.Arch;
+        ulong haddr = vmf.Address & ~(Arch.PmdSize - 1);
+        bool write = (vmf.Flags & (FaultFlags.Write | FaultFlags.Unshare)) != 0;
+        ulong pmd = mm.PmdRef(pmdTable, haddr);
+        if (write && !arch.PmdWrite(pmd))
+        {
+            if (!IsHugeZeroPmd(mm.Kernel, pmd) && vma.IsAnonymous)
+            {
+                var page = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(pmd));
+                var folio = page.Folio;
+                if (page.AnonExclusive || folio.RefCount == 1 && folio.TryLock())
+                {
+                    bool reuse = page.AnonExclusive || folio.RefCount == 1;
+                    if (!page.AnonExclusive)
+                    {
+                        if (reuse)
+                        {
+                            folio.Mapping = vma.AnonVma!.Handle;
+                            for (int i = 0; i < folio.NrPages; i++)
+                                folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+                        }
+                        folio.Unlock();
+                    }
+                    if (reuse)
+                    {
+                        lock (mm.PageTableLock)
+                        {
+                            ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+                            if (slot == pmd)
+                                slot = arch.PmdMkwrite(arch.PmdMkdirty(arch.PmdMkyoung(pmd)));
+                        }
+                        return VmFaultResult.None;
+                    }
+                }
+            }
+            // COW of a shared THP or of the huge zero folio: split and let the PTE fault copy one page.
+            SplitHugePmd(vma, pmdTable, haddr);
+            return VmFaultResult.Fallback;
+        }
+        lock (mm.PageTableLock)
+        {
+            ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+            if (slot == pmd)
+                slot = write ? arch.PmdMkdirty(arch.PmdMkyoung(pmd)) : arch.PmdMkyoung(pmd);
+        }
+        return VmFaultResult.None;
+    }
+
+    /// <summary>zap_huge_pmd.</summary>
+    public static void ZapHugePmd(Vma vma, Pfn pmdTable, ulong haddr)
+    {
+        var mm = vma.Mm;
+        var arch = mm.Arch;
+        Folio folio = default;
+        lock (mm.PageTableLock)
+        {
+            ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+            ulong pmd = slot;
+            slot = 0;
+            if (pmd == 0 || IsHugeZeroPmd(mm.Kernel, pmd))
+                return;
+            if (!arch.PmdPresent(pmd))
+            {
+                SwapFaults.ZapNonPresentPmd(vma, haddr, pmd);
+                return;
+            }
+            folio = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Folio;
+            Rmap.FolioRemoveRmapPmd(folio, vma);
+            Interlocked.Add(ref mm.AnonRss, -Arch.PtrsPerTable);
+        }
+        folio.Put();
+    }
+
+    /// <summary>__split_huge_pmd: replace a huge PMD by a PTE table mapping the same pages with the
+    /// same bits. The folio stays large (PTE-mapped); each PTE holds its own reference.</summary>
+    public static void SplitHugePmd(Vma vma, Pfn pmdTable, ulong haddr)
+    {
+        var mm = vma.Mm;
+        var kernel = mm.Kernel;
+        var arch = mm.Arch;
+        var table = mm.AllocTable();
+        if (table.Value == ulong.MaxValue)
+            ThrowHelper.KernelBug("split_huge_pmd: no memory for the PTE table (the kernel deposits one at fault time)");
+        MmuNotifier.InvalidateRange(mm, MmuNotifyEvent.Clear, haddr, haddr + Arch.PmdSize, null);
+        lock (mm.PageTableLock)
+        {
+            ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+            ulong pmd = slot;
+            if (pmd == 0 || arch.IsTable(pmd))
+            {
+                mm.FreeTable(table);
+                return;
+            }
+            var ptes = mm.Table(table);
+            if (!arch.PmdPresent(pmd))
+            {
+                SwapFaults.SplitNonPresentPmd(vma, pmd, ptes, haddr);
+            }
+            else if (IsHugeZeroPmd(kernel, pmd))
+            {
+                ulong z = arch.PteMkspecial(arch.PfnPte(kernel.ZeroPfn, vma.PageProt));
+                ptes.Fill(z);
+            }
+            else
+            {
+                var folio = kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Folio;
+                ulong proto = arch.PfnPte(folio.Page().ToPfn(), vma.PageProt);
+                if (arch.PmdDirty(pmd))
+                    proto = arch.PteMkdirty(proto);
+                if (arch.PmdYoung(pmd))
+                    proto = arch.PteMkyoung(proto);
+                if (arch.PmdSoftDirty(pmd))
+                    proto = arch.PteMksoftDirty(proto);
+                proto = arch.PmdWrite(pmd) ? arch.PteMkwrite(proto) : arch.PteWrprotect(proto);
+                var first = arch.PtePfn(proto);
+                for (int i = 0; i < Arch.PtrsPerTable; i++)
+                    ptes[i] = WithPfn(arch, proto, first.Add((ulong)i), vma);
+                folio.GetMany(Arch.PtrsPerTable - 1);
+                if (folio.IsAnon)
+                    Rmap.FolioAddAnonRmapPtes(folio, folio.Page(), folio.NrPages, vma, exclusive: false);
+                else
+                    Rmap.FolioAddFileRmapPtes(folio, folio.Page(), folio.NrPages, vma);
+                Rmap.FolioRemoveRmapPmd(folio, vma);
+            }
+            slot = arch.MkTable(table);
+        }
+        kernel.VmStat.Inc(VmStatItem.ThpSplitPmd);
+    }
+
+    private static ulong WithPfn(Arch arch, ulong proto, Pfn pfn, Vma vma)
+    {
+        ulong e = arch.PfnPte(pfn, vma.PageProt);
+        if (arch.PteDirty(proto))
+            e = arch.PteMkdirty(e);
+        if (arch.PteYoung(proto))
+            e = arch.PteMkyoung(e);
+        if (arch.PteSoftDirty(proto))
+            e = arch.PteMksoftDirty(e);
+        return arch.PteWrite(proto) ? arch.PteMkwrite(e) : arch.PteWrprotect(e);
+    }
+
+    /// <summary>copy_huge_pmd (fork). False means the PMD was split and the PTEs must be copied instead.</summary>
+    public static bool CopyHugePmd(Vma dst, Vma src, Pfn dpmdT, Pfn spmdT, ulong haddr)
+    {
+        var smm = src.Mm;
+        var dmm = dst.Mm;
+        var arch = smm.Arch;
+        lock (smm.PageTableLock)
+        {
+            ref ulong sslot = ref smm.PmdRef(spmdT, haddr);
+            ulong pmd = sslot;
+            if (!arch.PmdPresent(pmd))
+            {
+                ulong child = SwapFaults.CopyNonPresentPmd(dst, src, ref sslot, haddr);
+                lock (dmm.PageTableLock)
+                    dmm.PmdRef(dpmdT, haddr) = child;
+                return true;
+            }
+            if (IsHugeZeroPmd(smm.Kernel, pmd))
+            {
+                lock (dmm.PageTableLock)
+                    dmm.PmdRef(dpmdT, haddr) = pmd;
+                return true;
+            }
+            var folio = smm.Kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Folio;
+            if (folio.IsAnon && folio.Page().AnonExclusive && Fork.FolioMaybeDmaPinned(folio))
+                goto split;
+            if (folio.IsAnon)
+                for (int i = 0; i < folio.NrPages; i++)
+                    folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+            folio.Get();
+            Rmap.FolioDupRmapPmd(folio, smm.Kernel);
+            Interlocked.Add(ref dmm.AnonRss, Arch.PtrsPerTable);
+            if (arch.PmdWrite(pmd))
+                sslot = pmd = arch.PmdWrprotect(pmd);
+            lock (dmm.PageTableLock)
+                dmm.PmdRef(dpmdT, haddr) = arch.PmdMkold(pmd);
+            return true;
+        }
+    split:
+        SplitHugePmd(src, spmdT, haddr);
+        return false;
+    }
+
+    /// <summary>change_huge_pmd (mprotect of a whole PMD).</summary>
+    public static void ChangeHugePmd(Vma vma, Pfn pmdTable, ulong haddr, ulong newProt, bool tryWritable)
+    {
+        var mm = vma.Mm;
+        var arch = mm.Arch;
+        lock (mm.PageTableLock)
+        {
+            ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+            ulong pmd = slot;
+            if (!arch.PmdPresent(pmd))
+            {
+                slot = SwapFaults.ChangeNonPresentPmd(vma, pmd);
+                return;
+            }
+            bool zero = IsHugeZeroPmd(mm.Kernel, pmd);
+            ulong e = arch.PmdModify(pmd, newProt);
+            if (tryWritable && !zero && !arch.PmdWrite(e) && arch.PmdDirty(e)
+                && mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).AnonExclusive)
+                e = arch.PmdMkwrite(e);
+            slot = e;
+        }
+    }
+}

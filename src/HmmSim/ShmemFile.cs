@@ -1,0 +1,80 @@
+namespace HmmSim;
+
+/// <summary>An unlinked tmpfs file (O_TMPFILE + ftruncate). Dispose closes it; its pages live on
+/// while a mapping still holds the file.</summary>
+public sealed class ShmemFile : IDisposable
+{
+    private readonly Machine _machine;
+    private bool _closed;
+
+    internal ShmemFile(Machine machine, ulong size)
+    {
+        _machine = machine;
+        Mapping = new AddressSpace(machine.Kernel.Memmap, size);
+        Shmem.FileGet(Mapping);
+    }
+
+    internal AddressSpace Mapping { get; }
+    public ulong Size => Mapping.Size;
+
+    /// <summary>pwrite(2): EINVAL for a write past the end (the file does not grow here), else writes through the page cache.</summary>
+    public Errno Pwrite(ReadOnlySpan<byte> source, ulong offset, out ulong written)
+    {
+        written = 0;
+        ObjectDisposedException.ThrowIf(_closed, this);
+        if (offset > Size || (ulong)source.Length > Size - offset)
+            return Errno.EFBIG;
+        var kernel = _machine.Kernel;
+        while (written < (ulong)source.Length)
+        {
+            ulong pos = offset + written;
+            int inPage = (int)(pos & (Arch.PageSize - 1));
+            int n = (int)Math.Min(Arch.PageSize - (ulong)inPage, (ulong)source.Length - written);
+            if (Shmem.GetFolio(kernel, Mapping, pos >> Arch.PageShift, out var folio) != VmFaultResult.None)
+                return written > 0 ? Errno.None : Errno.ENOSPC;
+            source.Slice((int)written, n).CopyTo(folio.Page().WriteData()[inPage..]);
+            folio.SetFlag(PageFlags.Dirty);
+            folio.Put();
+            written += (ulong)n;
+        }
+        _machine.AfterOperation();
+        return Errno.None;
+    }
+
+    /// <summary>pread(2): reads up to end of file; holes read as zeros without allocating.</summary>
+    public Errno Pread(Span<byte> destination, ulong offset, out ulong read)
+    {
+        read = 0;
+        ObjectDisposedException.ThrowIf(_closed, this);
+        if (offset >= Size)
+            return Errno.None;
+        ulong want = Math.Min((ulong)destination.Length, Size - offset);
+        while (read < want)
+        {
+            ulong pos = offset + read;
+            int inPage = (int)(pos & (Arch.PageSize - 1));
+            int n = (int)Math.Min(Arch.PageSize - (ulong)inPage, want - read);
+            var dst = destination.Slice((int)read, n);
+            if (Mapping.Get(pos >> Arch.PageShift) is { } folio && folio.TryGet())
+            {
+                folio.Page().ReadData().Slice(inPage, n).CopyTo(dst);
+                folio.Put();
+            }
+            else
+            {
+                dst.Clear();
+            }
+            read += (ulong)n;
+        }
+        return Errno.None;
+    }
+
+    public void Dispose()
+    {
+        if (_closed)
+            return;
+        _closed = true;
+        Shmem.FilePut(_machine.Kernel, Mapping);
+        _machine.AfterOperation();
+    }
+}
