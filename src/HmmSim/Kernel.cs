@@ -14,6 +14,9 @@ internal sealed partial class Kernel
         Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, vmemmapEnd);
         Memmap.AddRange(false, 0, ramPages, ZoneType.Normal, null);
         Buddy = new Buddy(Memmap, ramPages);
+        Swapops = new Swapops(Arch, config.DevicePrivateDesign, Memmap);
+        Resources = ResourceTree.Boot(config.PhysicalAddressBits, (Arch.VmemmapCoversOnlyLinearMap ? LinearMapEnd : 1UL << config.PhysicalAddressBits) - 1,
+            config.RamBytes, config.PciWindows);
         var zero = Buddy.Alloc(0, compound: false);
         zero.Desc.Flags |= (uint)(PageFlags.Zero | PageFlags.Reserved);
         ZeroPfn = zero.ToPfn();
@@ -48,8 +51,12 @@ internal sealed partial class Kernel
 
     public MachineConfig Config { get; }
     public Arch Arch { get; }
+    /// <summary>iomem_resource: the physical address space.</summary>
+    public ResourceTree Resources { get; }
     public Memmap Memmap { get; }
     public Buddy Buddy { get; }
+    /// <summary>Swap-entry and softleaf helpers with the configured design's type numbering.</summary>
+    public Swapops Swapops { get; }
     public VmStat VmStat { get; } = new();
     public Dmesg Dmesg { get; } = new();
 
@@ -58,6 +65,9 @@ internal sealed partial class Kernel
     public ulong LinearMapEnd => Arch.Kind == Architecture.Arm64
         ? 1UL << (Arch.MaxPhysmemBits - 1)
         : 1UL << Config.PhysicalAddressBits;
+
+    /// <summary>System RAM pages drivers hold for the life of their module (e.g. dmirror's backing pages).</summary>
+    public long PagesHeldByDrivers;
 
     /// <summary>free_zone_device_folio: the pagemap's folio_free gets the folio back.</summary>
     public void FreeZoneDeviceFolio(Folio folio)

@@ -1,6 +1,164 @@
 namespace HmmSim;
 
-/// <summary>PLACEHOLDER: the composition root of shared/API.md.</summary>
-public sealed partial class Machine
+/// <summary>A booted machine: the composition root of shared/API.md. Every public operation runs
+/// under a shared machine lock; the invariant checker takes it exclusively, so it always sees a
+/// quiescent state even when processes are driven from several threads.</summary>
+public sealed class Machine : IDisposable
 {
+    private readonly ReaderWriterLockSlim _opLock = new(LockRecursionPolicy.SupportsRecursion);
+    private readonly Lock _procLock = new();
+    private readonly Dictionary<int, Process> _processes = [];
+    private readonly long[] _bootFreeBlocks;
+    private int _nextPid = 1;
+    private bool _disposed;
+
+    public Machine(MachineConfig? config = null)
+    {
+        Config = config ?? new MachineConfig();
+        Validate(Config);
+        Kernel = new Kernel(Config);
+        _bootFreeBlocks = Kernel.Buddy.FreeBlocksPerOrder();
+        BootFreePages = Kernel.Buddy.NrFreePages;
+        Kernel.Dmesg.Log($"Linux version 6.19.0-hmmsim ({Config.Architecture}, {Config.PhysicalAddressBits}-bit physical, {Config.DevicePrivateDesign})");
+        Kernel.Dmesg.Log($"Memory: {Config.RamBytes >> 10}K system RAM, {Kernel.Hugetlb.Total} hugetlb pages reserved");
+    }
+
+    public MachineConfig Config { get; }
+    internal Kernel Kernel { get; }
+    internal long BootFreePages { get; }
+
+    private static void Validate(MachineConfig c)
+    {
+        var arch = Arch.For(c.Architecture);
+        if (c.PhysicalAddressBits < 32 || c.PhysicalAddressBits > arch.MaxPhysmemBits)
+            throw new ArgumentException($"PhysicalAddressBits must be 32..{arch.MaxPhysmemBits} on {c.Architecture}, not {c.PhysicalAddressBits}", nameof(c));
+        const ulong block = 1UL << (Buddy.MaxPageOrder + Arch.PageShift);
+        if (c.RamBytes < 64UL << 20 || c.RamBytes % block != 0)
+            throw new ArgumentException($"RamBytes must be a multiple of 4 MiB and at least 64 MiB, not {c.RamBytes}", nameof(c));
+        if (c.RamBytes > 1UL << 44 || c.RamBytes > 1UL << c.PhysicalAddressBits)
+            throw new ArgumentException($"RamBytes {c.RamBytes} does not fit the physical address space (or the model's 16 TiB limit)", nameof(c));
+        if (c.HugetlbPages < 0)
+            throw new ArgumentException("HugetlbPages cannot be negative", nameof(c));
+        if (c.PciWindows is null)
+            throw new ArgumentException("PciWindows cannot be null", nameof(c));
+    }
+
+    public Process CreateProcess()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Process p;
+        using (Operation())
+            p = Register(new MmStruct(Kernel));
+        AfterOperation();
+        return p;
+    }
+
+    /// <summary>An unlinked tmpfs file of <paramref name="size"/> bytes.</summary>
+    public ShmemFile CreateFile(ulong size)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new ShmemFile(this, size);
+    }
+
+    /// <summary>/proc/vmstat: the kernel's counter names where Linux has them.</summary>
+    public IReadOnlyDictionary<string, long> VmStat
+    {
+        get
+        {
+            var d = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            for (var i = (VmStatItem)0; i < VmStatItem.Count; i++)
+                d[HmmSim.VmStat.Name(i)] = Kernel.VmStat[i];
+            d["nr_free_pages"] = Kernel.Buddy.NrFreePages;
+            d["nr_zone_device_pages"] = Kernel.VmStat[VmStatItem.NrZoneDevicePages];
+            d["hugetlb_pages_total"] = Kernel.Hugetlb.Total;
+            d["hugetlb_pages_free"] = Kernel.Hugetlb.Free;
+            d["struct_page_bytes_kernel"] = Kernel.Memmap.KernelStructPageBytes;
+            d["struct_page_bytes_model"] = Kernel.Memmap.ModelMemmapBytes;
+            d["page_data_bytes_model"] = Kernel.Memmap.Data.BytesReserved;
+            return d;
+        }
+    }
+
+    /// <summary>/proc/iomem.</summary>
+    public string Iomem() => Kernel.Resources.ProcIomem();
+
+    /// <summary>The kernel log.</summary>
+    public IReadOnlyList<string> Dmesg() => Kernel.Dmesg.Snapshot();
+
+    /// <summary>Runs the DEBUG_VM checker now; throws <see cref="KernelBugException"/> on any finding.</summary>
+    public void CheckInvariants()
+    {
+        _opLock.EnterWriteLock();
+        try
+        {
+            Process[] procs;
+            lock (_procLock)
+                procs = [.. _processes.Values];
+            DebugVm.Check(Kernel, procs.Select(p => p.Mm).ToArray());
+        }
+        finally
+        {
+            _opLock.ExitWriteLock();
+        }
+    }
+
+    internal OpScope Operation()
+    {
+        _opLock.EnterReadLock();
+        return new OpScope(_opLock);
+    }
+
+    internal readonly struct OpScope(ReaderWriterLockSlim l) : IDisposable
+    {
+        public void Dispose() => l.ExitReadLock();
+    }
+
+    internal void AfterOperation()
+    {
+        if (Config.CheckInvariants)
+            CheckInvariants();
+    }
+
+    internal Process Register(MmStruct mm)
+    {
+        lock (_procLock)
+        {
+            var p = new Process(this, _nextPid++, mm);
+            _processes.Add(p.Pid, p);
+            return p;
+        }
+    }
+
+    internal void Unregister(Process p)
+    {
+        lock (_procLock)
+            _processes.Remove(p.Pid);
+    }
+
+    internal int ProcessCount
+    {
+        get
+        {
+            lock (_procLock)
+                return _processes.Count;
+        }
+    }
+
+    /// <summary>Buddy free blocks per order right after boot, for the teardown leak check.</summary>
+    internal long[] BootFreeBlocks => _bootFreeBlocks;
+
+    /// <summary>Exits every process; with the checker on, verifies that teardown returned every page.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        Process[] procs;
+        lock (_procLock)
+            procs = [.. _processes.Values];
+        foreach (var p in procs)
+            p.Dispose();
+        _disposed = true;
+        if (Config.CheckInvariants)
+            DebugVm.CheckTeardown(Kernel, BootFreePages);
+    }
 }

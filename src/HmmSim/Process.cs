@@ -1,0 +1,172 @@
+namespace HmmSim;
+
+/// <summary>A user process: one mm and the system calls of shared/API.md. Dispose is exit.</summary>
+public sealed class Process : IDisposable
+{
+    private readonly Machine _machine;
+    private bool _exited;
+
+    internal Process(Machine machine, int pid, MmStruct mm)
+    {
+        _machine = machine;
+        Pid = pid;
+        Mm = mm;
+    }
+
+    public int Pid { get; }
+    internal MmStruct Mm { get; }
+    internal Machine Machine => _machine;
+
+    public Errno Mmap(ulong addr, ulong length, Prot prot, MapFlags flags, out ulong mapped, ShmemFile? file = null, ulong offset = 0)
+    {
+        mapped = 0;
+        ulong result = 0;
+        var err = Syscall(() => HmmSim.Mmap.DoMmap(Mm, addr, length, prot, flags, file?.Mapping, offset, out result));
+        mapped = result;
+        return err;
+    }
+
+    public Errno Munmap(ulong addr, ulong length) => Syscall(() => HmmSim.Mmap.DoMunmap(Mm, addr, length));
+    public Errno Mprotect(ulong addr, ulong length, Prot prot) => Syscall(() => HmmSim.Mprotect.DoMprotect(Mm, addr, length, prot));
+    public Errno Madvise(ulong addr, ulong length, Advice advice) => Syscall(() => HmmSim.Madvise.DoMadvise(Mm, addr, length, advice));
+
+    public Errno Mremap(ulong oldAddr, ulong oldSize, ulong newSize, MremapFlags flags, ulong newAddr, out ulong result)
+    {
+        ulong r = 0;
+        var err = Syscall(() => HmmSim.Mremap.DoMremap(Mm, oldAddr, oldSize, newSize, flags, newAddr, out r));
+        result = r;
+        return err;
+    }
+
+    /// <summary>fork(): a child with a copy of this address space (COW for private memory).</summary>
+    public Process Fork()
+    {
+        ThrowIfExited();
+        Process child;
+        using (_machine.Operation())
+        {
+            var mm = new MmStruct(_machine.Kernel);
+            Mm.MmapLock.EnterWriteLock();
+            try
+            {
+                HmmSim.Fork.DupMmap(Mm, mm);
+            }
+            finally
+            {
+                Mm.MmapLock.ExitWriteLock();
+            }
+            child = _machine.Register(mm);
+        }
+        _machine.AfterOperation();
+        return child;
+    }
+
+    public int ReadInt32(ulong addr)
+    {
+        Span<byte> b = stackalloc byte[4];
+        Read(addr, b);
+        return BitConverter.ToInt32(b);
+    }
+
+    public void WriteInt32(ulong addr, int value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BitConverter.TryWriteBytes(b, value);
+        Write(addr, b);
+    }
+
+    public void Read(ulong addr, Span<byte> destination)
+    {
+        ThrowIfExited();
+        using (_machine.Operation())
+            UserAccess.Access(Mm, addr, destination, write: false);
+        _machine.AfterOperation();
+    }
+
+    public void Write(ulong addr, ReadOnlySpan<byte> source)
+    {
+        ThrowIfExited();
+        // The access path copies out of a writable span; the source is only read.
+        var copy = source.Length <= 4096 ? stackalloc byte[source.Length] : new byte[source.Length];
+        source.CopyTo(copy);
+        using (_machine.Operation())
+            UserAccess.Access(Mm, addr, copy, write: true);
+        _machine.AfterOperation();
+    }
+
+    /// <summary>The 64-bit /proc/pid/pagemap entry for <paramref name="addr"/>.</summary>
+    public ulong PagemapEntry(ulong addr)
+    {
+        ThrowIfExited();
+        using (_machine.Operation())
+        {
+            Mm.MmapLock.EnterReadLock();
+            try
+            {
+                lock (Mm.PageTableLock)
+                    return TaskMmu.PagemapEntry(Mm, addr);
+            }
+            finally
+            {
+                Mm.MmapLock.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>get_user_pages / pin_user_pages on this process (FOLL_GET or FOLL_PIN in <paramref name="flags"/>).</summary>
+    internal long GetUserPages(ulong start, Span<Page> pages, FollFlags flags)
+    {
+        ThrowIfExited();
+        long n;
+        using (_machine.Operation())
+        {
+            Mm.MmapLock.EnterReadLock();
+            try
+            {
+                n = Gup.GetUserPages(Mm, start, pages, flags);
+            }
+            finally
+            {
+                Mm.MmapLock.ExitReadLock();
+            }
+        }
+        _machine.AfterOperation();
+        return n;
+    }
+
+
+    private Errno Syscall(Func<Errno> body)
+    {
+        ThrowIfExited();
+        Errno err;
+        using (_machine.Operation())
+        {
+            Mm.MmapLock.EnterWriteLock();
+            try
+            {
+                err = body();
+            }
+            finally
+            {
+                Mm.MmapLock.ExitWriteLock();
+            }
+        }
+        _machine.AfterOperation();
+        return err;
+    }
+
+    private void ThrowIfExited() => ObjectDisposedException.ThrowIf(_exited, this);
+
+    public void Dispose()
+    {
+        if (_exited)
+            return;
+        _exited = true;
+        using (_machine.Operation())
+        {
+            Mm.Dispose();
+            _machine.Unregister(this);
+        }
+        _machine.AfterOperation();
+    }
+}
