@@ -63,7 +63,7 @@ internal sealed class Arm64Arch : Arch
     public const int SwpOffsetBits = 50;
     public const ulong SwpOffsetMask = (1UL << SwpOffsetBits) - 1;
 
-    private static readonly ulong[] ProtectionMap =
+    private static readonly ulong[] _protectionMap =
     [
         PageNone, PageReadonly, PageReadonly, PageReadonly,                           // private: ---, r--, -w-, rw-
         PageReadonlyExec, PageReadonlyExec, PageReadonlyExec, PageReadonlyExec,       // private: --x, r-x, -wx, rwx
@@ -78,7 +78,7 @@ internal sealed class Arm64Arch : Arch
     public override bool VmemmapCoversOnlyLinearMap => true;
 
     public override ulong VmGetPageProt(VmFlags flags) =>
-        ProtectionMap[(int)((ulong)flags & (ulong)(VmFlags.Read | VmFlags.Write | VmFlags.Exec | VmFlags.Shared))];
+        _protectionMap[(int)((ulong)flags & (ulong)(VmFlags.Read | VmFlags.Write | VmFlags.Exec | VmFlags.Shared))];
 
     // --- PTE leaves ----------------------------------------------------------------------
     public override ulong PfnPte(Pfn pfn, ulong pgprot) => ((pfn.Value << PageShift) & PteAddrMask) | pgprot;

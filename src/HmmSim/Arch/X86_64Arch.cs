@@ -60,7 +60,7 @@ internal sealed class X86_64Arch : Arch
     public const int SwpOffsetFirstBit = 8 + 1;     // _PAGE_BIT_PROTNONE + 1
     public const int SwpOffsetShift = SwpOffsetFirstBit + SwpTypeBits;
 
-    private static readonly ulong[] ProtectionMap =
+    private static readonly ulong[] _protectionMap =
     [
         PageNone, PageReadonly, PageCopy, PageCopy,                                   // private: ---, r--, -w-, rw-
         PageReadonlyExec, PageReadonlyExec, PageCopyExec, PageCopyExec,               // private: --x, r-x, -wx, rwx
@@ -75,7 +75,7 @@ internal sealed class X86_64Arch : Arch
     public override bool VmemmapCoversOnlyLinearMap => false;
 
     public override ulong VmGetPageProt(VmFlags flags) =>
-        ProtectionMap[(int)((ulong)flags & (ulong)(VmFlags.Read | VmFlags.Write | VmFlags.Exec | VmFlags.Shared))];
+        _protectionMap[(int)((ulong)flags & (ulong)(VmFlags.Read | VmFlags.Write | VmFlags.Exec | VmFlags.Shared))];
 
     // --- L1TF inversion (pgtable-invert.h) ------------------------------------------------
     /// <summary>__pte_needs_invert: a non-zero entry with PRESENT clear keeps its PFN inverted.</summary>
