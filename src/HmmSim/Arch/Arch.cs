@@ -91,6 +91,7 @@ public abstract class Arch
     public abstract ulong PteSwpMkexclusive(ulong pte);
     public abstract ulong PteSwpClearExclusive(ulong pte);
     public abstract bool PteSwpUffdWp(ulong pte);
+    public abstract ulong PteSwpMkuffdWp(ulong pte);
     /// <summary>swp_entry_to_pmd / pmd_to_swp_entry for PMD-level migration and device-private entries.</summary>
     public abstract ulong SwpEntryToPmd(SwapEntry entry);
     public abstract SwapEntry PmdToSwpEntry(ulong pmd);
@@ -98,6 +99,15 @@ public abstract class Arch
     public abstract ulong PmdSwpMksoftDirty(ulong pmd);
     public abstract bool PmdSwpExclusive(ulong pmd);
     public abstract ulong PmdSwpMkexclusive(ulong pmd);
+    public abstract bool PmdSwpUffdWp(ulong pmd);
+    public abstract ulong PmdSwpMkuffdWp(ulong pmd);
+
+    /// <summary>generic_max_swapfile_size: how many offsets survive a trip through the arch's swap
+    /// PTE form (swp_offset of the round-tripped swp_entry(0, ~0UL), plus one).</summary>
+    public ulong GenericMaxSwapfileSize => PteToSwpEntry(SwpEntryToPte(SwapEntry.Make(0, ~0UL))).Offset + 1;
+
+    /// <summary>arch_max_swapfile_size: the generic value unless the arch lowers it.</summary>
+    public virtual ulong ArchMaxSwapfileSize => GenericMaxSwapfileSize;
 
     public static Arch For(Architecture kind) => kind switch
     {

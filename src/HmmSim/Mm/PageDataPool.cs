@@ -15,8 +15,8 @@ internal sealed class PageDataPool
     private int _freeCount;
     private long _inUse;
 
-    public static ReadOnlySpan<byte> Zeros => s_zeros;
-    private static readonly byte[] s_zeros = new byte[PageSize];
+    public static ReadOnlySpan<byte> Zeros => _zeros;
+    private static readonly byte[] _zeros = new byte[PageSize];
 
     public long SlotsInUse => Interlocked.Read(ref _inUse);
     public long BytesReserved => (long)_chunkCount * SlotsPerChunk * PageSize;
