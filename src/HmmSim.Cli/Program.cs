@@ -8,6 +8,14 @@ internal static class Program
     public static int Main(string[] args)
     {
         var root = new RootCommand("hmmsim: an executable model of Linux HMM, ZONE_DEVICE and device-private memory.");
+        root.Subcommands.Add(VersionCommand());
+        root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        return root.Parse(args).Invoke();
+    }
+
+    private static Command VersionCommand()
+    {
         var version = new Command("version", "Print the hmmsim version.");
         version.SetAction(_ =>
         {
@@ -15,7 +23,6 @@ internal static class Program
             Console.WriteLine($"hmmsim {v}");
             return 0;
         });
-        root.Subcommands.Add(version);
-        return root.Parse(args).Invoke();
+        return version;
     }
 }

@@ -95,6 +95,7 @@ public sealed class Machine : IDisposable
             lock (_procLock)
                 procs = [.. _processes.Values];
             DebugVm.Check(Kernel, procs.Select(p => p.Mm).ToArray());
+            InvariantChecks++;
         }
         finally
         {
@@ -134,6 +135,9 @@ public sealed class Machine : IDisposable
         lock (_procLock)
             _processes.Remove(p.Pid);
     }
+
+    /// <summary>How many times the DEBUG_VM checker has run on this machine.</summary>
+    public long InvariantChecks { get; private set; }
 
     internal int ProcessCount
     {

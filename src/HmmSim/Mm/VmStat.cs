@@ -26,6 +26,12 @@ public sealed class VmStat
     {
         VmStatItem.CowFaults => "cow_fault",
         VmStatItem.HugetlbFaults => "hugetlb_fault",
+        VmStatItem.PgFault => "pgfault",
+        VmStatItem.PgMajFault => "pgmajfault",
+        VmStatItem.PgMigrateSuccess => "pgmigrate_success",
+        VmStatItem.PgMigrateFail => "pgmigrate_fail",
+        VmStatItem.PgFree => "pgfree",
+        VmStatItem.PgAlloc => "pgalloc",
         _ => ToSnake(item.ToString()),
     };
 
