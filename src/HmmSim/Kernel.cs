@@ -21,7 +21,15 @@ internal sealed partial class Kernel
         zero.Desc.Flags |= (uint)(PageFlags.Zero | PageFlags.Reserved);
         ZeroPfn = zero.ToPfn();
         Hugetlb = new HugetlbPool(this, config.HugetlbPages);
+        if (config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
+            DevicePrivateSpace = new DevicePrivateSpace(1UL << (Arch.MaxPhysmemBits - Arch.PageShift));
     }
+
+    /// <summary>The redesign's device-private address space; null in today's design.</summary>
+    public DevicePrivateSpace? DevicePrivateSpace { get; }
+    /// <summary>ZONE_DEVICE pagemaps over physical ranges (pgmap_array).</summary>
+    public List<DevPagemap> PhysPgmaps { get; } = [];
+    public Lock PgmapLock { get; } = new();
 
     /// <summary>The shared zero page (empty_zero_page): mapped read-only by anonymous read faults.</summary>
     public Pfn ZeroPfn { get; }
@@ -69,13 +77,29 @@ internal sealed partial class Kernel
     /// <summary>System RAM pages drivers hold for the life of their module (e.g. dmirror's backing pages).</summary>
     public long PagesHeldByDrivers;
 
-    /// <summary>free_zone_device_folio: the pagemap's folio_free gets the folio back.</summary>
+    /// <summary>free_zone_device_folio: the pagemap's folio_free gets the folio back; its pgmap
+    /// references are dropped, and its refcount stays 0 until zone_device_folio_init hands it out again.</summary>
     public void FreeZoneDeviceFolio(Folio folio)
     {
         var pgmap = folio.Pgmap ?? ThrowHelper.KernelBug<DevPagemap>($"freeing ZONE_DEVICE {folio} without a pgmap");
-        folio.Head.Flags &= (uint)(PageFlags.Head | PageFlags.HighByteMask);
+        int nr = folio.NrPages;
+        if (folio.IsAnon)
+            for (int i = 0; i < nr; i++)
+                folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+        folio.ClearFlag(PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty);
         folio.Mapping = 0;
-        pgmap.Ops.FolioFree?.Invoke(folio);
-        Interlocked.Decrement(ref pgmap.LiveReferences);
+        switch (pgmap.Type)
+        {
+            case MemoryType.DevicePrivate or MemoryType.DeviceCoherent:
+                pgmap.Ops.FolioFree?.Invoke(folio);
+                pgmap.PutRefs(nr);
+                break;
+            case MemoryType.Generic:
+                folio.Head.RefCount = 1;
+                break;
+            default:
+                pgmap.Ops.FolioFree?.Invoke(folio);
+                break;
+        }
     }
 }

@@ -6,14 +6,20 @@ public sealed class DevPagemapOps
     /// <summary>folio_free: the last reference to a device folio was dropped.</summary>
     public Action<Folio>? FolioFree { get; init; }
     /// <summary>migrate_to_ram: a CPU fault on a device-private entry (vmf->page is locked).</summary>
-    public Func<Page, VmFault, VmFaultResult>? MigrateToRam { get; init; }
-    /// <summary>folio_split: the core split a device folio; the driver splits its own tracking.</summary>
+    public Func<VmFault, VmFaultResult>? MigrateToRam { get; init; }
+    /// <summary>folio_split: the core split a large device folio; called with the head and each new folio.</summary>
     public Action<Folio, Folio>? FolioSplit { get; init; }
 }
 
-/// <summary>struct dev_pagemap: one registration of ZONE_DEVICE memory.</summary>
+/// <summary>struct dev_pagemap: one registration of ZONE_DEVICE memory. In the redesign a
+/// DEVICE_PRIVATE pagemap's range is in the device-private address space (an offset range in
+/// pages); otherwise it is a physical range.</summary>
 public sealed class DevPagemap
 {
+    private readonly object _lock = new();   // Monitor: memunmap waits on it for the last page
+    private long _refs;
+    private bool _killed;
+
     public DevPagemap(MemoryType type, object? owner, DevPagemapOps ops, int vmemmapShift = 0)
     {
         Type = type;
@@ -27,12 +33,62 @@ public sealed class DevPagemap
     /// pages only for a caller passing the same owner.</summary>
     public object? Owner { get; }
     public DevPagemapOps Ops { get; }
-    /// <summary>pgmap->vmemmap_shift: the order of the folios memmap_init_zone_device builds.</summary>
+    /// <summary>pgmap->vmemmap_shift: the order of the folios memmap_init_zone_device lays out.</summary>
     public int VmemmapShift { get; }
-    /// <summary>The registered ranges: physical (PFN numbers) or, in the redesign, device-private offsets.</summary>
-    public List<(ulong First, ulong Pages)> Ranges { get; } = [];
-    /// <summary>Set when the pages live in the device-private address space (the redesign).</summary>
+    /// <summary>pgmap->range: first page number (PFN, or device-private offset in the redesign) and page count.</summary>
+    public ulong First { get; internal set; }
+    public ulong NrPages { get; internal set; }
+    /// <summary>The range is in the device-private address space (the redesign), not physical.</summary>
     public bool InDevicePrivateSpace { get; internal set; }
-    /// <summary>The percpu_ref the kernel holds per live page: memunmap_pages waits for zero.</summary>
-    internal long LiveReferences;
+    /// <summary>Driver data (the chunk a dmirror pagemap belongs to, say).</summary>
+    public object? DriverData { get; set; }
+
+    public bool Contains(ulong number) => number - First < NrPages;
+
+    /// <summary>The percpu_ref: one reference per page handed out by zone_device_page_init.</summary>
+    public long References => Interlocked.Read(ref _refs);
+    public bool Killed
+    {
+        get
+        {
+            lock (_lock)
+                return _killed;
+        }
+    }
+
+    internal bool TryGetRefs(long n)
+    {
+        lock (_lock)
+        {
+            if (_killed)
+                return false;
+            _refs += n;
+            return true;
+        }
+    }
+
+    internal void PutRefs(long n)
+    {
+        lock (_lock)
+        {
+            _refs -= n;
+            if (_refs < 0)
+                ThrowHelper.KernelBug($"dev_pagemap ({Type}) reference count went negative");
+            if (_refs == 0)
+                Monitor.PulseAll(_lock);
+        }
+    }
+
+    /// <summary>percpu_ref_kill + wait_for_completion(&amp;pgmap->done): blocks until every page is freed.</summary>
+    internal void KillAndWait()
+    {
+        lock (_lock)
+        {
+            _killed = true;
+            while (_refs != 0)
+                Monitor.Wait(_lock);
+        }
+    }
+
+    public override string ToString() => $"dev_pagemap {Type} [{(InDevicePrivateSpace ? "dpi" : "pfn")} 0x{First:x}+0x{NrPages:x}]";
 }

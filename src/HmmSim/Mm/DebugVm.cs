@@ -189,8 +189,15 @@ internal static class DebugVm
     /// <summary>Every page that claims mappings was found by the walk; free pages claim nothing.</summary>
     private static void ScanMemmap(Kernel kernel, Counts counts)
     {
+        bool redesign = kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace;
         foreach (var sec in kernel.Memmap.Sections())
         {
+            // The redesign's rule: device-private pages live only in the device-private address space,
+            // so no physical memmap section may hold one (pfn_to_page could then reach it).
+            if (redesign && !sec.InDevicePrivateSpace && sec.SubsectionPgmap is { } pgmaps)
+                foreach (var pg in pgmaps)
+                    if (pg?.Type == MemoryType.DevicePrivate)
+                        ThrowHelper.KernelBug($"DEBUG_VM: physical memmap section at pfn 0x{sec.FirstNumber:x} holds device-private pages of {pg}; in the redesign they have no PFN");
             var pages = sec.Pages;
             for (int i = 0; i < pages.Length; i++)
             {
