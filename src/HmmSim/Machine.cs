@@ -21,7 +21,59 @@ public sealed class Machine : IDisposable
         BootFreePages = Kernel.Buddy.NrFreePages;
         Kernel.Dmesg.Log($"Linux version 6.19.0-hmmsim ({Config.Architecture}, {Config.PhysicalAddressBits}-bit physical, {Config.DevicePrivateDesign})");
         Kernel.Dmesg.Log($"Memory: {Config.RamBytes >> 10}K system RAM, {Kernel.Hugetlb.Total} hugetlb pages reserved");
+        _dmirrors = ProbeDmirrors();
     }
+
+    private readonly DmirrorDevice?[] _dmirrors;
+
+    /// <summary>hmm_dmirror_init: units 0 and 1 device-private, 2 and 3 device-coherent over "special
+    /// purpose memory" the model places in the first free physical space above RAM (spm_addr_dev0/1).
+    /// A unit whose first chunk cannot be set up is absent; the others still probe.</summary>
+    private DmirrorDevice?[] ProbeDmirrors()
+    {
+        var devices = new DmirrorDevice?[4];
+        for (int unit = 0; unit < 2; unit++)
+        {
+            var dev = new DmirrorDevice(Kernel, unit, DmirrorMemoryType.DevicePrivate, 0);
+            devices[unit] = dev.Init() == Errno.None ? dev : null;
+        }
+        var spm = new ulong[2];
+        for (int i = 0; i < 2; i++)
+        {
+            var err = Kernel.Resources.GetFreeMemRegion(DmirrorDevice.DevmemChunkSize, DmirrorDevice.DevmemChunkSize, $"hmm_dmirror_spm{i}", IoResDesc.None, GfrFlags.RequestRegion, out var res);
+            if (err != Errno.None)
+            {
+                Kernel.Dmesg.Log($"hmm_dmirror: no free physical space above RAM for spm_addr_dev{i} ({Memremap.ErrName(err)}); device-coherent units are absent");
+                return devices;
+            }
+            spm[i] = res!.Start;
+        }
+        // (MINOR - 2) ? spm_addr_dev0 : spm_addr_dev1 — unit 2 takes dev1's range, unit 3 dev0's, as the module does.
+        for (int unit = 2; unit < 4; unit++)
+        {
+            var dev = new DmirrorDevice(Kernel, unit, DmirrorMemoryType.DeviceCoherent, unit - 2 != 0 ? spm[0] : spm[1]);
+            devices[unit] = dev.Init() == Errno.None ? dev : null;
+        }
+        foreach (var d in devices)
+            if (d is not null)
+                Kernel.Dmesg.Log($"{d.Name}: probed ({(d.IsPrivate ? "device private" : "device coherent")})");
+        return devices;
+    }
+
+    /// <summary>open("/dev/hmm_dmirrorN") in <paramref name="process"/>.</summary>
+    internal Dmirror OpenDmirror(Process process, int unit)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if ((uint)unit >= (uint)_dmirrors.Length || _dmirrors[unit] is not { } dev)
+            throw new ErrnoException(Errno.ENOENT, $"/dev/hmm_dmirror{unit}: no such device (see Dmesg)");
+        Dmirror d;
+        using (Operation())
+            d = new Dmirror(this, process, dev);
+        return d;
+    }
+
+    /// <summary>Whether unit N probed (its /dev node exists).</summary>
+    public bool HasDmirror(int unit) => (uint)unit < (uint)_dmirrors.Length && _dmirrors[unit] is not null;
 
     public MachineConfig Config { get; }
     internal Kernel Kernel { get; }
@@ -161,6 +213,12 @@ public sealed class Machine : IDisposable
             procs = [.. _processes.Values];
         foreach (var p in procs)
             p.Dispose();
+        using (Operation())
+        {
+            // hmm_dmirror_exit: each device's release evicts and unmaps its chunks.
+            foreach (var d in _dmirrors)
+                d?.RemoveChunks();
+        }
         _disposed = true;
         if (Config.CheckInvariants)
             DebugVm.CheckTeardown(Kernel, BootFreePages);

@@ -26,6 +26,17 @@ public sealed class Process : IDisposable
         return err;
     }
 
+    /// <summary>mmap of an open /dev/hmm_dmirrorN (dmirror_fops_mmap): zeroed kernel pages inserted with
+    /// vm_insert_page into a VM_MIXEDMAP mapping.</summary>
+    public Errno Mmap(ulong addr, ulong length, Prot prot, MapFlags flags, out ulong mapped, Dmirror device, ulong offset = 0)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ulong result = 0;
+        var err = Syscall(() => DmirrorFileOps.Mmap(Mm, addr, length, prot, flags, offset, out result));
+        mapped = result;
+        return err;
+    }
+
     public Errno Munmap(ulong addr, ulong length) => Syscall(() => HmmSim.Mmap.DoMunmap(Mm, addr, length));
     public Errno Mprotect(ulong addr, ulong length, Prot prot) => Syscall(() => HmmSim.Mprotect.DoMprotect(Mm, addr, length, prot));
     public Errno Madvise(ulong addr, ulong length, Advice advice) => Syscall(() => HmmSim.Madvise.DoMadvise(Mm, addr, length, advice));
@@ -46,14 +57,20 @@ public sealed class Process : IDisposable
         using (_machine.Operation())
         {
             var mm = new MmStruct(_machine.Kernel);
+            Errno err;
             Mm.MmapLock.EnterWriteLock();
             try
             {
-                HmmSim.Fork.DupMmap(Mm, mm);
+                err = HmmSim.Fork.DupMmap(Mm, mm);
             }
             finally
             {
                 Mm.MmapLock.ExitWriteLock();
+            }
+            if (err != Errno.None)
+            {
+                mm.Dispose();   // undo the partial copy, as dup_mmap's error path does
+                throw new ErrnoException(err, "fork failed");
             }
             child = _machine.Register(mm);
         }
@@ -134,6 +151,8 @@ public sealed class Process : IDisposable
         return n;
     }
 
+
+    public Dmirror OpenDmirror(int unit) => _machine.OpenDmirror(this, unit);
 
     private Errno Syscall(Func<Errno> body)
     {

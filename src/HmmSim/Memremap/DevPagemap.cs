@@ -40,6 +40,8 @@ public sealed class DevPagemap
     public ulong NrPages { get; internal set; }
     /// <summary>The range is in the device-private address space (the redesign), not physical.</summary>
     public bool InDevicePrivateSpace { get; internal set; }
+    /// <summary>The /proc/iomem region reserved for the pagemap (today's design's request_free_mem_region).</summary>
+    internal Resource? Region { get; set; }
     /// <summary>Driver data (the chunk a dmirror pagemap belongs to, say).</summary>
     public object? DriverData { get; set; }
 

@@ -107,7 +107,7 @@ internal static class Memremap
         if (err != Errno.None)
             kernel.Resources.ReleaseRegion(res.Start, size);
         else
-            pgmap.DriverData ??= res;
+            pgmap.Region = res;
         return err;
     }
 
@@ -170,41 +170,13 @@ internal static class Memremap
         return page.Folio;
     }
 
-    /// <summary>Splits an unmapped large device folio into order-0 folios (__split_unmapped_folio for
-    /// ZONE_DEVICE): each new folio takes one reference, and a device-private pagemap's folio_split
-    /// hears of each so the driver can split its own tracking.</summary>
-    public static void SplitDeviceFolio(Folio folio)
+    /// <summary>Splits a large device folio (locked, one reference held by the caller) to order 0:
+    /// split_folio for ZONE_DEVICE, with the pagemap's folio_split told of each new folio.</summary>
+    public static Errno SplitDeviceFolio(Kernel kernel, Folio folio)
     {
         if (!folio.IsZoneDevice || !folio.IsLarge)
             ThrowHelper.KernelBug($"split of {folio}: not a large ZONE_DEVICE folio");
-        if (folio.MapCount != 0)
-            ThrowHelper.KernelBug($"split of {folio} while it is mapped {folio.MapCount} times");
-        var pgmap = folio.Pgmap!;
-        int nr = folio.NrPages;
-        uint mapping = folio.Mapping;
-        bool anon = folio.IsAnon;
-        ulong index = folio.PgIndex;
-        int extraRefs = folio.RefCount - 1;
-        for (int i = nr - 1; i >= 1; i--)
-        {
-            ref var t = ref folio.Page(i).Desc;
-            bool exclusive = (t.Flags & (uint)PageFlags.AnonExclusive) != 0;
-            int data = t.Private;
-            t = default;
-            t.Private = data;
-            t.RefCount = 1;
-            t.Mapping = mapping;
-            t.Flags = (anon ? (uint)(PageFlags.Anon | PageFlags.SwapBacked) : 0) | (exclusive ? (uint)PageFlags.AnonExclusive : 0);
-            var tail = folio.Page(i).Folio;
-            tail.PgIndex = index + (ulong)i;
-            if (pgmap.Type == MemoryType.DevicePrivate)
-                pgmap.Ops.FolioSplit?.Invoke(folio, tail);
-        }
-        ref var h = ref folio.Head;
-        h.Flags &= ~(uint)(PageFlags.Head | PageFlags.LargeRmappable);
-        h.RefCount = 1 + extraRefs;
-        if (pgmap.Type == MemoryType.DevicePrivate)
-            pgmap.Ops.FolioSplit?.Invoke(folio, folio);
+        return HugeMemory.SplitFolio(kernel, folio);
     }
 
     private static Errno Warn(Kernel kernel, Errno err, string message)

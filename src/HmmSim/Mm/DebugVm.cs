@@ -108,7 +108,7 @@ internal static class DebugVm
         var vma = VmaFor(mm, addr, pte, "pte");
         if (!arch.PtePresent(pte))
         {
-            NonPresent.Check(kernel, mm, vma, addr, kernel.Arch.PteToSwpEntry(pte), pmdLevel: false, counts.PteMaps, counts.Total);
+            CheckNonPresent(kernel, vma, addr, kernel.Arch.PteToSwpEntry(pte), pmdLevel: false, counts);
             return;
         }
         var pfn = arch.PtePfn(pte);
@@ -139,7 +139,7 @@ internal static class DebugVm
             ThrowHelper.KernelBug($"DEBUG_VM: huge pmd at 0x{addr:x} is not wholly inside {vma}");
         if (!arch.PmdPresent(pmd))
         {
-            NonPresent.Check(kernel, mm, vma, addr, arch.PmdToSwpEntry(pmd), pmdLevel: true, counts.PteMaps, counts.Total);
+            CheckNonPresent(kernel, vma, addr, arch.PmdToSwpEntry(pmd), pmdLevel: true, counts);
             return;
         }
         if (HugeMemory.IsHugeZeroPmd(kernel, pmd))
@@ -155,6 +155,8 @@ internal static class DebugVm
 
     private static void CheckRmap(Folio folio, Vma vma, ulong folioAddr, ulong addr)
     {
+        if (folio.Mapping == 0 && !folio.IsAnon)
+            return;   // a vm_insert_page'd kernel page: no address_space, nothing for rmap to find
         foreach (var m in Rmap.Walk(folio))
             if (ReferenceEquals(m.Vma, vma) && m.Address == folioAddr)
                 return;
@@ -230,13 +232,55 @@ internal static class DebugVm
         if (free + kept != bootFreePages)
             ThrowHelper.KernelBug($"DEBUG_VM: leak at teardown: {free} pages free + {kept} kept by the kernel, but {bootFreePages} were free at boot ({bootFreePages - free - kept} pages lost)");
     }
+
+    /// <summary>Non-present entries between operations: device-private and device-exclusive entries are
+    /// mappings (they hold a mapcount and a reference); a migration entry must never outlive the
+    /// migration that made it; markers hold nothing.</summary>
+    private static void CheckNonPresent(Kernel kernel, Vma vma, ulong addr, SwapEntry entry, bool pmdLevel, Counts counts)
+    {
+        var sw = kernel.Swapops;
+        if (sw.SoftleafIsMarker(entry) && !pmdLevel)
+            return;
+        if (sw.SoftleafIsMigration(entry))
+            ThrowHelper.KernelBug($"DEBUG_VM: migration entry {entry} at 0x{addr:x} in {vma} outlived its migration (folio {sw.SoftleafToFolio(entry)})");
+        if (sw.SoftleafIsDevicePrivate(entry))
+        {
+            var page = sw.SoftleafToPage(entry);
+            var folio = page.Folio;
+            if (!page.IsDevicePrivate)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private entry at 0x{addr:x} names {page}, which is not device-private");
+            if (kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace && !page.Section.InDevicePrivateSpace)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private {page} at 0x{addr:x} was reached through the physical memmap in the redesign");
+            if (!vma.IsAnonymous || !folio.IsAnon)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private {folio} mapped at 0x{addr:x} in {vma}, but device-private folios are always anonymous");
+            if (folio.RefCount <= 0)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private entry at 0x{addr:x} names freed {folio}");
+            if (pmdLevel)
+            {
+                if (folio.Order != Arch.HpagePmdOrder || folio.Page() != page)
+                    ThrowHelper.KernelBug($"DEBUG_VM: device-private PMD at 0x{addr:x} names {page}, not the head of an order-9 folio");
+                Bump(counts.PmdMaps, folio);
+                Bump(counts.Total, folio);
+                CheckRmap(folio, vma, addr, addr);
+                return;
+            }
+            Bump(counts.PteMaps, page);
+            Bump(counts.Total, folio);
+            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+            return;
+        }
+        if (sw.SoftleafIsDeviceExclusive(entry) && !pmdLevel)
+        {
+            var page = sw.SoftleafToPage(entry);
+            var folio = page.Folio;
+            if (!folio.IsAnon)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-exclusive entry at 0x{addr:x} names non-anonymous {folio}");
+            Bump(counts.PteMaps, page);
+            Bump(counts.Total, folio);
+            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+            return;
+        }
+        ThrowHelper.KernelBug($"DEBUG_VM: unexpected {(pmdLevel ? "PMD" : "PTE")} entry {entry} at 0x{addr:x} in {vma}");
+    }
 }
 
-/// <summary>Checks of non-present entries (migration, device-private, device-exclusive): none exist
-/// in the mm core, so any is a corruption; the HMM layer extends this.</summary>
-internal static partial class NonPresent
-{
-    public static void Check(Kernel kernel, MmStruct mm, Vma vma, ulong addr, SwapEntry entry, bool pmdLevel,
-        Dictionary<Page, int> pteMaps, Dictionary<Folio, int> total) =>
-        ThrowHelper.KernelBug($"DEBUG_VM: unexpected non-present entry {entry} at 0x{addr:x} in {vma}");
-}

@@ -1,11 +1,12 @@
 namespace HmmSim;
 
-/// <summary>kernel/fork.c dup_mmap and mm/memory.c copy_page_range: the child's address space.</summary>
+/// <summary>kernel/fork.c dup_mmap and mm/memory.c copy_page_range: the child's address space.
+/// A failure (a device-exclusive folio locked by someone else) fails the whole fork with ENOMEM.</summary>
 internal static class Fork
 {
     /// <summary>dup_mmap: copies every VMA (VM_DONTCOPY ones excepted) and, where vma_needs_copy says
     /// so, its page tables. Called with the parent's mmap_lock held for write.</summary>
-    public static void DupMmap(MmStruct parent, MmStruct child)
+    public static Errno DupMmap(MmStruct parent, MmStruct child)
     {
         foreach (var src in parent.Vmas.All)
         {
@@ -18,9 +19,10 @@ internal static class Fork
             if ((src.Flags & VmFlags.WipeOnFork) == 0)
                 AnonVmaFork(dst, src);
             child.Vmas.Insert(dst);
-            if ((src.Flags & VmFlags.WipeOnFork) == 0 && VmaNeedsCopy(src))
-                CopyPageRange(dst, src);
+            if ((src.Flags & VmFlags.WipeOnFork) == 0 && VmaNeedsCopy(src) && !CopyPageRange(dst, src))
+                return Errno.ENOMEM;
         }
+        return Errno.None;
     }
 
     /// <summary>anon_vma_fork: the child VMA is linked into every anon_vma of the parent's chain (so rmap
@@ -41,7 +43,7 @@ internal static class Fork
         (src.Flags & (VmFlags.PfnMap | VmFlags.MixedMap)) != 0 || src.AnonVma is not null || src.IsHugetlb;
 
     /// <summary>copy_page_range.</summary>
-    private static void CopyPageRange(Vma dst, Vma src)
+    private static bool CopyPageRange(Vma dst, Vma src)
     {
         var smm = src.Mm;
         var dmm = dst.Mm;
@@ -76,11 +78,13 @@ internal static class Fork
                 continue;
             if (!dmm.PteTable(dpmdT, addr, alloc: true, out var dpteT))
                 ThrowHelper.KernelBug("fork: out of memory for the child's page tables");
-            CopyPteRange(dst, src, dpteT, spteT, addr, next);
+            if (!CopyPteRange(dst, src, dpteT, spteT, addr, next))
+                return false;
         }
+        return true;
     }
 
-    private static void CopyPteRange(Vma dst, Vma src, Pfn dpteT, Pfn spteT, ulong start, ulong end)
+    private static bool CopyPteRange(Vma dst, Vma src, Pfn dpteT, Pfn spteT, ulong start, ulong end)
     {
         var smm = src.Mm;
         var dmm = dst.Mm;
@@ -96,9 +100,15 @@ internal static class Fork
                 if (!arch.PtePresent(pte))
                 {
                     ulong childPte = SwapFaults.CopyNonPresentPte(dst, src, ref sslot, addr);
-                    lock (dmm.PageTableLock)
-                        dmm.PteRef(dpteT, addr) = childPte;
-                    continue;
+                    if (childPte == ulong.MaxValue - 1)
+                        return false;   // a device-exclusive folio was locked: -EBUSY
+                    if (childPte != ulong.MaxValue)
+                    {
+                        lock (dmm.PageTableLock)
+                            dmm.PteRef(dpteT, addr) = childPte;
+                        continue;
+                    }
+                    pte = sslot;   // restored from device-exclusive: copy it as a present PTE
                 }
                 var page = Memory.VmNormalPage(src, pte);
                 if (!page.IsNull)
@@ -133,6 +143,7 @@ internal static class Fork
                     dmm.PteRef(dpteT, addr) = pte;
             }
         }
+        return true;
     }
 
     /// <summary>folio_maybe_dma_pinned.</summary>

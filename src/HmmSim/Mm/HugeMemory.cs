@@ -282,4 +282,76 @@ internal static class HugeMemory
             slot = e;
         }
     }
+
+    /// <summary>split_folio to order 0 of a locked large folio (with <paramref name="unmappedMigration"/>,
+    /// folio_split_unmapped for a folio under migration) the caller holds one reference on:
+    /// PMD mappings (present, migration or device-private) become PTE mappings, then every page
+    /// becomes its own folio keeping its mappings, rmap and data. Fails with EAGAIN when unexpected
+    /// references (pins) exist, as can_split_folio does. ZONE_DEVICE folios tell their pagemap
+    /// through folio_split for each new folio, then once with no tail.</summary>
+    public static Errno SplitFolio(Kernel kernel, Folio folio, bool unmappedMigration = false)
+    {
+        if (!folio.IsLarge)
+            return Errno.None;
+        if (folio.IsHugetlb || folio.IsZero)
+            return Errno.EINVAL;
+        if (!folio.IsLocked)
+            ThrowHelper.KernelBug($"split_folio of unlocked {folio}");
+        int cacheRef = !folio.IsAnon && !folio.IsZoneDevice && folio.Mapping != 0 ? 1 : 0;
+        if (folio.PinCount > 0 || folio.RefCount != folio.MapCount + 1 + cacheRef)
+            return Errno.EAGAIN;
+        if (folio.EntireMapCount > 0)
+        {
+            foreach (var m in Rmap.Walk(folio))
+            {
+                var mm = m.Vma.Mm;
+                if (m.Address < m.Vma.Start || !mm.PmdTable(m.Address, alloc: false, out var pmdTable))
+                    continue;
+                ulong pmd = mm.PmdRef(pmdTable, m.Address);
+                if (pmd != 0 && !mm.Arch.IsTable(pmd) && PmdMapsFolio(kernel, pmd, folio))
+                    SplitHugePmd(m.Vma, pmdTable, m.Address);
+            }
+            if (folio.EntireMapCount != 0)
+                ThrowHelper.KernelBug($"split_folio: {folio} is still PMD-mapped {folio.EntireMapCount} times after splitting every PMD the rmap found");
+        }
+        var pgmap = folio.Pgmap;
+        int nr = folio.NrPages;
+        uint mapping = folio.Mapping;
+        ulong index = folio.PgIndex;
+        uint keep = folio.Head.Flags & (uint)(PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty | PageFlags.Uptodate);
+        for (int i = nr - 1; i >= 0; i--)
+        {
+            ref var d = ref folio.Page(i).Desc;
+            uint exclusive = d.Flags & (uint)PageFlags.AnonExclusive;
+            int mapcount = d.MapCount, data = d.Private;
+            d = default;
+            // A folio being migrated (folio_split_unmapped) hands every new folio to the migration
+            // locked and referenced, as the head was; otherwise tails keep just their mappings' references.
+            bool asHead = i == 0 || unmappedMigration;
+            d.Flags = keep | exclusive | (asHead ? (uint)PageFlags.Locked : 0);
+            d.MapCount = mapcount;
+            d.Private = data;
+            d.Mapping = mapping;
+            d.RefCount = mapcount + (asHead ? 1 + cacheRef : 0);
+            var f = folio.Page(i).Folio;
+            f.PgIndex = index + (ulong)i;
+            if (i > 0 && pgmap?.Type == MemoryType.DevicePrivate)
+                pgmap.Ops.FolioSplit?.Invoke(folio, f);
+        }
+        if (pgmap?.Type == MemoryType.DevicePrivate)
+            pgmap.Ops.FolioSplit?.Invoke(folio, default);
+        if (!folio.IsZoneDevice)
+            kernel.VmStat.Inc(VmStatItem.ThpSplitPage);
+        return Errno.None;
+    }
+
+    /// <summary>Whether a PMD leaf (present, migration or device-private) maps <paramref name="folio"/>.</summary>
+    private static bool PmdMapsFolio(Kernel kernel, ulong pmd, Folio folio)
+    {
+        var arch = kernel.Arch;
+        if (arch.PmdPresent(pmd))
+            return !IsHugeZeroPmd(kernel, pmd) && kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Folio == folio;
+        var entry = arch.PmdToSwpEntry(pmd);
+        return kernel.Swapops.SoftleafHasPfn(entry) && kernel.Swapops.SoftleafToFolio(entry) == folio;
+    }
 }

@@ -43,6 +43,10 @@ public readonly struct Page : IEquatable<Page>
         return new DevicePrivateIndex(Section.FirstNumber + (ulong)Index);
     }
 
+    /// <summary>The page's number in its own space: its PFN, or its device-private index in the redesign.
+    /// For indexing a driver's per-page arrays; never to be turned into a <see cref="Pfn"/>.</summary>
+    internal ulong Number => Section.FirstNumber + (ulong)Index;
+
     /// <summary>A name for messages: the PFN or the device-private index, whichever the page has.</summary>
     public string Identity => Section.InDevicePrivateSpace
         ? $"dpi 0x{Section.FirstNumber + (ulong)Index:x}"

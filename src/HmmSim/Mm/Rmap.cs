@@ -2,7 +2,7 @@ namespace HmmSim;
 
 /// <summary>mm/rmap.c: mapcount bookkeeping when folios are mapped and unmapped, and the reverse
 /// walk from a folio to every (vma, address) that maps it.</summary>
-internal static class Rmap
+internal static partial class Rmap
 {
     /// <summary>folio_add_new_anon_rmap: a fresh anon folio mapped once, exclusively, at <paramref name="address"/>
     /// (the folio's first address). A large folio is mapped by one PMD here (mapped by PTEs, use the pte variant after).</summary>

@@ -1,39 +1,318 @@
 namespace HmmSim;
 
-/// <summary>Non-present, non-none page-table entries: mm/memory.c do_swap_page, zap and fork of
-/// softleaf entries, and their PMD forms. The mm core creates none (there is no swap device);
-/// migration, device-private and device-exclusive entries arrive with the HMM layer. Until then
-/// meeting one means the page tables were corrupted, and that is reported as the BUG it is.</summary>
+/// <summary>Non-present, non-none page-table entries (softleaf entries) in the mm's own paths:
+/// mm/memory.c do_swap_page, zap, fork (copy_nonpresent_pte) and mprotect (change_softleaf_pte),
+/// and their PMD forms in mm/huge_memory.c. There is no swap device: the entries met here are
+/// migration, device-private and device-exclusive ones (and markers).</summary>
 internal static class SwapFaults
 {
-    public static VmFaultResult DoSwapPage(VmFault vmf, Pfn pteTable) =>
-        Unexpected(vmf.Vma, vmf.Address, vmf.OrigPte, "do_swap_page");
+    /// <summary>do_swap_page.</summary>
+    public static VmFaultResult DoSwapPage(VmFault vmf, Pfn pteTable)
+    {
+        var vma = vmf.Vma;
+        var mm = vma.Mm;
+        var kernel = mm.Kernel;
+        var sw = kernel.Swapops;
+        var entry = kernel.Arch.PteToSwpEntry(vmf.OrigPte);
+        if (sw.SoftleafIsMigration(entry))
+        {
+            Migrate.MigrationEntryWait(kernel, entry);
+            return VmFaultResult.None;
+        }
+        if (sw.SoftleafIsDeviceExclusive(entry))
+            return DeviceExclusive.RemoveDeviceExclusiveEntry(vmf, pteTable);
+        if (sw.SoftleafIsDevicePrivate(entry))
+            return DevicePrivateFault(vmf, entry, () => mm.PteRef(pteTable, vmf.Address) == vmf.OrigPte);
+        if (sw.SoftleafIsHwpoison(entry) || sw.SoftleafIsPoisonMarker(entry))
+            return VmFaultResult.HwPoison;
+        if (sw.SoftleafIsGuardMarker(entry))
+            return VmFaultResult.Sigsegv;
+        return VmFaultResult.Sigbus;
+    }
 
-    public static VmFaultResult DoHugePmdNonPresent(VmFault vmf, Pfn pmdTable) =>
-        Unexpected(vmf.Vma, vmf.Address, vmf.Vma.Mm.PmdRef(pmdTable, vmf.Address), "do_huge_pmd non-present");
+    /// <summary>The device-private branch of do_swap_page (and do_huge_pmd_device_private): lock the
+    /// device page and ask its pagemap's migrate_to_ram to bring it back.</summary>
+    private static VmFaultResult DevicePrivateFault(VmFault vmf, SwapEntry entry, Func<bool> stillSame)
+    {
+        var mm = vmf.Vma.Mm;
+        var page = mm.Kernel.Swapops.SoftleafToPage(entry);
+        var folio = page.Folio;
+        lock (mm.PageTableLock)
+        {
+            if (!stillSame())
+                return VmFaultResult.None;
+            if (!folio.TryLock())
+                goto wait;
+            folio.Get();
+        }
+        try
+        {
+            vmf.Page = page;
+            var pgmap = folio.Pgmap ?? ThrowHelper.KernelBug<DevPagemap>($"device-private {page} without a pgmap");
+            var migrateToRam = pgmap.Ops.MigrateToRam ?? ThrowHelper.KernelBug<Func<VmFault, VmFaultResult>>($"{pgmap} has no migrate_to_ram");
+            return migrateToRam(vmf);
+        }
+        finally
+        {
+            folio.Unlock();
+            folio.Put();
+        }
+    wait:
+        var spin = new SpinWait();
+        while (folio.IsLocked)
+            spin.SpinOnce(sleep1Threshold: 20);
+        return VmFaultResult.None;
+    }
 
-    public static void ZapNonPresentPte(Vma vma, ulong addr, ulong pte) => Unexpected(vma, addr, pte, "zap_pte_range");
-    public static void ZapNonPresentPmd(Vma vma, ulong addr, ulong pmd) => Unexpected(vma, addr, pmd, "zap_huge_pmd");
+    /// <summary>A fault on a non-present PMD: a PMD migration entry (wait) or a device-private THP.</summary>
+    public static VmFaultResult DoHugePmdNonPresent(VmFault vmf, Pfn pmdTable)
+    {
+        var mm = vmf.Vma.Mm;
+        var kernel = mm.Kernel;
+        var sw = kernel.Swapops;
+        ulong haddr = vmf.Address & ~(Arch.PmdSize - 1);
+        ulong pmd = mm.PmdRef(pmdTable, haddr);
+        var entry = kernel.Arch.PmdToSwpEntry(pmd);
+        if (sw.SoftleafIsMigration(entry))
+        {
+            Migrate.MigrationEntryWait(kernel, entry);
+            return VmFaultResult.None;
+        }
+        if (sw.SoftleafIsDevicePrivate(entry))
+        {
+            vmf.PmdFault = true;
+            return DevicePrivateFault(vmf, entry, () => mm.PmdRef(pmdTable, haddr) == pmd);
+        }
+        ThrowHelper.KernelBug($"non-present PMD 0x{pmd:x16} at 0x{haddr:x} is neither migration nor device-private");
+        return VmFaultResult.Sigbus;
+    }
 
+    /// <summary>zap_nonpresent_ptes for one entry (called under the page-table lock; the slot is already cleared).</summary>
+    public static void ZapNonPresentPte(Vma vma, ulong addr, ulong pte)
+    {
+        var mm = vma.Mm;
+        var sw = mm.Kernel.Swapops;
+        var entry = mm.Arch.PteToSwpEntry(pte);
+        if (sw.SoftleafIsDevicePrivate(entry) || sw.SoftleafIsDeviceExclusive(entry))
+        {
+            var page = sw.SoftleafToPage(entry);
+            var folio = page.Folio;
+            Memory.DecRss(mm, folio);
+            Rmap.FolioRemoveRmapPtes(folio, page, 1, vma);
+            folio.Put();
+        }
+        else if (sw.SoftleafIsMigration(entry))
+        {
+            Memory.DecRss(mm, sw.SoftleafToFolio(entry));
+        }
+        else if (!sw.SoftleafIsMarker(entry))
+        {
+            ThrowHelper.KernelBug($"zap: unexpected entry {entry} at 0x{addr:x} in {vma}");
+        }
+    }
+
+    /// <summary>zap_huge_pmd of a non-present PMD (the slot is already cleared).</summary>
+    public static void ZapNonPresentPmd(Vma vma, ulong addr, ulong pmd)
+    {
+        var mm = vma.Mm;
+        var sw = mm.Kernel.Swapops;
+        var entry = mm.Arch.PmdToSwpEntry(pmd);
+        var folio = sw.SoftleafToFolio(entry);
+        Interlocked.Add(ref mm.AnonRss, -Arch.PtrsPerTable);
+        if (sw.SoftleafIsDevicePrivate(entry))
+        {
+            Rmap.FolioRemoveRmapPmd(folio, vma);
+            folio.Put();
+        }
+        else if (!sw.SoftleafIsMigration(entry))
+        {
+            ThrowHelper.KernelBug($"zap: unexpected PMD entry {entry} at 0x{addr:x} in {vma}");
+        }
+    }
+
+    /// <summary>copy_nonpresent_pte (fork). Returns the child's entry, downgrading the parent's in
+    /// place where COW demands it. A device-exclusive entry is restored in the parent first and the
+    /// result returned as ulong.MaxValue, telling the caller to copy it as a present PTE.</summary>
     public static ulong CopyNonPresentPte(Vma dst, Vma src, ref ulong srcPte, ulong addr)
     {
-        Unexpected(src, addr, srcPte, "copy_nonpresent_pte");
+        var kernel = src.Mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        ulong pte = srcPte;
+        var entry = arch.PteToSwpEntry(pte);
+        if (sw.SoftleafIsMigration(entry))
+        {
+            IncRss(dst.Mm, sw.SoftleafToFolio(entry));
+            if (!sw.SoftleafIsMigrationRead(entry) && src.IsCowMapping)
+            {
+                // A writable or exclusive migration entry becomes readable (shared) in both.
+                ulong off = entry.Offset;
+                var ro = sw.SoftleafIsMigrationDevicePrivate(entry) ? sw.MakeReadableMigrationDevicePrivateEntry(off) : sw.MakeReadableMigrationEntry(off);
+                ulong n = arch.SwpEntryToPte(ro);
+                if (arch.PteSwpSoftDirty(pte))
+                    n = arch.PteSwpMksoftDirty(n);
+                srcPte = pte = n;
+            }
+            return pte;
+        }
+        if (sw.SoftleafIsDevicePrivate(entry))
+        {
+            var page = sw.SoftleafToPage(entry);
+            var folio = page.Folio;
+            folio.Get();
+            IncRss(dst.Mm, folio);
+            page.Desc.Flags &= ~(uint)PageFlags.AnonExclusive;   // folio_try_dup_anon_rmap_pte
+            Rmap.FolioDupRmapPtes(folio, page, 1, kernel);
+            if (sw.SoftleafIsDevicePrivateWrite(entry) && src.IsCowMapping)
+                srcPte = pte = arch.SwpEntryToPte(sw.MakeReadableDevicePrivateEntry(entry.Offset));
+            return pte;
+        }
+        if (sw.SoftleafIsDeviceExclusive(entry))
+        {
+            if (!src.IsCowMapping)
+                ThrowHelper.KernelBug($"fork: device-exclusive entry in a non-COW mapping {src}");
+            var folio = sw.SoftleafToFolio(entry);
+            if (!folio.TryLock())
+                return ulong.MaxValue - 1;   // -EBUSY: fork fails
+            try
+            {
+                srcPte = DeviceExclusive.RestoreExclusivePte(src, sw.SoftleafToPage(entry), pte);
+            }
+            finally
+            {
+                folio.Unlock();
+            }
+            return ulong.MaxValue;
+        }
+        if (sw.SoftleafIsMarker(entry))
+            return sw.SoftleafIsGuardMarker(entry) ? pte : 0;
+        ThrowHelper.KernelBug($"fork: unexpected entry {entry} at 0x{addr:x} in {src}");
         return 0;
     }
 
+    /// <summary>copy_huge_non_present_pmd (fork).</summary>
     public static ulong CopyNonPresentPmd(Vma dst, Vma src, ref ulong srcPmd, ulong addr)
     {
-        Unexpected(src, addr, srcPmd, "copy_huge_non_present_pmd");
+        var kernel = src.Mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        ulong pmd = srcPmd;
+        var entry = arch.PmdToSwpEntry(pmd);
+        var folio = sw.SoftleafToFolio(entry);
+        Interlocked.Add(ref dst.Mm.AnonRss, Arch.PtrsPerTable);
+        if (sw.SoftleafIsMigration(entry))
+        {
+            if (sw.SoftleafIsMigrationWrite(entry) || sw.SoftleafIsMigrationReadExclusive(entry))
+            {
+                var ro = sw.SoftleafIsMigrationDevicePrivate(entry) ? sw.MakeReadableMigrationDevicePrivateEntry(entry.Offset) : sw.MakeReadableMigrationEntry(entry.Offset);
+                srcPmd = pmd = arch.SwpEntryToPmd(ro);
+            }
+            return pmd;
+        }
+        if (sw.SoftleafIsDevicePrivate(entry))
+        {
+            folio.Get();
+            for (int i = 0; i < folio.NrPages; i++)
+                folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+            Rmap.FolioDupRmapPmd(folio, kernel);
+            if (sw.SoftleafIsDevicePrivateWrite(entry))
+                srcPmd = pmd = arch.SwpEntryToPmd(sw.MakeReadableDevicePrivateEntry(entry.Offset));
+            return pmd;
+        }
+        ThrowHelper.KernelBug($"fork: unexpected PMD entry {entry} at 0x{addr:x} in {src}");
         return 0;
     }
 
-    public static void SplitNonPresentPmd(Vma vma, ulong pmd, Span<ulong> ptes, ulong haddr) => Unexpected(vma, haddr, pmd, "split of a non-present PMD");
-    public static ulong ChangeNonPresentPmd(Vma vma, ulong pmd) => Unexpected(vma, 0, pmd, "change_non_present_huge_pmd") == 0 ? 0 : pmd;
-    public static ulong ChangeNonPresentPte(Vma vma, ulong addr, ulong pte) => Unexpected(vma, addr, pte, "change_softleaf_pte") == 0 ? 0 : pte;
-
-    private static VmFaultResult Unexpected(Vma vma, ulong addr, ulong entry, string where)
+    /// <summary>Splitting a non-present PMD (a migration entry or a device-private THP) into 512 PTE entries.</summary>
+    public static void SplitNonPresentPmd(Vma vma, ulong pmd, Span<ulong> ptes, ulong haddr)
     {
-        ThrowHelper.KernelBug($"{where}: unexpected non-present entry 0x{entry:x16} at 0x{addr:x} in {vma}; nothing in this model creates one here");
-        return VmFaultResult.Sigbus;
+        var kernel = vma.Mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        var entry = arch.PmdToSwpEntry(pmd);
+        var folio = sw.SoftleafToFolio(entry);
+        bool softDirty = arch.PmdSwpSoftDirty(pmd);
+        if (sw.SoftleafIsMigration(entry))
+        {
+            bool write = sw.SoftleafIsMigrationWrite(entry), excl = sw.SoftleafIsMigrationReadExclusive(entry);
+            bool young = sw.IsMigrationEntryYoung(entry), dirty = sw.IsMigrationEntryDirty(entry);
+            for (int i = 0; i < Arch.PtrsPerTable; i++)
+            {
+                var page = folio.Page(i);
+                var e = write ? sw.MakeWritableMigrationEntryFromPage(page) : excl ? sw.MakeReadableExclusiveMigrationEntryFromPage(page) : sw.MakeReadableMigrationEntryFromPage(page);
+                if (young)
+                    e = sw.MakeMigrationEntryYoung(e);
+                if (dirty)
+                    e = sw.MakeMigrationEntryDirty(e);
+                ulong p = arch.SwpEntryToPte(e);
+                ptes[i] = softDirty ? arch.PteSwpMksoftDirty(p) : p;
+            }
+            return;
+        }
+        if (!sw.SoftleafIsDevicePrivate(entry))
+            ThrowHelper.KernelBug($"split of PMD entry {entry} at 0x{haddr:x}: neither migration nor device-private");
+        bool w = sw.SoftleafIsDevicePrivateWrite(entry);
+        for (int i = 0; i < Arch.PtrsPerTable; i++)
+        {
+            var page = folio.Page(i);
+            ulong p = arch.SwpEntryToPte(w ? sw.MakeWritableDevicePrivateEntryFromPage(page) : sw.MakeReadableDevicePrivateEntryFromPage(page));
+            ptes[i] = softDirty ? arch.PteSwpMksoftDirty(p) : p;
+        }
+        folio.GetMany(Arch.PtrsPerTable - 1);
+        Rmap.FolioAddAnonRmapPtes(folio, folio.Page(), folio.NrPages, vma, exclusive: false);
+        Rmap.FolioRemoveRmapPmd(folio, vma);
+    }
+
+    /// <summary>change_non_present_huge_pmd (mprotect): writable entries become readable.</summary>
+    public static ulong ChangeNonPresentPmd(Vma vma, ulong pmd)
+    {
+        var arch = vma.Mm.Arch;
+        var sw = vma.Mm.Kernel.Swapops;
+        var entry = arch.PmdToSwpEntry(pmd);
+        if (sw.SoftleafIsMigrationWrite(entry))
+        {
+            // Device-private folios are always anonymous, so only the exclusive form is reachable for them.
+            var folio = sw.SoftleafToFolio(entry);
+            var e = folio.IsAnon ? sw.MakeReadableExclusiveMigrationEntryFromPage(folio.Page(), MigrationAd(sw, entry))
+                : sw.MakeReadableMigrationEntryFromPage(folio.Page(), MigrationAd(sw, entry));
+            ulong n = arch.SwpEntryToPmd(e);
+            return arch.PmdSwpSoftDirty(pmd) ? arch.PmdSwpMksoftDirty(n) : n;
+        }
+        if (sw.SoftleafIsDevicePrivateWrite(entry))
+            return arch.SwpEntryToPmd(sw.MakeReadableDevicePrivateEntry(entry.Offset));
+        return pmd;
+    }
+
+    /// <summary>change_softleaf_pte (mprotect): a writable migration entry becomes read-exclusive (anon)
+    /// or readable (file), keeping its young/dirty bits; DEVICE_PRIVATE_WRITE becomes READ whatever the
+    /// new protection; everything else is left as it is.</summary>
+    public static ulong ChangeNonPresentPte(Vma vma, ulong addr, ulong pte)
+    {
+        var arch = vma.Mm.Arch;
+        var sw = vma.Mm.Kernel.Swapops;
+        var entry = arch.PteToSwpEntry(pte);
+        if (sw.SoftleafIsMigrationWrite(entry))
+        {
+            var page = sw.SoftleafToPage(entry);
+            var e = page.Folio.IsAnon ? sw.MakeReadableExclusiveMigrationEntryFromPage(page, MigrationAd(sw, entry))
+                : sw.MakeReadableMigrationEntryFromPage(page, MigrationAd(sw, entry));
+            ulong n = arch.SwpEntryToPte(e);
+            return arch.PteSwpSoftDirty(pte) ? arch.PteSwpMksoftDirty(n) : n;
+        }
+        if (sw.SoftleafIsDevicePrivateWrite(entry))
+            return arch.SwpEntryToPte(sw.MakeReadableDevicePrivateEntry(entry.Offset));
+        return pte;
+    }
+
+    /// <summary>The young/dirty bits of a migration entry's offset, to carry into its replacement.</summary>
+    private static ulong MigrationAd(Swapops sw, SwapEntry entry) =>
+        (sw.IsMigrationEntryYoung(entry) ? sw.SwpMigYoung : 0) | (sw.IsMigrationEntryDirty(entry) ? sw.SwpMigDirty : 0);
+
+    private static void IncRss(MmStruct mm, Folio folio)
+    {
+        if (folio.IsAnon)
+            Interlocked.Increment(ref mm.AnonRss);
+        else
+            Interlocked.Increment(ref mm.ShmemRss);
     }
 }

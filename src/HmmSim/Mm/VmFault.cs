@@ -57,6 +57,8 @@ public sealed class VmFault
     public FaultFlags Flags { get; }
     /// <summary>vmf->page: for a device-private fault, the (locked) device page.</summary>
     public Page Page { get; internal set; }
+    /// <summary>The fault is on a PMD entry (vmf->pte is NULL): a device-private THP migrates whole.</summary>
+    public bool PmdFault { get; internal set; }
     /// <summary>The PTE value seen when the fault began (vmf->orig_pte).</summary>
     public ulong OrigPte { get; internal set; }
 }

@@ -214,10 +214,13 @@ public class MemremapTests
         var pgmap = PrivatePgmap(freed, splits);
         Assert.Equal(Errno.None, HmmSim.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 256 * Mib, "dev"));
         var folio = HmmSim.Memremap.ZoneDeviceFolioInit(HmmSim.Memremap.PageOf(m.Kernel, pgmap, 2048), 9);
+        Assert.Equal(Errno.None, HmmSim.Memremap.SplitDeviceFolio(m.Kernel, folio));
         folio.Unlock();
-        HmmSim.Memremap.SplitDeviceFolio(folio);
+        // One call per new folio, then a final call with no tail, as dmirror_devmem_folio_split expects.
         Assert.Equal(512, splits.Count);
         Assert.All(splits, s => Assert.Equal(folio, s.Item1));
+        Assert.True(splits[^1].Item2.IsNull);
+        Assert.Equal(511, splits.Count(s => !s.Item2.IsNull));
         for (int i = 0; i < 512; i++)
         {
             var f = folio.Page(i).Folio;

@@ -1,0 +1,414 @@
+namespace HmmSim;
+
+/// <summary>One 256 MiB chunk of a dmirror device's memory: struct dmirror_chunk. The per-page
+/// arrays stand in for zone_device_data: the backing system page of a device-private page, and the
+/// dmirror that migrated it there (what the kernel keeps in the backing page's zone_device_data).</summary>
+internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
+{
+    public DmirrorDevice Device { get; } = device;
+    public DevPagemap Pgmap { get; } = pgmap;
+    public bool Remove { get; set; }
+    public Page[] Backing { get; } = new Page[pgmap.NrPages];
+    public Dmirror?[] Owner { get; } = new Dmirror?[pgmap.NrPages];
+
+    public int IndexOf(Page page) => (int)(page.Number - Pgmap.First);
+}
+
+/// <summary>struct dmirror_device (lib/test_hmm.c): one /dev/hmm_dmirrorN, its device memory in
+/// 256 MiB chunks with LIFO free lists of small pages and of 2 MiB folios.</summary>
+internal sealed class DmirrorDevice
+{
+    public const ulong DevmemChunkSize = 256UL << 20;
+
+    private readonly Lock _devmemLock = new();   // mdevice->devmem_lock
+    private readonly Lock _lock = new();         // mdevice->lock (the free lists)
+    private readonly List<DmirrorChunk> _chunks = [];
+    private readonly Stack<Page> _freePages = new();
+    private readonly Stack<Page> _freeFolios = new();
+
+    public DmirrorDevice(Kernel kernel, int unit, DmirrorMemoryType type, ulong spmAddr)
+    {
+        Kernel = kernel;
+        Unit = unit;
+        Type = type;
+        SpmAddr = spmAddr;
+    }
+
+    public Kernel Kernel { get; }
+    public int Unit { get; }
+    public DmirrorMemoryType Type { get; }
+    /// <summary>spm_addr_dev0/1: the coherent device's fixed physical range.</summary>
+    public ulong SpmAddr { get; }
+    public bool Probed { get; private set; }
+    public long Calloc;
+    public long Cfree;
+    public bool IsPrivate => Type == DmirrorMemoryType.DevicePrivate;
+    public string Name => $"hmm_dmirror{Unit}";
+
+    public DmirrorChunk[] Chunks()
+    {
+        lock (_devmemLock)
+            return [.. _chunks];
+    }
+
+    /// <summary>dmirror_device_init: the device exists only if its first chunk can be set up.</summary>
+    public Errno Init()
+    {
+        var err = AllocateChunk(out _, wantPage: false, isLarge: false);
+        if (err != Errno.None)
+        {
+            Kernel.Dmesg.Log($"{Name}: probe failed: could not set up the first {DevmemChunkSize >> 20} MB chunk ({Memremap.ErrName(err)})");
+            return err;
+        }
+        Probed = true;
+        return Errno.None;
+    }
+
+    /// <summary>dmirror_allocate_chunk.</summary>
+    public Errno AllocateChunk(out Page page, bool wantPage, bool isLarge)
+    {
+        page = default;
+        var pgmap = new DevPagemap(IsPrivate ? MemoryType.DevicePrivate : MemoryType.DeviceCoherent, this, new DevPagemapOps
+        {
+            FolioFree = DevmemFree,
+            MigrateToRam = DevmemFault,
+            FolioSplit = DevmemFolioSplit,
+        });
+        Errno err;
+        lock (_devmemLock)
+        {
+            err = IsPrivate
+                ? Memremap.AddDevicePrivateMemory(Kernel, pgmap, DevmemChunkSize, "hmm_dmirror")
+                : Memremap.MemremapPages(Kernel, pgmap, new PhysicalRange(SpmAddr, DevmemChunkSize));
+            if (err != Errno.None)
+                return err;
+            var chunk = new DmirrorChunk(this, pgmap);
+            pgmap.DriverData = chunk;
+            _chunks.Add(chunk);
+            Kernel.Dmesg.Log($"{Name}: added new {DevmemChunkSize >> 20} MB chunk (total {_chunks.Count} chunks, {_chunks.Count * (int)(DevmemChunkSize >> 20)} MB) {(pgmap.InDevicePrivateSpace ? "offsets" : "PFNs")} [0x{pgmap.First:x} 0x{pgmap.First + pgmap.NrPages:x})");
+        }
+        lock (_lock)
+        {
+            ulong last = pgmap.First + pgmap.NrPages;
+            for (ulong n = pgmap.First; n < last;)
+            {
+                var p = Memremap.PageOf(Kernel, pgmap, n - pgmap.First);
+                if (isLarge && (n & (Arch.PtrsPerTable - 1)) == 0 && n + Arch.PtrsPerTable <= last)
+                {
+                    _freeFolios.Push(p);
+                    n += Arch.PtrsPerTable;
+                    continue;
+                }
+                _freePages.Push(p);
+                n++;
+            }
+            if (!wantPage)
+                return Errno.None;
+            var list = isLarge ? _freeFolios : _freePages;
+            if (list.Count == 0)
+                return Errno.ENOMEM;
+            page = list.Pop();
+            Calloc += isLarge ? Arch.PtrsPerTable : 1;
+        }
+        return Errno.None;
+    }
+
+    public static DmirrorChunk ChunkOf(Page page) =>
+        page.Pgmap?.DriverData as DmirrorChunk ?? ThrowHelper.KernelBug<DmirrorChunk>($"{page} is not dmirror device memory");
+
+    /// <summary>BACKING_PAGE: the system page holding a device-private page's data; a coherent page itself.</summary>
+    public static Page BackingPage(Page page)
+    {
+        if (!page.IsDevicePrivate)
+            return page;
+        var chunk = ChunkOf(page);
+        return chunk.Backing[chunk.IndexOf(page)];
+    }
+
+    /// <summary>The dmirror whose migration put the page here (rpage->zone_device_data).</summary>
+    public static Dmirror? OwnerOf(Page page)
+    {
+        var chunk = ChunkOf(page);
+        return chunk.Owner[chunk.IndexOf(page)];
+    }
+
+    public static void SetOwner(Page page, Dmirror dmirror)
+    {
+        var chunk = ChunkOf(page);
+        chunk.Owner[chunk.IndexOf(page)] = dmirror;
+    }
+
+    /// <summary>dmirror_devmem_alloc_page: a locked device folio (order 9 if large) with its backing pages.</summary>
+    public Page DevmemAllocPage(bool isLarge)
+    {
+        int order = isLarge ? Arch.HpagePmdOrder : 0;
+        Page rpage = default;
+        if (IsPrivate)
+        {
+            rpage = Kernel.Buddy.Alloc(order, compound: order > 0);
+            if (rpage.IsNull)
+                return default;
+            Interlocked.Add(ref Kernel.PagesHeldByDrivers, 1L << order);
+        }
+        Page dpage = default;
+        lock (_lock)
+        {
+            var list = isLarge ? _freeFolios : _freePages;
+            if (list.Count > 0)
+            {
+                dpage = list.Pop();
+                Calloc += 1L << order;
+            }
+        }
+        if (dpage.IsNull && AllocateChunk(out dpage, wantPage: true, isLarge) != Errno.None)
+        {
+            if (!rpage.IsNull)
+                FreeBacking(rpage);
+            return default;
+        }
+        Memremap.ZoneDeviceFolioInit(dpage, order);
+        var chunk = ChunkOf(dpage);
+        chunk.Backing[chunk.IndexOf(dpage)] = rpage;
+        return dpage;
+    }
+
+    private void FreeBacking(Page rpage)
+    {
+        var folio = rpage.Folio;
+        Interlocked.Add(ref Kernel.PagesHeldByDrivers, -folio.NrPages);
+        folio.Put();
+    }
+
+    /// <summary>dmirror_devmem_free (folio_free): the backing pages go back to the buddy, the device
+    /// folio back on its free list unless its chunk is being removed.</summary>
+    private void DevmemFree(Folio folio)
+    {
+        var page = folio.Page();
+        var chunk = ChunkOf(page);
+        int idx = chunk.IndexOf(page);
+        var rpage = chunk.Backing[idx];
+        int order = IsPrivate ? (rpage.IsNull ? 0 : rpage.Folio.Order) : folio.Order;
+        if (IsPrivate && !rpage.IsNull)
+        {
+            FreeBacking(rpage);
+            chunk.Backing[idx] = default;
+        }
+        chunk.Owner[idx] = null;
+        lock (_lock)
+        {
+            if (chunk.Remove)
+                return;
+            Cfree += 1L << order;
+            (order > 0 ? _freeFolios : _freePages).Push(page);
+        }
+    }
+
+    /// <summary>dmirror_devmem_folio_split: keep the backing folio in step with a split device folio.</summary>
+    private void DevmemFolioSplit(Folio head, Folio tail)
+    {
+        var chunk = ChunkOf(head.Page());
+        int h = chunk.IndexOf(head.Page());
+        var rpage = chunk.Backing[h];
+        if (rpage.IsNull)
+        {
+            if (!tail.IsNull)
+                chunk.Backing[chunk.IndexOf(tail.Page())] = default;
+            return;
+        }
+        if (tail.IsNull)
+        {
+            // folio_reset_order + folio_init_count on the backing folio's head.
+            ref var d = ref rpage.Desc;
+            d.Flags &= ~(uint)(PageFlags.Head | PageFlags.HighByteMask);
+            d.RefCount = 1;
+            d.Mapping = 0;
+            return;
+        }
+        int offset = chunk.IndexOf(tail.Page()) - h;
+        var rtail = rpage.Nth(offset);
+        chunk.Backing[h + offset] = rtail;
+        chunk.Owner[h + offset] = chunk.Owner[h];
+        ref var t = ref rtail.Desc;
+        t.Flags &= ~(uint)(PageFlags.Tail | PageFlags.HighByteMask);
+        t.Mapping = 0;
+        t.RefCount = 1;
+    }
+
+    /// <summary>dmirror_devmem_fault (migrate_to_ram): bring one page (a PMD fault: the whole folio) back.</summary>
+    private VmFaultResult DevmemFault(VmFault vmf)
+    {
+        var folio = vmf.Page.Folio;
+        var dmirror = OwnerOf(folio.Page()) ?? ThrowHelper.KernelBug<Dmirror>($"device {vmf.Page} has no owning dmirror");
+        int order = vmf.PmdFault ? folio.Order : 0;
+        ulong size = Arch.PageSize << order;
+        var args = new MigrateVma
+        {
+            Vma = vmf.Vma,
+            Start = vmf.Address & ~(size - 1),
+            PgmapOwner = this,
+            Flags = SelectDevice() | (order > 0 ? MigrateVmaSelect.Compound : 0),
+            FaultPage = vmf.Page,
+        };
+        args.End = args.Start + size;
+        args.Src = new ulong[1 << order];
+        args.Dst = new ulong[1 << order];
+        if (MigrateDevice.MigrateVmaSetup(Kernel, args) != Errno.None)
+            return VmFaultResult.Sigbus;
+        var ret = FaultAllocAndCopy(args, dmirror);
+        if (ret != VmFaultResult.None)
+        {
+            MigrateDevice.MigrateVmaFinalize(Kernel, args);
+            return ret;
+        }
+        MigrateDevice.MigrateVmaPages(Kernel, args);
+        MigrateDevice.MigrateVmaFinalize(Kernel, args);
+        return VmFaultResult.None;
+    }
+
+    public MigrateVmaSelect SelectDevice() => IsPrivate ? MigrateVmaSelect.DevicePrivate : MigrateVmaSelect.DeviceCoherent;
+
+    /// <summary>dmirror_devmem_fault_alloc_and_copy: system pages for every collected device page, the data
+    /// copied from the backing pages, the owning mirror's entries erased. Its stepping is the kernel's:
+    /// `order` carries over to the entries that follow a large one.</summary>
+    public VmFaultResult FaultAllocAndCopy(MigrateVma args, Dmirror dmirror)
+    {
+        int s = 0;
+        int order = 0;
+        for (ulong addr = args.Start; addr < args.End;)
+        {
+            var spage = MigratePfn.ToPage(Kernel, args.Src[s]);
+            if (spage.IsNull || (args.Src[s] & MigratePfn.Migrate) == 0 || !(spage.IsDevicePrivate || spage.IsDeviceCoherent))
+            {
+                addr += Arch.PageSize;
+                s += 1 << order;
+                continue;
+            }
+            spage = BackingPage(spage);
+            order = spage.Folio.Order;
+            if (order > 0)
+                args.Dst[s] = MigratePfn.Compound;
+            if ((args.Src[s] & MigratePfn.Write) != 0)
+                args.Dst[s] |= MigratePfn.Write;
+            Folio? dfolio;
+            if ((dmirror.Flags & DmirrorFlags.FailAlloc) != 0)
+            {
+                dmirror.Flags &= ~DmirrorFlags.FailAlloc;
+                args.Dst[s] &= ~MigratePfn.Compound;
+                dfolio = null;
+            }
+            else
+            {
+                dfolio = Memory.AllocUserFolio(Kernel, order);
+            }
+            if (dfolio is null && order == 0)
+                return VmFaultResult.Oom;
+            if (dfolio is { } df)
+            {
+                df.Lock();
+                args.Dst[s] |= MigratePfn.FromPage(df.Page());
+            }
+            for (int i = 0; i < 1 << order; i++)
+            {
+                Page dstPage;
+                if (dfolio is null)
+                {
+                    if (Memory.AllocUserFolio(Kernel, 0) is not { } small)
+                    {
+                        while (i > 0)
+                        {
+                            var f = MigratePfn.ToPage(Kernel, args.Dst[s + --i]).Folio;
+                            f.Unlock();
+                            f.Put();
+                        }
+                        for (; i < 1 << order; i++)
+                            args.Dst[s + i] = 0;
+                        return VmFaultResult.Oom;
+                    }
+                    small.Lock();
+                    args.Dst[s + i] = MigratePfn.FromPage(small.Page());
+                    dstPage = small.Page();
+                }
+                else
+                {
+                    dstPage = dfolio.Value.Page(i);
+                }
+                dmirror.Erase(addr >> Arch.PageShift);
+                var src = spage.Nth(i);
+                if (src.HasData)
+                    src.ReadData().CopyTo(dstPage.WriteData());
+                addr += Arch.PageSize;
+            }
+            s += 1 << order;
+        }
+        return VmFaultResult.None;
+    }
+
+    /// <summary>dmirror_device_evict_chunk: every in-use page of the chunk goes back to system memory.</summary>
+    public void EvictChunk(DmirrorChunk chunk)
+    {
+        var pgmap = chunk.Pgmap;
+        ulong npages = pgmap.NrPages;
+        var src = new ulong[npages];
+        var dst = new ulong[npages];
+        var first = Memremap.PageOf(Kernel, pgmap, 0);
+        MigrateDevice.MigrateDeviceRange(Kernel, src, MigratePfn.FromPage(first), npages);
+        for (ulong i = 0; i < npages; i++)
+        {
+            var dpage = MigratePfn.ToPage(Kernel, src[i]);
+            if (dpage.IsNull || (src[i] & MigratePfn.Migrate) == 0)
+                continue;
+            var spage = BackingPage(dpage);
+            int order = (src[i] & MigratePfn.Compound) != 0 ? dpage.Folio.Order : 0;
+            var folio = Memory.AllocUserFolio(Kernel, order) ?? ThrowHelper.KernelBug<Folio>($"{Name}: no system memory to evict device memory into");
+            folio.Lock();
+            dst[i] = MigratePfn.FromPage(folio.Page()) | (src[i] & MigratePfn.Write) | (order > 0 ? MigratePfn.Compound : 0);
+            for (int k = 0; k < 1 << order; k++)
+                if (spage.Nth(k).HasData)
+                    spage.Nth(k).ReadData().CopyTo(folio.Page(k).WriteData());
+        }
+        MigrateDevice.MigrateDevicePages(Kernel, src, dst, npages);
+        MigrateDevice.MigrateDeviceFinalize(Kernel, src, dst, npages);
+    }
+
+    /// <summary>dmirror_device_remove_chunks (HMM_DMIRROR_RELEASE and device release).</summary>
+    public void RemoveChunks()
+    {
+        lock (_devmemLock)
+        {
+            foreach (var chunk in _chunks)
+            {
+                lock (_lock)
+                {
+                    chunk.Remove = true;
+                    RemoveFreePages(chunk);
+                }
+                EvictChunk(chunk);
+                if (IsPrivate)
+                    Memremap.RemoveDevicePrivateMemory(Kernel, chunk.Pgmap);
+                else
+                    Memremap.MemunmapPages(Kernel, chunk.Pgmap);
+            }
+            _chunks.Clear();
+            lock (_lock)
+            {
+                _freePages.Clear();
+                _freeFolios.Clear();
+            }
+        }
+    }
+
+    /// <summary>dmirror_remove_free_pages.</summary>
+    private void RemoveFreePages(DmirrorChunk chunk)
+    {
+        Filter(_freePages, chunk);
+        Filter(_freeFolios, chunk);
+    }
+
+    private static void Filter(Stack<Page> list, DmirrorChunk chunk)
+    {
+        var keep = list.Where(p => ChunkOf(p) != chunk).Reverse().ToArray();
+        list.Clear();
+        foreach (var p in keep)
+            list.Push(p);
+    }
+}
