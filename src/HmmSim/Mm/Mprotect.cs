@@ -33,8 +33,10 @@ internal static class Mprotect
             nstart = tmp;
             if (nstart >= end)
                 return Errno.None;
+            // mprotect_fixup may have merged the VMA with its next neighbour (which already had the
+            // new flags): the kernel goes on from the merged VMA's end, so only a gap is ENOMEM.
             var next = mm.Vmas.FindVma(nstart);
-            if (next is null || next.Start != nstart)
+            if (next is null || next.Start > nstart)
                 return Errno.ENOMEM;
             vma = next;
         }
