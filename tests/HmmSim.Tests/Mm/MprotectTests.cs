@@ -144,4 +144,30 @@ public class MprotectTests
         Assert.Equal(1, p.ReadInt32(h));
         Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(h, 2));
     }
+
+    [Fact]
+    public void MprotectAcrossVmaThatMergesWithItsNextNeighbourSucceeds()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, 4 * PageSize);
+        p.WriteInt32(a, 1);
+        Assert.Equal(Errno.None, p.Mprotect(a + 2 * PageSize, 2 * PageSize, Prot.Read));
+        // The first VMA becomes read-only, merges with the second, and the walk must go on from there.
+        Assert.Equal(Errno.None, p.Mprotect(a, 4 * PageSize, Prot.Read));
+        Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a + 3 * PageSize, 1));
+        Assert.Equal(1, p.ReadInt32(a));
+    }
+
+    [Fact]
+    public void MprotectOverHoleChangesVmasBeforeTheHole()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, 3 * PageSize);
+        Assert.Equal(Errno.None, p.Munmap(a + PageSize, PageSize));
+        Assert.Equal(Errno.ENOMEM, p.Mprotect(a, 3 * PageSize, Prot.Read));
+        Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a, 1));
+        p.WriteInt32(a + 2 * PageSize, 1);
+    }
 }
