@@ -9,7 +9,8 @@ internal static class Mprotect
             return Errno.EINVAL;
         if (len == 0)
             return Errno.None;
-        if (((uint)prot & ~7u) != 0)
+        // arch_validate_prot: PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM (0x8, accepted and ignored).
+        if (((uint)prot & ~0xfu) != 0)
             return Errno.EINVAL;
         ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
         ulong end = start + alignedLen;
