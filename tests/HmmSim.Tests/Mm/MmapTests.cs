@@ -156,4 +156,15 @@ public class MmapTests
         Assert.Equal(Errno.None, p.Munmap(a, PageSize));
         Assert.Throws<SegmentationFaultException>(() => p.ReadInt32(a));
     }
+
+    [Fact]
+    public void MmapIgnoresUnknownProtBits()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        // do_mmap does not validate prot: unknown bits are dropped by calc_vm_prot_bits.
+        Assert.Equal(Errno.None, p.Mmap(0, PageSize, Prot.Read | (Prot)0x40, PrivAnon, out var a));
+        Assert.Equal(0, p.ReadInt32(a));
+        Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a, 1));
+    }
 }

@@ -170,4 +170,15 @@ public class MprotectTests
         Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a, 1));
         p.WriteInt32(a + 2 * PageSize, 1);
     }
+
+    [Fact]
+    public void MprotectWithProtSemIsAccepted()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, PageSize);
+        Assert.Equal(Errno.None, p.Mprotect(a, PageSize, Prot.Read | (Prot)0x8));   // PROT_SEM
+        Assert.Equal(0, p.ReadInt32(a));
+        Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a, 1));
+    }
 }
