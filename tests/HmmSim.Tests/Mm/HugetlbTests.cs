@@ -101,4 +101,48 @@ public class HugetlbTests
         p.WriteInt32(a + PmdSize - 4, 1);
         Assert.Equal(1, p.ReadInt32(a + PmdSize - 4));
     }
+
+    [Fact]
+    public void HugetlbMremapGrowIsEinval()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, PmdSize, Rw, PrivHuge);
+        Assert.Equal(Errno.EINVAL, p.Mremap(a, PmdSize, 2 * PmdSize, MremapFlags.MayMove, 0, out _));
+    }
+
+    [Fact]
+    public void HugetlbMremapShrinkByWholeHugePageSucceeds()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, 2 * PmdSize, Rw, PrivHuge);
+        p.WriteInt32(a, 4);
+        Assert.Equal(Errno.None, p.Mremap(a, 2 * PmdSize, PmdSize, MremapFlags.None, 0, out var r));
+        Assert.Equal(a, r);
+        Assert.Equal(4, p.ReadInt32(a));
+        Assert.Throws<SegmentationFaultException>(() => p.ReadInt32(a + PmdSize));
+    }
+
+    [Fact]
+    public void HugetlbMremapMoveCarriesData()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, PmdSize, Rw, PrivHuge);
+        ulong t = Map(p, PmdSize, Rw, PrivHuge);
+        p.WriteInt32(a + 12, 8);
+        Assert.Equal(Errno.None, p.Mremap(a, PmdSize, PmdSize, MremapFlags.MayMove | MremapFlags.Fixed, t, out var r));
+        Assert.Equal(t, r);
+        Assert.Equal(8, p.ReadInt32(t + 12));
+        Assert.Throws<SegmentationFaultException>(() => p.ReadInt32(a));
+    }
+
+    [Fact]
+    public void HugetlbFixedMappingAtUnalignedAddressIsEinval()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        Assert.Equal(Errno.EINVAL, p.Mmap(0x4000_1000, PmdSize, Rw, PrivHuge | MapFlags.Fixed, out _));
+    }
 }

@@ -167,4 +167,24 @@ public class MmapTests
         Assert.Equal(0, p.ReadInt32(a));
         Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a, 1));
     }
+
+    [Fact]
+    public void MmapSharedValidateIsAcceptedAsShared()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, PageSize, Rw, MapFlags.Shared | MapFlags.Private | MapFlags.Anonymous);   // MAP_SHARED_VALIDATE
+        p.WriteInt32(a, 1);
+        using var c = p.Fork();
+        c.WriteInt32(a, 2);
+        Assert.Equal(2, p.ReadInt32(a));
+    }
+
+    [Fact]
+    public void MmapOfFileWithoutFileIsEbadf()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        Assert.Equal(Errno.EBADF, p.Mmap(0, PageSize, Rw, MapFlags.Shared, out _));
+    }
 }
