@@ -76,7 +76,9 @@ internal static class Mremap
         var err = VmaToResize(mm, addr, oldLen, newLen, out var vma);
         if (err != Errno.None)
             return err;
-        if ((flags & MremapFlags.DontUnmap) != 0 && (vma!.Flags & (VmFlags.Shared | VmFlags.PfnMap | VmFlags.MixedMap)) != 0 && vma.IsHugetlb)
+        // MREMAP_DONTUNMAP would expand the mapping in a new way: refused where VM_DONTEXPAND (hugetlb,
+        // special mappings) or VM_PFNMAP says the mapping must not grow.
+        if ((flags & MremapFlags.DontUnmap) != 0 && (vma!.Flags & (VmFlags.DontExpand | VmFlags.PfnMap)) != 0)
             return Errno.EINVAL;
         if (fixedTarget)
         {
