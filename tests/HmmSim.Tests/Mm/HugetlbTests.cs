@@ -145,4 +145,16 @@ public class HugetlbTests
         using var p = m.CreateProcess();
         Assert.Equal(Errno.EINVAL, p.Mmap(0x4000_1000, PmdSize, Rw, PrivHuge | MapFlags.Fixed, out _));
     }
+
+    [Fact]
+    public void HugetlbMremapDontUnmapIsEinval()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, PmdSize, Rw, PrivHuge);
+        p.WriteInt32(a, 3);
+        // hugetlb VMAs are VM_DONTEXPAND, which MREMAP_DONTUNMAP refuses.
+        Assert.Equal(Errno.EINVAL, p.Mremap(a, PmdSize, PmdSize, MremapFlags.MayMove | MremapFlags.DontUnmap, 0, out _));
+        Assert.Equal(3, p.ReadInt32(a));
+    }
 }
