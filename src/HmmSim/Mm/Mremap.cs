@@ -109,6 +109,9 @@ internal static class Mremap
         vma = mm.Vmas.Lookup(addr);
         if (vma is null)
             return Errno.EFAULT;
+        // old_len 0 asks for a duplicate of the mapping, which only makes sense for shared memory.
+        if (oldLen == 0 && (vma.Flags & (VmFlags.Shared | VmFlags.MayShare)) == 0)
+            return Errno.EINVAL;
         if (oldLen > vma.End - addr)
             return Errno.EFAULT;
         if (oldLen == newLen)
