@@ -214,4 +214,28 @@ public class MremapTests
         Assert.Equal(1, c.ReadInt32(a));
         Assert.Equal(2, p.ReadInt32(r));
     }
+
+    [Fact]
+    public void MremapDontUnmapOfSharedAnonymousKeepsSharedDataAtBothAddresses()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, 2 * PageSize, Rw, SharedAnon);
+        p.WriteInt32(a + PageSize, 15);
+        Assert.Equal(Errno.None, p.Mremap(a, 2 * PageSize, 2 * PageSize, MremapFlags.MayMove | MremapFlags.DontUnmap, 0, out var r));
+        Assert.Equal(15, p.ReadInt32(r + PageSize));
+        // The old VMA still maps the same shmem object: its data is there, not zeros.
+        Assert.Equal(15, p.ReadInt32(a + PageSize));
+        p.WriteInt32(r, 16);
+        Assert.Equal(16, p.ReadInt32(a));
+    }
+
+    [Fact]
+    public void MremapWithOldLengthZeroOfPrivateMappingIsEinval()
+    {
+        using var m = new Machine();
+        using var p = m.CreateProcess();
+        ulong a = Map(p, PageSize);
+        Assert.Equal(Errno.EINVAL, p.Mremap(a, 0, PageSize, MremapFlags.MayMove, 0, out _));
+    }
 }
