@@ -17,8 +17,7 @@ internal static class Mmap
         var kernel = mm.Kernel;
         if ((offset & (Arch.PageSize - 1)) != 0)
             return Errno.EINVAL;
-        if (((uint)prot & ~7u) != 0)
-            return Errno.EINVAL;
+        // do_mmap does not validate prot: calc_vm_prot_bits drops bits it does not know.
         ulong pgoff = offset >> Arch.PageShift;
         bool anonymous = (flags & MapFlags.Anonymous) != 0;
         bool hugetlb = (flags & MapFlags.Hugetlb) != 0;

@@ -9,7 +9,8 @@ internal static class Mprotect
             return Errno.EINVAL;
         if (len == 0)
             return Errno.None;
-        if (((uint)prot & ~7u) != 0)
+        // arch_validate_prot: PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM (0x8, accepted and ignored).
+        if (((uint)prot & ~0xfu) != 0)
             return Errno.EINVAL;
         ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
         ulong end = start + alignedLen;
@@ -33,8 +34,10 @@ internal static class Mprotect
             nstart = tmp;
             if (nstart >= end)
                 return Errno.None;
+            // mprotect_fixup may have merged the VMA with its next neighbour (which already had the
+            // new flags): the kernel goes on from the merged VMA's end, so only a gap is ENOMEM.
             var next = mm.Vmas.FindVma(nstart);
-            if (next is null || next.Start != nstart)
+            if (next is null || next.Start > nstart)
                 return Errno.ENOMEM;
             vma = next;
         }

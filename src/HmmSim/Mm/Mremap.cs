@@ -76,7 +76,9 @@ internal static class Mremap
         var err = VmaToResize(mm, addr, oldLen, newLen, out var vma);
         if (err != Errno.None)
             return err;
-        if ((flags & MremapFlags.DontUnmap) != 0 && (vma!.Flags & (VmFlags.Shared | VmFlags.PfnMap | VmFlags.MixedMap)) != 0 && vma.IsHugetlb)
+        // MREMAP_DONTUNMAP would expand the mapping in a new way: refused where VM_DONTEXPAND (hugetlb,
+        // special mappings) or VM_PFNMAP says the mapping must not grow.
+        if ((flags & MremapFlags.DontUnmap) != 0 && (vma!.Flags & (VmFlags.DontExpand | VmFlags.PfnMap)) != 0)
             return Errno.EINVAL;
         if (fixedTarget)
         {
@@ -107,6 +109,9 @@ internal static class Mremap
         vma = mm.Vmas.Lookup(addr);
         if (vma is null)
             return Errno.EFAULT;
+        // old_len 0 asks for a duplicate of the mapping, which only makes sense for shared memory.
+        if (oldLen == 0 && (vma.Flags & (VmFlags.Shared | VmFlags.MayShare)) == 0)
+            return Errno.EINVAL;
         if (oldLen > vma.End - addr)
             return Errno.EFAULT;
         if (oldLen == newLen)
