@@ -170,13 +170,14 @@ internal static class Memremap
         return page.Folio;
     }
 
-    /// <summary>Splits a large device folio (locked, one reference held by the caller) to order 0:
-    /// split_folio for ZONE_DEVICE, with the pagemap's folio_split told of each new folio.</summary>
+    /// <summary>Splits an unmapped large device folio (locked, one reference held by the caller) to
+    /// order 0, as folio_split_unmapped does for a folio under migration: every new folio comes back
+    /// locked with one reference, and the pagemap's folio_split hears of each.</summary>
     public static Errno SplitDeviceFolio(Kernel kernel, Folio folio)
     {
         if (!folio.IsZoneDevice || !folio.IsLarge)
             ThrowHelper.KernelBug($"split of {folio}: not a large ZONE_DEVICE folio");
-        return HugeMemory.SplitFolio(kernel, folio);
+        return HugeMemory.SplitFolio(kernel, folio, unmappedMigration: true);
     }
 
     private static Errno Warn(Kernel kernel, Errno err, string message)

@@ -67,16 +67,17 @@ public class MemremapTests
     {
         using var m = new Machine(new MachineConfig { DevicePrivateDesign = DevicePrivateDesign.PhysicalAddressSpace });
         var pgmap = PrivatePgmap();
-        Assert.Equal(Errno.None, HmmSim.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 256 * Mib, "hmm_dmirror"));
+        Assert.Equal(Errno.None, HmmSim.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 256 * Mib, "testdev"));
         Assert.False(pgmap.InDevicePrivateSpace);
-        // request_free_mem_region searches top-down: the region ends at the top of the 46-bit space.
-        Assert.Equal(((1UL << 46) - 256 * Mib) >> 12, pgmap.First);
-        Assert.Contains("hmm_dmirror", m.Iomem(), StringComparison.Ordinal);
+        // request_free_mem_region searches top-down: the two dmirror private units took the top 512 MiB
+        // of the 46-bit space at boot, so this region ends where theirs begin.
+        Assert.Equal(((1UL << 46) - 3 * 256 * Mib) >> 12, pgmap.First);
+        Assert.Contains("testdev", m.Iomem(), StringComparison.Ordinal);
         var page = HmmSim.Memremap.PageOf(m.Kernel, pgmap, 5);
         Assert.Equal(new Pfn(pgmap.First + 5), page.ToPfn());
         Assert.True(page.IsDevicePrivate);
         HmmSim.Memremap.RemoveDevicePrivateMemory(m.Kernel, pgmap);
-        Assert.DoesNotContain("hmm_dmirror", m.Iomem(), StringComparison.Ordinal);
+        Assert.DoesNotContain("testdev", m.Iomem(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -215,7 +216,6 @@ public class MemremapTests
         Assert.Equal(Errno.None, HmmSim.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 256 * Mib, "dev"));
         var folio = HmmSim.Memremap.ZoneDeviceFolioInit(HmmSim.Memremap.PageOf(m.Kernel, pgmap, 2048), 9);
         Assert.Equal(Errno.None, HmmSim.Memremap.SplitDeviceFolio(m.Kernel, folio));
-        folio.Unlock();
         // One call per new folio, then a final call with no tail, as dmirror_devmem_folio_split expects.
         Assert.Equal(512, splits.Count);
         Assert.All(splits, s => Assert.Equal(folio, s.Item1));
@@ -227,10 +227,14 @@ public class MemremapTests
             Assert.Equal(folio.Page(i), f.Page());
             Assert.Equal(0, f.Order);
             Assert.Equal(1, f.RefCount);
+            Assert.True(f.IsLocked);
             Assert.Same(pgmap, f.Pgmap);
         }
         for (int i = 0; i < 512; i++)
+        {
+            folio.Page(i).Folio.Unlock();
             folio.Page(i).Folio.Put();
+        }
         Assert.Equal(512, freed.Count);
         Assert.Equal(0, pgmap.References);
         HmmSim.Memremap.RemoveDevicePrivateMemory(m.Kernel, pgmap);
@@ -284,10 +288,11 @@ public class MemremapTests
     {
         using var m = new Machine(new MachineConfig { DevicePrivateDesign = design });
         long before = m.VmStat["struct_page_bytes_model"];
+        long kernelBefore = m.VmStat["struct_page_bytes_kernel"];
         var pgmap = PrivatePgmap();
         Assert.Equal(Errno.None, HmmSim.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 1UL << 40, "big"));
         // The kernel would spend 64 bytes of struct page per 4 KiB page: 16 GiB.
-        Assert.Equal(16L << 30, m.VmStat["struct_page_bytes_kernel"] - (long)(8 * Gib / 4096 * 64));
+        Assert.Equal(16L << 30, m.VmStat["struct_page_bytes_kernel"] - kernelBefore);
         Assert.Equal(before, m.VmStat["struct_page_bytes_model"]);
         // Using one page builds the memmap of its section only (128 MiB: 768 KiB of model struct pages).
         var folio = HmmSim.Memremap.ZoneDeviceFolioInit(HmmSim.Memremap.PageOf(m.Kernel, pgmap, pgmap.NrPages - 1), 0);

@@ -22,7 +22,7 @@ public class ModelBasedTests
         public readonly Dictionary<int, RefPage> Pages = pages;
     }
 
-    private static readonly Prot[] s_prots = [Prot.None, Prot.Read, Prot.Read | Prot.Write];
+    private static readonly Prot[] _prots = [Prot.None, Prot.Read, Prot.Read | Prot.Write];
 
     private static ulong Addr(int page) => WindowBase + (ulong)page * PageSize;
 
@@ -101,7 +101,7 @@ public class ModelBasedTests
     private static void DoMmap(Random rng, Proc pr)
     {
         var (s, n) = RandomRange(rng);
-        var prot = s_prots[rng.Next(s_prots.Length)];
+        var prot = _prots[rng.Next(_prots.Length)];
         var flags = PrivAnon | (rng.Next(4) == 0 ? MapFlags.Populate : 0);
         bool noReplace = rng.Next(4) == 0;
         flags |= noReplace ? MapFlags.FixedNoReplace : MapFlags.Fixed;
@@ -128,7 +128,7 @@ public class ModelBasedTests
     private static void DoMprotect(Random rng, Proc pr)
     {
         var (s, n) = RandomRange(rng);
-        var prot = s_prots[rng.Next(s_prots.Length)];
+        var prot = _prots[rng.Next(_prots.Length)];
         var err = pr.Process.Mprotect(Addr(s), (ulong)n * PageSize, prot);
         // The kernel changes the VMAs up to the first hole, then fails with ENOMEM.
         bool hole = false;
