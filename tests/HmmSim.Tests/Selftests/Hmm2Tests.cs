@@ -68,7 +68,9 @@ public class Hmm2Tests
         var proc = self.Self;
         ulong npages = 7;
         ulong size = npages << PageShift;
-        var buffer = NewBuffer(size, npages);
+        // The C test mallocs npages bytes, yet its two one-page migrations copy a whole page into
+        // that mirror (past the allocation, into the heap). A page-sized mirror gives them room.
+        var buffer = NewBuffer(size, PageSize);
 
         // Reserve a range of addresses.
         buffer.Ptr = MmapOk(proc, size, Prot.None, PrivateAnon);
