@@ -1,0 +1,1128 @@
+using System.Diagnostics;
+using static HmmSim.Tests.Selftests.HmmFixture;
+
+#pragma warning disable CA1707, IDE1006 // test names are the kernel's TEST_F names
+
+namespace HmmSim.Tests.Selftests;
+
+/// <summary>tools/testing/selftests/mm/hmm-tests.c, FIXTURE(hmm): every TEST_F but
+/// benchmark_thp_migration, for both variants (dmirror unit 0, device private; unit 2, device
+/// coherent) and both device-private designs. A fork() in C is Process.Fork(); the child's code
+/// runs on the child object before the parent's waitpid() resumes, and child.Dispose() is its exit.</summary>
+public class HmmTests
+{
+    private const Prot ProtRw = Prot.Read | Prot.Write;
+    private const MapFlags PrivateAnon = MapFlags.Private | MapFlags.Anonymous;
+    private const MapFlags SharedAnon = MapFlags.Shared | MapFlags.Anonymous;
+
+    /// <summary>npages = ALIGN(HMM_BUFFER_SIZE, page_size) >> page_shift; ASSERT_NE(npages, 0).</summary>
+    private static ulong BufferPages()
+    {
+        ulong npages = Align(HmmBufferSize, PageSize) >> PageShift;
+        Assert.NotEqual(0UL, npages);
+        return npages;
+    }
+
+    private static long Ints(ulong bytes) => (long)(bytes / sizeof(int));
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void open_close(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_read(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        // Page 0 stays pte_none and page 1 becomes the zero page; the rest is ptr[i] = i.
+        long first = Ints(2 * PageSize);
+        p.Write(buffer.Ptr + 2 * PageSize, MakeInts(size / sizeof(int) - (ulong)first, i => (int)(i + first)));
+
+        Assert.Equal(Errno.None, p.Mprotect(buffer.Ptr, size, Prot.Read));
+
+        int val = p.ReadInt32(buffer.Ptr + PageSize);
+        Assert.Equal(0, val);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Read, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        AssertInts(buffer.Mirror, 0, first, _ => 0, "mirror");
+        AssertInts(buffer.Mirror, first, Ints(size), i => (int)i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_read_prot(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+        // So that a write by the device would show.
+        FillInts(buffer.Mirror, i => (int)-i);
+
+        Assert.Equal(Errno.None, p.Mprotect(buffer.Ptr, size, Prot.None));
+
+        Assert.Equal(Errno.EFAULT, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Read, buffer, npages));
+
+        Assert.Equal(Errno.None, p.Mprotect(buffer.Ptr, size, Prot.Read));
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)-i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_write(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        FillInts(buffer.Mirror, i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Write, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_write_prot(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, Prot.Read, PrivateAnon);
+
+        // The device reads one page: the zero page.
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Read, buffer, 1));
+        Assert.Equal(1UL, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        FillInts(buffer.Mirror, i => (int)i);
+
+        Assert.Equal(Errno.EPERM, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Write, buffer, npages));
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), _ => 0);
+
+        // Once writable, the device's write replaces the zero page.
+        Assert.Equal(Errno.None, p.Mprotect(buffer.Ptr, size, Prot.Write | Prot.Read));
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Write, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_write_child(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        for (int migrate = 0; migrate < 2; ++migrate)
+        {
+            for (int useThp = 0; useThp < 2; ++useThp)
+            {
+                ulong npages = Align(useThp != 0 ? ReadPmdPagesize() : HmmBufferSize, PageSize) >> PageShift;
+                Assert.NotEqual(0UL, npages);
+                ulong size = npages << PageShift;
+
+                var buffer = NewBuffer(size * 2, size);
+                buffer.Ptr = MmapOk(p, size * 2, ProtRw, PrivateAnon);
+
+                ulong oldPtr = buffer.Ptr;
+                if (useThp != 0)
+                {
+                    ulong map = Align(buffer.Ptr, size);
+                    Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+                    buffer.Ptr = map;
+                }
+
+                CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+                FillInts(buffer.Mirror.AsSpan(0, (int)size), i => (int)-i);
+
+                if (migrate != 0)
+                {
+                    Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+                    Assert.Equal(npages, buffer.CPages);
+                }
+
+                var child = p.Fork();
+                {
+                    // The child: its own copy of the buffer struct and mirror.
+                    var cbuf = buffer.CloneForChild();
+                    CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)i);
+                    if (migrate == 0)
+                        AssertInts(cbuf.Mirror, 0, Ints(size), i => (int)-i, "mirror");
+
+                    // The child needs its own mirror of its own mm (hmm_open(0) in every variant).
+                    using (var childFd = child.OpenDmirror(0))
+                    {
+                        Assert.Equal(Errno.None, HmmDmirrorCmd(childFd, HmmDmirrorRequest.Write, cbuf, npages));
+                        Assert.Equal(npages, cbuf.CPages);
+                        Assert.Equal(1UL, cbuf.Faults);
+
+                        if (migrate == 0)
+                            CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)-i);
+                    }
+                    child.Dispose();
+                }
+
+                // The parent, after waitpid(): its buffer did not change.
+                CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+                buffer.Ptr = oldPtr;
+                HmmBufferFree(p, buffer);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_write_child_shared(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, SharedAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+        FillInts(buffer.Mirror, i => (int)-i);
+
+        var child = p.Fork();
+        {
+            var cbuf = buffer.CloneForChild();
+            CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)i);
+            AssertInts(cbuf.Mirror, 0, Ints(size), i => (int)-i, "mirror");
+
+            using (var childFd = child.OpenDmirror(0))
+            {
+                Assert.Equal(Errno.None, HmmDmirrorCmd(childFd, HmmDmirrorRequest.Write, cbuf, npages));
+                Assert.Equal(npages, cbuf.CPages);
+                Assert.Equal(1UL, cbuf.Faults);
+
+                CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)-i);
+            }
+            child.Dispose();
+        }
+
+        // The parent sees the child's device write: no COW of a shared mapping. The C test
+        // returns here without hmm_buffer_free.
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)-i);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_write_huge(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = 2 * ReadPmdPagesize();
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        size /= 2;
+        ulong npages = size >> PageShift;
+        ulong map = Align(buffer.Ptr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        ulong oldPtr = buffer.Ptr;
+        buffer.Ptr = map;
+
+        FillInts(buffer.Mirror.AsSpan(0, (int)size), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Write, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        buffer.Ptr = oldPtr;
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_write_hugetlbfs(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong defaultHsize = DefaultHugePageSize();
+        ulong size = Align(TwoMeg, defaultHsize);
+        ulong npages = size >> PageShift;
+
+        // The C test SKIPs when the huge page cannot be mapped; the model reserves hugetlb pages.
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon | MapFlags.Hugetlb);
+
+        FillInts(buffer.Mirror, i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Write, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        p.Munmap(buffer.Ptr, buffer.Size);
+        buffer.Ptr = 0;
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void file_read(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+
+        var fd = self.HmmCreateFile(size);
+        var buffer = NewBuffer(size, size);
+        buffer.Fd = fd;
+
+        FillInts(buffer.Mirror, i => (int)i);
+        Assert.Equal(Errno.None, fd.Pwrite(buffer.Mirror, 0, out ulong len));
+        Assert.Equal(size, len);
+        Array.Clear(buffer.Mirror);
+
+        buffer.Ptr = MmapOk(p, size, Prot.Read, MapFlags.Shared, fd);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Read, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void file_write(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+
+        var fd = self.HmmCreateFile(size);
+        var buffer = NewBuffer(size, size);
+        buffer.Fd = fd;
+        buffer.Ptr = MmapOk(p, size, ProtRw, MapFlags.Shared, fd);
+
+        FillInts(buffer.Mirror, i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Write, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        Assert.Equal(1UL, buffer.Faults);
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        // The device's write reached the file.
+        Assert.Equal(Errno.None, fd.Pread(buffer.Mirror, 0, out ulong len));
+        Assert.Equal(size, len);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_fault(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        // Fault the first half back to system memory.
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size / 2), i => (int)i);
+
+        // Migrate the mix of system and device memory again.
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_release(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Release, buffer, npages));
+
+        // The C test checks the first half only.
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size / 2), i => (int)i);
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_shared(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, SharedAnon);
+
+        Assert.Equal(Errno.ENOENT, HmmMigrateSysToDev(self.Fd, buffer, npages));
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_multiple(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+
+        for (int c = 0; c < NTimes; c++)
+        {
+            var buffer = NewBuffer(size, size);
+            buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+            CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+            Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+            Assert.Equal(npages, buffer.CPages);
+            AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+            // Coherent memory is CPU-accessible and never faults back: migrate it explicitly.
+            if (HmmIsCoherentType(self.DeviceNumber))
+            {
+                Assert.Equal(Errno.None, HmmMigrateDevToSys(self.Fd, buffer, npages));
+                Assert.Equal(npages, buffer.CPages);
+            }
+
+            CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+            HmmBufferFree(p, buffer);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_read_multiple(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+
+        for (int c = 0; c < NTimes; c++)
+        {
+            var buffer = NewBuffer(size, size);
+            buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+            CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)(i + c));
+
+            Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Read, buffer, npages));
+            Assert.Equal(npages, buffer.CPages);
+            Assert.Equal(1UL, buffer.Faults);
+
+            AssertInts(buffer.Mirror, 0, Ints(size), i => (int)(i + c), "mirror");
+
+            HmmBufferFree(p, buffer);
+        }
+    }
+
+    /// <summary>unmap_buffer: after a short random delay, munmap the second half of the buffer while
+    /// the device reads it, then clear buffer->ptr.</summary>
+    private static void UnmapBuffer(Process p, HmmBuffer buffer, long delayNs)
+    {
+        long until = Stopwatch.GetTimestamp() + delayNs * Stopwatch.Frequency / 1_000_000_000;
+        while (Stopwatch.GetTimestamp() < until)
+            Thread.SpinWait(16);
+        ulong ptr = Volatile.Read(ref buffer.Ptr);
+        p.Munmap(ptr + buffer.Size / 2, buffer.Size / 2);
+        Volatile.Write(ref buffer.Ptr, 0UL);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void anon_teardown(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        // hmm_random() reads /dev/urandom; a fixed seed keeps the interleavings reproducible.
+        var random = new Random(0x4d4d48);
+
+        for (int c = 0; c < NTimes; ++c)
+        {
+            var buffer = NewBuffer(size, size);
+            buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+            CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)(i + c));
+
+            long delayNs = random.Next(32000);
+            Exception? threadFault = null;
+            var thread = new Thread(() =>
+            {
+                try
+                {
+                    UnmapBuffer(p, buffer, delayNs);
+                }
+                catch (Exception e)
+                {
+                    threadFault = e;
+                }
+            });
+            thread.Start();
+
+            var rc = HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Read, buffer, npages);
+            if (rc == Errno.None)
+            {
+                Assert.Equal(npages, buffer.CPages);
+                Assert.Equal(1UL, buffer.Faults);
+                AssertInts(buffer.Mirror, 0, Ints(size), i => (int)(i + c), "mirror");
+            }
+
+            thread.Join();
+            if (threadFault is not null)
+                throw new InvalidOperationException("unmap_buffer failed", threadFault);
+            // buffer->ptr is NULL now: as in C, the first half stays mapped until exit.
+            HmmBufferFree(p, buffer);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void mixedmap(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = 1;
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, npages);
+
+        // A MAP_PRIVATE mapping of the dmirror device file itself (VM_MIXEDMAP).
+        Assert.Equal(Errno.None, MmapDmirror(p, size, ProtRw, MapFlags.Private, self.Fd, out buffer.Ptr));
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        Assert.Equal((byte)DmirrorProt.Read, buffer.Mirror[0]);
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void compound(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong defaultHsize = DefaultHugePageSize();
+        ulong size = Align(TwoMeg, defaultHsize);
+        ulong npages = size >> PageShift;
+
+        // The C test returns silently when the huge page cannot be mapped; the model has them.
+        var buffer = NewBuffer(size, npages);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon | MapFlags.Hugetlb);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        for (ulong i = 0; i < npages; ++i)
+            Assert.Equal((byte)(DmirrorProt.Write | DmirrorProt.Pmd), buffer.Mirror[i]);
+
+        Assert.Equal(Errno.None, p.Mprotect(buffer.Ptr, size, Prot.Read));
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        for (ulong i = 0; i < npages; ++i)
+            Assert.Equal((byte)(DmirrorProt.Read | DmirrorProt.Pmd), buffer.Mirror[i]);
+
+        p.Munmap(buffer.Ptr, buffer.Size);
+        buffer.Ptr = 0;
+        HmmBufferFree(p, buffer);
+    }
+
+    /// <summary>The CPU loop ASSERT_EQ(ptr[i]++, i) over the buffer: every int is loaded (the first
+    /// load of a page restores its device-exclusive entry) and checked, then all are stored back
+    /// incremented. One load and one store of the whole buffer rather than one per int: the
+    /// invariant checker runs after each access, and the end state is the same.</summary>
+    private static void CpuCheckAndIncrement(Process p, ulong ptr, ulong size)
+    {
+        var data = new byte[size];
+        p.Read(ptr, data);
+        AssertInts(data, 0, Ints(size), i => (int)i, "ptr");
+        FillInts(data, i => (int)(i + 1));
+        p.Write(ptr, data);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void exclusive(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Exclusive, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        // CPU access takes the pages back from the device.
+        CpuCheckAndIncrement(p, buffer.Ptr, size);
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)(i + 1));
+
+        // The device's atomic access has been revoked.
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.CheckExclusive, buffer, npages));
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void exclusive_mprotect(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Exclusive, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        Assert.Equal(Errno.None, p.Mprotect(buffer.Ptr, size, Prot.Read));
+
+        Assert.Equal(Errno.EPERM, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Write, buffer, npages));
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void exclusive_cow(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Exclusive, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        // fork() with the result ignored: parent and child both run the rest of the test.
+        var child = p.Fork();
+        var cbuf = buffer.CloneForChild();
+
+        CpuCheckAndIncrement(p, buffer.Ptr, size);
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)(i + 1));
+
+        CpuCheckAndIncrement(child, cbuf.Ptr, size);
+        CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)(i + 1));
+        HmmBufferFree(child, cbuf);
+        child.Dispose();
+
+        HmmBufferFree(p, buffer);
+    }
+
+    /// <summary>One gup_test ioctl on one page (nr_pages_per_call = 1, size = page_size, gup_flags =
+    /// FOLL_WRITE | flags), with the references or pins dropped again as mm/gup_test.c does.</summary>
+    private static void GupTestExec(Process p, ulong addr, FollFlags flags)
+    {
+        var pages = new Page[1];
+        long nr = p.GetUserPages(addr, pages, FollFlags.Write | flags);
+        Assert.Equal(1L, nr);
+        if ((flags & FollFlags.Pin) != 0)
+            Gup.UnpinUserPage(pages[0]);
+        else
+            Gup.PutPage(pages[0]);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void hmm_gup_test(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = 4;
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        // GUP_BASIC_TEST: get_user_pages.
+        GupTestExec(p, buffer.Ptr, FollFlags.Get);
+        // GUP_FAST_BENCHMARK: get_user_pages_fast (falls back to the slow path for a non-present pte).
+        GupTestExec(p, buffer.Ptr + 1 * PageSize, FollFlags.Get);
+        // PIN_FAST_BENCHMARK with FOLL_LONGTERM: pin_user_pages_fast.
+        GupTestExec(p, buffer.Ptr + 2 * PageSize, FollFlags.Pin | FollFlags.Longterm);
+        // PIN_LONGTERM_BENCHMARK: pin_user_pages with FOLL_LONGTERM added by gup_test.
+        GupTestExec(p, buffer.Ptr + 3 * PageSize, FollFlags.Pin | FollFlags.Longterm);
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        var m = buffer.Mirror;
+        if (HmmIsCoherentType(self.DeviceNumber))
+        {
+            Assert.Equal((byte)(DmirrorProt.DevCoherentLocal | DmirrorProt.Write), m[0]);
+            Assert.Equal((byte)(DmirrorProt.DevCoherentLocal | DmirrorProt.Write), m[1]);
+        }
+        else
+        {
+            Assert.Equal((byte)DmirrorProt.Write, m[0]);
+            Assert.Equal((byte)DmirrorProt.Write, m[1]);
+        }
+        Assert.Equal((byte)DmirrorProt.Write, m[2]);
+        Assert.Equal((byte)DmirrorProt.Write, m[3]);
+
+        // No data was corrupted.
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void hmm_cow_in_device(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = 4;
+        ulong size = npages << PageShift;
+        var buffer = NewBuffer(size, size);
+        buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        // The child only spins until SIGTERM: it does nothing before its exit.
+        var child = p.Fork();
+
+        // The parent writes the COW pages: private pages fault back to RAM first, then are copied.
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        child.Dispose();
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        for (ulong i = 0; i < npages; i++)
+            Assert.Equal((byte)DmirrorProt.Write, buffer.Mirror[i]);
+
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_anon_huge_empty(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        var buffer = NewBuffer(2 * size, size);
+        Array.Fill(buffer.Mirror, (byte)0xFF);
+        buffer.Ptr = MmapOk(p, 2 * size, Prot.Read, PrivateAnon);
+
+        ulong npages = size >> PageShift;
+        ulong map = Align(buffer.Ptr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        ulong oldPtr = buffer.Ptr;
+        buffer.Ptr = map;
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        AssertInts(buffer.Mirror, 0, Ints(size), _ => 0, "mirror");
+
+        buffer.Ptr = oldPtr;
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_anon_huge_zero(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        var buffer = NewBuffer(2 * size, size);
+        Array.Fill(buffer.Mirror, (byte)0xFF);
+        buffer.Ptr = MmapOk(p, 2 * size, Prot.Read, PrivateAnon);
+
+        ulong npages = size >> PageShift;
+        ulong map = Align(buffer.Ptr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        ulong oldPtr = buffer.Ptr;
+        buffer.Ptr = map;
+
+        // A read maps the huge zero page.
+        int val = p.ReadInt32(buffer.Ptr);
+        Assert.Equal(0, val);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        AssertInts(buffer.Mirror, 0, Ints(size), _ => 0, "mirror");
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), _ => 0);
+
+        buffer.Ptr = oldPtr;
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_anon_huge_free(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        var buffer = NewBuffer(2 * size, size);
+        Array.Fill(buffer.Mirror, (byte)0xFF);
+        buffer.Ptr = MmapOk(p, 2 * size, ProtRw, PrivateAnon);
+
+        ulong npages = size >> PageShift;
+        ulong map = Align(buffer.Ptr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        ulong oldPtr = buffer.Ptr;
+        buffer.Ptr = map;
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.Free));
+
+        buffer.Ptr = oldPtr;
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_anon_huge_fault(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        var buffer = NewBuffer(2 * size, size);
+        Array.Fill(buffer.Mirror, (byte)0xFF);
+        buffer.Ptr = MmapOk(p, 2 * size, ProtRw, PrivateAnon);
+
+        ulong npages = size >> PageShift;
+        ulong map = Align(buffer.Ptr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        ulong oldPtr = buffer.Ptr;
+        buffer.Ptr = map;
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+        buffer.Ptr = oldPtr;
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_partial_unmap_fault(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        ulong[] offsets = [0, 512 * OneKb, OneMeg];
+
+        for (int useThp = 0; useThp < 2; ++useThp)
+        {
+            for (int j = 0; j < offsets.Length; ++j)
+            {
+                var buffer = NewBuffer(2 * size, size);
+                Array.Fill(buffer.Mirror, (byte)0xFF);
+                buffer.Ptr = MmapOk(p, 2 * size, ProtRw, PrivateAnon);
+
+                ulong npages = size >> PageShift;
+                ulong map = Align(buffer.Ptr, size);
+                Assert.Equal(Errno.None, p.Madvise(map, size, useThp != 0 ? Advice.HugePage : Advice.NoHugePage));
+                ulong oldPtr = buffer.Ptr;
+                buffer.Ptr = map;
+
+                CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+                Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+                Assert.Equal(npages, buffer.CPages);
+                AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+                p.Munmap(buffer.Ptr + offsets[j], OneMeg);
+
+                // Fault back what is still mapped: [0, offset) and [offset + 1 MiB, size).
+                CpuAssertInts(p, buffer.Ptr, 0, Ints(offsets[j]), i => (int)i);
+                CpuAssertInts(p, buffer.Ptr, Ints(offsets[j] + OneMeg), Ints(size), i => (int)i);
+
+                buffer.Ptr = oldPtr;
+                HmmBufferFree(p, buffer);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_remap_fault(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        ulong[] offsets = [0, 512 * OneKb, OneMeg];
+        ulong newPtr = 0;
+
+        for (int before = 0; before < 2; ++before)
+        {
+            for (int dontUnmap = 0; dontUnmap < 2; ++dontUnmap)
+            {
+                for (int useThp = 0; useThp < 2; ++useThp)
+                {
+                    for (int j = 0; j < offsets.Length; ++j)
+                    {
+                        var flags = MremapFlags.MayMove | MremapFlags.Fixed;
+                        if (dontUnmap != 0)
+                            flags |= MremapFlags.DontUnmap;
+
+                        var buffer = NewBuffer(8 * size, size);
+                        Array.Fill(buffer.Mirror, (byte)0xFF);
+                        buffer.Ptr = MmapOk(p, buffer.Size, ProtRw, PrivateAnon);
+
+                        ulong npages = size >> PageShift;
+                        ulong map = Align(buffer.Ptr, size);
+                        Assert.Equal(Errno.None, p.Madvise(map, size, useThp != 0 ? Advice.HugePage : Advice.NoHugePage));
+                        ulong oldPtr = buffer.Ptr;
+                        p.Munmap(map + size, size * 2);
+                        buffer.Ptr = map;
+
+                        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+                        if (before != 0)
+                        {
+                            Assert.Equal(Errno.None, p.Mremap(map, size, size, flags, map + size + offsets[j], out newPtr));
+                            buffer.Ptr = newPtr;
+                        }
+
+                        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+                        Assert.Equal(npages, buffer.CPages);
+                        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+                        if (before == 0)
+                        {
+                            Assert.Equal(Errno.None, p.Mremap(map, size, size, flags, map + size + offsets[j], out newPtr));
+                            buffer.Ptr = newPtr;
+                        }
+
+                        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
+
+                        p.Munmap(newPtr, size);
+                        buffer.Ptr = oldPtr;
+                        HmmBufferFree(p, buffer);
+                    }
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_anon_huge_err(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        var buffer = NewBuffer(2 * size, 2 * size);
+        Array.Fill(buffer.Mirror, (byte)0xFF);
+
+        ulong oldPtr = MmapOk(p, 2 * size, ProtRw, PrivateAnon);
+        ulong npages = size >> PageShift;
+        ulong map = Align(oldPtr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        buffer.Ptr = map;
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        // Migrate to the device with the THP allocation failing: small device pages instead.
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Flags, buffer, (ulong)DmirrorFlags.FailAlloc));
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        // Fault back a single page.
+        Assert.Equal(2048, p.ReadInt32(buffer.Ptr + 2048 * sizeof(int)));
+
+        // Start over with a fresh mapping.
+        Assert.Equal(Errno.None, p.Munmap(oldPtr, 2 * size));
+        oldPtr = MmapOk(p, 2 * size, ProtRw, PrivateAnon);
+        map = Align(oldPtr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        buffer.Ptr = map;
+
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        // Migrate the device THP back with the system THP allocation failing.
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Flags, buffer, (ulong)DmirrorFlags.FailAlloc));
+
+        Assert.Equal(Errno.None, HmmMigrateDevToSys(self.Fd, buffer, npages));
+        Assert.Equal(2048, p.ReadInt32(buffer.Ptr + 2048 * sizeof(int)));
+
+        buffer.Ptr = oldPtr;
+        HmmBufferFree(p, buffer);
+    }
+
+    [Theory]
+    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
+    public void migrate_anon_huge_zero_err(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong size = ReadPmdPagesize();
+        var buffer = NewBuffer(2 * size, 2 * size);
+        Array.Fill(buffer.Mirror, (byte)0xFF);
+
+        ulong oldPtr = MmapOk(p, 2 * size, Prot.Read, PrivateAnon);
+        ulong npages = size >> PageShift;
+        ulong map = Align(oldPtr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        buffer.Ptr = map;
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Flags, buffer, (ulong)DmirrorFlags.FailAlloc));
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+        AssertInts(buffer.Mirror, 0, Ints(size), _ => 0, "mirror");
+
+        // Fault back a single page.
+        Assert.Equal(0, p.ReadInt32(buffer.Ptr + 2048 * sizeof(int)));
+
+        // Start over with a fresh mapping.
+        Assert.Equal(Errno.None, p.Munmap(oldPtr, 2 * size));
+        oldPtr = MmapOk(p, 2 * size, Prot.Read, PrivateAnon);
+        map = Align(oldPtr, size);
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
+        buffer.Ptr = map;
+
+        // A read maps the huge zero page. (The C test reads through its stale ptr, the previous
+        // mapping's address; the new mapping is what it means to touch.)
+        Assert.Equal(0, p.ReadInt32(buffer.Ptr));
+
+        Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Flags, buffer, (ulong)DmirrorFlags.FailAlloc));
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        // Fault the device memory back.
+        CpuAssertInts(p, buffer.Ptr, 0, Ints(size), _ => 0);
+
+        buffer.Ptr = oldPtr;
+        HmmBufferFree(p, buffer);
+    }
+}
