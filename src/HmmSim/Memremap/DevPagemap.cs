@@ -87,8 +87,15 @@ public sealed class DevPagemap
         lock (_lock)
         {
             _killed = true;
+            // The kernel would wait forever for a leaked page; the model gives up after a minute of
+            // no progress and reports the leak, so a test fails instead of hanging.
+            long last = _refs;
             while (_refs != 0)
-                Monitor.Wait(_lock);
+            {
+                if (!Monitor.Wait(_lock, TimeSpan.FromSeconds(60)) && _refs == last)
+                    ThrowHelper.KernelBug($"memunmap of {this}: {_refs} page references were never dropped (a leaked device page)");
+                last = _refs;
+            }
         }
     }
 

@@ -99,19 +99,38 @@ internal static class MigrateDevice
     }
 
     /// <summary>migrate_vma_split_folio: the large folio at an address is split so its pages can be
-    /// collected one by one. False if it cannot be.</summary>
+    /// collected one by one. The fault folio is already locked and referenced by do_swap_page; after
+    /// the split that lock and reference move to the new folio holding the fault page.</summary>
     private static bool SplitForCollect(Kernel kernel, MigrateVma m, Folio folio)
     {
-        if (!folio.TryGet())
-            return false;
-        if (!LockForCollect(m, folio))
+        bool isFault = !m.FaultPage.IsNull && m.FaultPage.Folio == folio;
+        if (!isFault)
         {
-            folio.Put();
-            return false;
+            if (!folio.TryGet())
+                return false;
+            if (!folio.TryLock())
+            {
+                folio.Put();
+                return false;
+            }
         }
         var err = HugeMemory.SplitFolio(kernel, folio);
-        UnlockCollected(m, folio);
-        folio.Put();
+        if (isFault)
+        {
+            var newFault = m.FaultPage.Folio;
+            if (err == Errno.None && newFault != folio)
+            {
+                newFault.Get();
+                newFault.Lock();
+                folio.Unlock();
+                folio.Put();
+            }
+        }
+        else
+        {
+            folio.Unlock();
+            folio.Put();
+        }
         return err == Errno.None;
     }
 

@@ -22,6 +22,19 @@ internal static partial class Gup
     /// Returns the number of pages, or a negative errno if the first page failed. Caller holds mmap_lock.</summary>
     public static long GetUserPages(MmStruct mm, ulong start, Span<Page> pages, FollFlags flags)
     {
+        // __gup_longterm_locked: a long-term pin that found device-coherent pages migrates them and looks again.
+        for (int attempt = 0; ; attempt++)
+        {
+            long n = GetUserPagesOnce(mm, start, pages, flags);
+            if (n <= 0 || (flags & FollFlags.Longterm) == 0 || !CheckAndMigrateMovablePages(mm, pages[..(int)n], flags))
+                return n;
+            if (attempt > 64)
+                ThrowHelper.KernelBug($"FOLL_LONGTERM GUP at 0x{start:x} kept finding device-coherent pages after migrating them");
+        }
+    }
+
+    private static long GetUserPagesOnce(MmStruct mm, ulong start, Span<Page> pages, FollFlags flags)
+    {
         if ((flags & (FollFlags.Get | FollFlags.Pin)) == (FollFlags.Get | FollFlags.Pin))
             ThrowHelper.Argument(nameof(flags), "FOLL_GET and FOLL_PIN are exclusive");
         int i = 0;
@@ -50,8 +63,6 @@ internal static partial class Gup
             }
             pages[i] = page;
         }
-        if ((flags & FollFlags.Longterm) != 0)
-            CheckAndMigrateMovablePages(mm, pages[..i], flags);
         return i;
     }
 
@@ -162,13 +173,51 @@ internal static partial class Gup
             page.Folio.Put();
     }
 
-    /// <summary>check_and_migrate_movable_pages: long-term pins may not hold pages that must stay movable.
-    /// The mm core has no ZONE_MOVABLE or CMA; device memory is handled by the HMM layer's hook.</summary>
-    private static void CheckAndMigrateMovablePages(MmStruct mm, Span<Page> pages, FollFlags flags)
+    /// <summary>check_and_migrate_movable_pages: a long-term pin may not hold device-coherent memory
+    /// (the device may want it back), so such folios are released, migrated to RAM with
+    /// migrate_device_coherent_folio, and the caller looks the pages up again. Returns whether it did.</summary>
+    private static bool CheckAndMigrateMovablePages(MmStruct mm, Span<Page> pages, FollFlags flags)
     {
+        var coherent = new List<Folio>();
         foreach (var p in pages)
-            if (p.IsZoneDevice && !p.IsPciP2pDma)
-                ThrowHelper.KernelBug($"FOLL_LONGTERM pinned {p} of ZONE_DEVICE: it must have been migrated to RAM first");
+            if (p.IsDeviceCoherent && !coherent.Contains(p.Folio))
+                coherent.Add(p.Folio);
+        if (coherent.Count == 0)
+            return false;
+        foreach (var f in coherent)
+            f.Get();
+        foreach (var p in pages)
+        {
+            if ((flags & FollFlags.Pin) != 0)
+                UnpinUserPage(p);
+            else if ((flags & FollFlags.Get) != 0)
+                PutPage(p);
+        }
+        foreach (var f in coherent)
+        {
+            f.Lock();
+            MigrateDeviceCoherentFolio(mm.Kernel, f);   // unlocks and drops our reference
+        }
+        return true;
+    }
+
+    /// <summary>migrate_device_coherent_folio: move one locked, referenced coherent folio to a fresh RAM page.</summary>
+    private static void MigrateDeviceCoherentFolio(Kernel kernel, Folio folio)
+    {
+        var src = new[] { MigratePfn.FromPage(folio.Page()) | MigratePfn.Migrate };
+        var dst = new ulong[1];
+        MigrateDevice.MigrateDeviceUnmap(kernel, src, 1, default);
+        if ((src[0] & MigratePfn.Migrate) == 0)
+            return;   // -EBUSY: pinned elsewhere; the unmap pass already unlocked and released it
+        if (Memory.AllocUserFolio(kernel, 0) is { } dfolio)
+        {
+            dfolio.Lock();
+            dst[0] = MigratePfn.FromPage(dfolio.Page());
+        }
+        MigrateDevice.MigrateDevicePages(kernel, src, dst, 1);
+        if ((src[0] & MigratePfn.Migrate) != 0 && folio.Page().HasData)
+            folio.Page().ReadData().CopyTo(MigratePfn.ToPage(kernel, dst[0]).WriteData());
+        MigrateDevice.MigrateDeviceFinalize(kernel, src, dst, 1);
     }
 
     /// <summary>populate_vma_page_range over [start, start+len): fault everything in; a private writable

@@ -332,7 +332,9 @@ internal static class HugeMemory
             d.MapCount = mapcount;
             d.Private = data;
             d.Mapping = mapping;
-            d.RefCount = mapcount + (asHead ? 1 + cacheRef : 0);
+            // Every new folio starts with one reference beside its mappings' (folio_ref_unfreeze); tails
+            // not kept for a migration drop it below, so a tail nobody maps is freed at once.
+            d.RefCount = mapcount + 1 + (i == 0 ? cacheRef : 0);
             var f = folio.Page(i).Folio;
             f.PgIndex = index + (ulong)i;
             if (i > 0 && pgmap?.Type == MemoryType.DevicePrivate)
@@ -342,6 +344,12 @@ internal static class HugeMemory
             pgmap.Ops.FolioSplit?.Invoke(folio, default);
         if (!folio.IsZoneDevice)
             kernel.VmStat.Inc(VmStatItem.ThpSplitPage);
+        if (!unmappedMigration)
+        {
+            // __folio_split's last loop: free_folio_and_swap_cache on every tail.
+            for (int i = 1; i < nr; i++)
+                folio.Page(i).Folio.Put();
+        }
         return Errno.None;
     }
 

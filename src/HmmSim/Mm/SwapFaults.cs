@@ -54,8 +54,10 @@ internal static class SwapFaults
         }
         finally
         {
-            folio.Unlock();
-            folio.Put();
+            // migrate_to_ram may have split the folio: the lock and reference are on vmf->page's folio now.
+            var now = vmf.Page.Folio;
+            now.Unlock();
+            now.Put();
         }
     wait:
         var spin = new SpinWait();

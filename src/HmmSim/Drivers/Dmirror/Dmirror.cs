@@ -308,7 +308,12 @@ public sealed class Dmirror : IDisposable
                 next = Math.Min(next, vma.End);
                 var args = new MigrateVma
                 {
-                    Vma = vma, Src = src, Dst = dst, Start = addr, End = next, PgmapOwner = Device,
+                    Vma = vma,
+                    Src = src,
+                    Dst = dst,
+                    Start = addr,
+                    End = next,
+                    PgmapOwner = Device,
                     Flags = MigrateVmaSelect.System | MigrateVmaSelect.Compound,
                 };
                 var ret = MigrateDevice.MigrateVmaSetup(Kernel, args);
@@ -463,7 +468,12 @@ public sealed class Dmirror : IDisposable
                 Array.Clear(dst);
                 var args = new MigrateVma
                 {
-                    Vma = vma, Src = src, Dst = dst, Start = addr, End = next, PgmapOwner = Device,
+                    Vma = vma,
+                    Src = src,
+                    Dst = dst,
+                    Start = addr,
+                    End = next,
+                    PgmapOwner = Device,
                     Flags = Device.SelectDevice() | MigrateVmaSelect.Compound,
                 };
                 var ret = MigrateDevice.MigrateVmaSetup(Kernel, args);
