@@ -10,6 +10,7 @@ internal static class Program
         var root = new RootCommand("hmmsim: an executable model of Linux HMM, ZONE_DEVICE and device-private memory.");
         root.Subcommands.Add(VersionCommand());
         root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(SelftestCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root.Parse(args).Invoke();
     }

@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 
-namespace HmmSim.Tests.Selftests;
+namespace HmmSim.Selftests;
 
 /// <summary>The ioctls of lib/test_hmm_uapi.h, as the selftest names them.</summary>
 internal enum HmmDmirrorRequest
@@ -77,19 +77,9 @@ internal sealed class HmmFixture : IDisposable
     public int DeviceNumber { get; private set; }
     public int DeviceNumber1 { get; private set; }
 
-    public static TheoryData<string, DevicePrivateDesign> HmmVariants { get; } = Variants("hmm_device_private", "hmm_device_coherent");
-    public static TheoryData<string, DevicePrivateDesign> Hmm2Variants { get; } = Variants("hmm2_device_private", "hmm2_device_coherent");
-
-    private static TheoryData<string, DevicePrivateDesign> Variants(string priv, string coherent)
-    {
-        var data = new TheoryData<string, DevicePrivateDesign>();
-        foreach (var variant in new[] { priv, coherent })
-        {
-            data.Add(variant, DevicePrivateDesign.PhysicalAddressSpace);
-            data.Add(variant, DevicePrivateDesign.DeviceAddressSpace);
-        }
-        return data;
-    }
+    /// <summary>FIXTURE_VARIANT(hmm) and FIXTURE_VARIANT(hmm2).</summary>
+    public static IReadOnlyList<string> HmmVariants { get; } = ["hmm_device_private", "hmm_device_coherent"];
+    public static IReadOnlyList<string> Hmm2Variants { get; } = ["hmm2_device_private", "hmm2_device_coherent"];
 
     /// <summary>FIXTURE_SETUP(hmm).</summary>
     public static HmmFixture Hmm(string variant, DevicePrivateDesign design)

@@ -1,18 +1,16 @@
-using static HmmSim.Tests.Selftests.HmmFixture;
+using static HmmSim.Selftests.HmmFixture;
 
 #pragma warning disable CA1707, IDE1006 // test names are the kernel's TEST_F names
 
-namespace HmmSim.Tests.Selftests;
+namespace HmmSim.Selftests;
 
 /// <summary>tools/testing/selftests/mm/hmm-tests.c, FIXTURE(hmm2): the tests with two open dmirror
 /// files (units 0 and 1, device private; units 2 and 3, device coherent), for both device-private
 /// designs. <see cref="HmmFixture.Fd"/> is self->fd0 and <see cref="HmmFixture.Fd1"/> self->fd1.</summary>
-public class Hmm2Tests
+public sealed class Hmm2Tests
 {
     private const MapFlags PrivateAnon = MapFlags.Private | MapFlags.Anonymous;
 
-    [Theory]
-    [MemberData(nameof(Hmm2Variants), MemberType = typeof(HmmFixture))]
     public void migrate_mixed(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm2(variant, design);
@@ -60,8 +58,6 @@ public class Hmm2Tests
         HmmBufferFree(proc, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(Hmm2Variants), MemberType = typeof(HmmFixture))]
     public void snapshot(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm2(variant, design);
@@ -128,8 +124,6 @@ public class Hmm2Tests
         HmmBufferFree(proc, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(Hmm2Variants), MemberType = typeof(HmmFixture))]
     public void double_map(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm2(variant, design);

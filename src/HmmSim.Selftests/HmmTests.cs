@@ -1,15 +1,15 @@
 using System.Diagnostics;
-using static HmmSim.Tests.Selftests.HmmFixture;
+using static HmmSim.Selftests.HmmFixture;
 
 #pragma warning disable CA1707, IDE1006 // test names are the kernel's TEST_F names
 
-namespace HmmSim.Tests.Selftests;
+namespace HmmSim.Selftests;
 
 /// <summary>tools/testing/selftests/mm/hmm-tests.c, FIXTURE(hmm): every TEST_F but
 /// benchmark_thp_migration, for both variants (dmirror unit 0, device private; unit 2, device
 /// coherent) and both device-private designs. A fork() in C is Process.Fork(); the child's code
 /// runs on the child object before the parent's waitpid() resumes, and child.Dispose() is its exit.</summary>
-public class HmmTests
+public sealed class HmmTests
 {
     private const Prot ProtRw = Prot.Read | Prot.Write;
     private const MapFlags PrivateAnon = MapFlags.Private | MapFlags.Anonymous;
@@ -25,15 +25,11 @@ public class HmmTests
 
     private static long Ints(ulong bytes) => (long)(bytes / sizeof(int));
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void open_close(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_read(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -62,8 +58,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_read_prot(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -89,8 +83,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_write(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -111,8 +103,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_write_prot(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -145,8 +135,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_write_child(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -209,8 +197,6 @@ public class HmmTests
         }
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_write_child_shared(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -245,8 +231,6 @@ public class HmmTests
         CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)-i);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_write_huge(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -274,8 +258,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_write_hugetlbfs(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -301,8 +283,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void file_read(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -330,8 +310,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void file_write(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -360,8 +338,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -381,8 +357,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_fault(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -409,8 +383,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_release(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -434,8 +406,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_shared(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -450,8 +420,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_multiple(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -483,8 +451,6 @@ public class HmmTests
         }
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_read_multiple(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -521,8 +487,6 @@ public class HmmTests
         Volatile.Write(ref buffer.Ptr, 0UL);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void anon_teardown(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -570,8 +534,6 @@ public class HmmTests
         }
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void mixedmap(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -591,8 +553,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void compound(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -637,8 +597,6 @@ public class HmmTests
         p.Write(ptr, data);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void exclusive(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -664,8 +622,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void exclusive_mprotect(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -688,8 +644,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void exclusive_cow(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -732,8 +686,6 @@ public class HmmTests
             Gup.PutPage(pages[0]);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void hmm_gup_test(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -780,8 +732,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void hmm_cow_in_device(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -812,8 +762,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_anon_huge_empty(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -838,8 +786,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_anon_huge_zero(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -870,8 +816,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_anon_huge_free(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -899,8 +843,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_anon_huge_fault(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -928,8 +870,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_partial_unmap_fault(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -969,8 +909,6 @@ public class HmmTests
         }
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_remap_fault(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -1031,8 +969,6 @@ public class HmmTests
         }
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_anon_huge_err(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
@@ -1089,8 +1025,6 @@ public class HmmTests
         HmmBufferFree(p, buffer);
     }
 
-    [Theory]
-    [MemberData(nameof(HmmVariants), MemberType = typeof(HmmFixture))]
     public void migrate_anon_huge_zero_err(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
