@@ -37,6 +37,93 @@ internal static class BenchCommand
             return 0;
         });
         bench.Subcommands.Add(mm);
+        bench.Subcommands.Add(MigrateCommand());
+        bench.Subcommands.Add(FaultCommand());
         return bench;
     }
+
+    private static Option<string> DesignOption() =>
+        new("--design") { Description = "PhysicalAddressSpace or DeviceAddressSpace.", DefaultValueFactory = _ => "DeviceAddressSpace" };
+
+    private static bool TryDesign(string text, out DevicePrivateDesign design) =>
+        Enum.TryParse(text, ignoreCase: true, out design) && Enum.IsDefined(design);
+
+    /// <summary>`hmmsim bench migrate`: benchmark_thp_migration beside this machine's memcpy bandwidth.</summary>
+    private static Command MigrateCommand()
+    {
+        var cmd = new Command("migrate", "The kernel's benchmark_thp_migration table (sys->dev, dev->sys; 1/4 to 128 THPs; with and without THP) beside memcpy. Example: hmmsim bench migrate --iterations 5");
+        var design = DesignOption();
+        var iterations = new Option<int>("--iterations") { Description = "Timed iterations per size (after one warm-up).", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(design);
+        cmd.Options.Add(iterations);
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            if (!TryDesign(r.GetValue(design)!, out var d) || r.GetValue(iterations) is < 1 or > 100)
+            {
+                Console.Error.WriteLine("hmmsim bench migrate: --design must be PhysicalAddressSpace or DeviceAddressSpace and --iterations 1..100");
+                return 2;
+            }
+            double memcpy = HmmWorkloads.MemcpyGBs();
+            var rows = HmmWorkloads.ThpMigration(d, r.GetValue(iterations));
+            if (r.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    design = d.ToString(),
+                    memcpyGBs = memcpy,
+                    rows = rows.Select(x => new { bytes = x.Bytes, thp = x.Thp, sysToDevMs = x.SysToDevMs, sysToDevGBs = x.SysToDevGBs, devToSysMs = x.DevToSysMs, devToSysGBs = x.DevToSysGBs }),
+                }));
+                return 0;
+            }
+            var table = new Table().Title($"benchmark_thp_migration ({d}); memcpy {memcpy:N1} GB/s")
+                .AddColumn("size").AddColumn("THP").AddColumn(new TableColumn("sys->dev ms").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
+                .AddColumn(new TableColumn("of memcpy").RightAligned()).AddColumn(new TableColumn("dev->sys ms").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
+                .AddColumn(new TableColumn("of memcpy").RightAligned());
+            foreach (var x in rows)
+            {
+                table.AddRow(Size(x.Bytes), x.Thp ? "yes" : "no", x.SysToDevMs.ToString("N3"), x.SysToDevGBs.ToString("N2"), (x.SysToDevGBs / memcpy).ToString("P1"),
+                    x.DevToSysMs.ToString("N3"), x.DevToSysGBs.ToString("N2"), (x.DevToSysGBs / memcpy).ToString("P1"));
+            }
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>`hmmsim bench fault`: hmm_range_fault snapshot throughput.</summary>
+    private static Command FaultCommand()
+    {
+        var cmd = new Command("fault", "hmm_range_fault throughput (pages/s) over a populated range, by SNAPSHOT ioctl and by one call. Example: hmmsim bench fault --size-mib 1024");
+        var design = DesignOption();
+        var size = new Option<int>("--size-mib") { Description = "Size of the populated range in MiB.", DefaultValueFactory = _ => 1024 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(design);
+        cmd.Options.Add(size);
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            int mib = r.GetValue(size);
+            if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 4096)
+            {
+                Console.Error.WriteLine("hmmsim bench fault: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..4096");
+                return 2;
+            }
+            var (ioctl, call) = HmmWorkloads.SnapshotThroughput(d, (ulong)mib << 20);
+            if (r.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new { design = d.ToString(), sizeMib = mib, snapshotIoctlPagesPerSec = ioctl, hmmRangeFaultPagesPerSec = call }));
+                return 0;
+            }
+            var table = new Table().AddColumn("figure").AddColumn(new TableColumn("pages/s").RightAligned());
+            table.AddRow($"SNAPSHOT ioctl over {mib} MiB (32-page windows)", ioctl.ToString("N0"));
+            table.AddRow($"one hmm_range_fault over {mib} MiB", call.ToString("N0"));
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string Size(ulong bytes) => bytes >= 1UL << 20 ? $"{bytes >> 20} MiB" : $"{bytes >> 10} KiB";
 }
