@@ -11,7 +11,7 @@ internal sealed partial class Kernel
         Arch = Arch.For(config.Architecture);
         ulong ramPages = config.RamBytes >> Arch.PageShift;
         ulong vmemmapEnd = Arch.VmemmapCoversOnlyLinearMap ? LinearMapEnd >> Arch.PageShift : 1UL << (config.PhysicalAddressBits - Arch.PageShift);
-        Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, vmemmapEnd);
+        Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, Arch.MaxPhysmemBits, vmemmapEnd);
         Memmap.AddRange(false, 0, ramPages, ZoneType.Normal, null);
         Buddy = new Buddy(Memmap, ramPages);
         Swapops = new Swapops(Arch, config.DevicePrivateDesign, Memmap);

@@ -9,8 +9,7 @@ internal sealed class DevicePrivateSpace(ulong limitPages)
     private readonly Lock _lock = new();
     private readonly List<DevPagemap> _ranges = [];   // sorted by First
 
-    /// <summary>mtree_alloc_range: the lowest free gap of <paramref name="pages"/> pages, or ENOSPC... the
-    /// maple tree reports -EBUSY when no gap fits.</summary>
+    /// <summary>mtree_alloc_range: the lowest free gap of <paramref name="pages"/> pages; EBUSY when no gap fits.</summary>
     public Errno Alloc(DevPagemap pgmap, ulong pages)
     {
         lock (_lock)

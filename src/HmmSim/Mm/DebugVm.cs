@@ -196,6 +196,16 @@ internal static class DebugVm
         {
             // The redesign's rule: device-private pages live only in the device-private address space,
             // so no physical memmap section may hold one (pfn_to_page could then reach it).
+            // The memmap and the allocator (mtree_load) must agree on who owns each device-private offset.
+            if (sec.InDevicePrivateSpace && sec.SubsectionPgmap is { } owned)
+            {
+                for (int sub = 0; sub < owned.Length; sub++)
+                {
+                    ulong first = sec.FirstNumber + ((ulong)sub << MemSection.SubsectionShift);
+                    if (owned[sub] is { } pg && kernel.DevicePrivateSpace?.Load(new DevicePrivateIndex(first)) != pg)
+                        ThrowHelper.KernelBug($"DEBUG_VM: device-private offset 0x{first:x} belongs to {pg} in the memmap but not in the device-private address space");
+                }
+            }
             if (redesign && !sec.InDevicePrivateSpace && sec.SubsectionPgmap is { } pgmaps)
                 foreach (var pg in pgmaps)
                     if (pg?.Type == MemoryType.DevicePrivate)

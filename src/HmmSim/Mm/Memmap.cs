@@ -18,18 +18,15 @@ internal sealed class Memmap
     private long _memmapBytes;
     private long _kernelStructPageBytes;
 
-    public Memmap(Kernel kernel, int sectionShift, int physBits, ulong vmemmapEndPfn)
+    public Memmap(Kernel kernel, int sectionShift, int physBits, int devicePrivateBits, ulong vmemmapEndPfn)
     {
         _kernel = kernel;
         SectionShift = sectionShift;
         PagesPerSection = 1 << (sectionShift - Arch.PageShift);
         _phys = new SectionTable(physBits - sectionShift);
-        _devicePrivate = new SectionTable(DevicePrivateSpaceBits - sectionShift);
+        _devicePrivate = new SectionTable(devicePrivateBits - sectionShift);
         _vmemmapEndPfn = vmemmapEndPfn;
     }
-
-    /// <summary>The device-private address space spans 2^52 bytes, as much as any physical space.</summary>
-    public const int DevicePrivateSpaceBits = 52;
 
     public int SectionShift { get; }
     public int PagesPerSection { get; }
