@@ -18,7 +18,11 @@ internal static class RangeFault
                 return Errno.EBUSY;
             var ret = Walk(mm, range, ref last);
             if (ret != WalkAgain)
+            {
+                if (ret == Errno.None)
+                    mm.Kernel.VmStat.Add(VmStatItem.HmmRangeFaultPages, (long)((range.End - range.Start) >> Arch.PageShift));
                 return ret;
+            }
             if (rounds > 100_000)
                 ThrowHelper.KernelBug($"hmm_range_fault at 0x{last:x} faulted without making progress");
         }

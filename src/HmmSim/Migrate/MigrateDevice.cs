@@ -592,6 +592,7 @@ internal static class MigrateDevice
             folio.Get();
             slot = entry;
         }
+        kernel.VmStat.Inc(page.IsZoneDevice ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam);
         src = MigratePfn.Migrate;
     }
 
@@ -648,6 +649,9 @@ internal static class MigrateDevice
             if (oldTable.Value != 0)
                 mm.FreeTable(oldTable);
         }
+        bool dev = folio.IsZoneDevice;
+        kernel.VmStat.Add(dev ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam, folio.NrPages);
+        kernel.VmStat.Inc(dev ? VmStatItem.DeviceMigrateToDeviceThp : VmStatItem.DeviceMigrateToRamThp);
         src = MigratePfn.Migrate | MigratePfn.Compound;
     }
 
@@ -707,8 +711,14 @@ internal static class MigrateDevice
                 sf.ClearFlag(PageFlags.Anon);
                 df.Unlock();
                 df.Put();
-                kernel.VmStat.Inc(df.IsZoneDevice ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam);
-                kernel.VmStat.Inc(VmStatItem.PgMigrateSuccess);
+                bool toDevice = df.IsZoneDevice;
+                kernel.VmStat.Add(toDevice ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam, df.NrPages);
+                if (df.IsLarge)
+                {
+                    kernel.VmStat.Inc(toDevice ? VmStatItem.DeviceMigrateToDeviceThp : VmStatItem.DeviceMigrateToRamThp);
+                    kernel.VmStat.Inc(VmStatItem.ThpMigrationSuccess);
+                }
+                kernel.VmStat.Add(VmStatItem.PgMigrateSuccess, df.NrPages);
             }
             sf.Put();
         }

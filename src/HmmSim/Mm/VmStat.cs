@@ -8,7 +8,7 @@ public enum VmStatItem
     PgFault, PgMajFault, ThpFaultAlloc, ThpFaultFallback, ThpSplitPage, ThpSplitPmd, ThpZeroPageAlloc,
     ThpCollapseAlloc, ThpMigrationSuccess, ThpMigrationFail, ThpMigrationSplit, PgMigrateSuccess, PgMigrateFail,
     NumaHintFaults, PgFree, PgAlloc, CowFaults, HugetlbFaults,
-    HmmRangeFaultPages, DeviceMigrateToDevice, DeviceMigrateToRam, DeviceExclusive, P2pAliasPages, P2pFallbackPages,
+    HmmRangeFaultPages, DeviceMigrateToDevice, DeviceMigrateToRam, DeviceMigrateToDeviceThp, DeviceMigrateToRamThp, DeviceExclusive, P2pAliasPages, P2pFallbackPages,
     Count,
 }
 
