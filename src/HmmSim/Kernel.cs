@@ -23,7 +23,11 @@ internal sealed partial class Kernel
         Hugetlb = new HugetlbPool(this, config.HugetlbPages);
         if (config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
             DevicePrivateSpace = new DevicePrivateSpace(1UL << (Arch.MaxPhysmemBits - Arch.PageShift));
+        Pci = PciTree.Build(config.PciTopology, 4);
     }
+
+    /// <summary>The PCI tree the dmirror units sit in.</summary>
+    public PciTree Pci { get; } = null!;
 
     /// <summary>The redesign's device-private address space; null in today's design.</summary>
     public DevicePrivateSpace? DevicePrivateSpace { get; }

@@ -31,6 +31,7 @@ public sealed class Machine : IDisposable
     /// A unit whose first chunk cannot be set up is absent; the others still probe.</summary>
     private DmirrorDevice?[] ProbeDmirrors()
     {
+        AssignBars();
         var devices = new DmirrorDevice?[4];
         for (int unit = 0; unit < 2; unit++)
         {
@@ -58,6 +59,37 @@ public sealed class Machine : IDisposable
             if (d is not null)
                 Kernel.Dmesg.Log($"{d.Name}: probed ({(d.IsPrivate ? "device private" : "device coherent")})");
         return devices;
+    }
+
+    /// <summary>The size of the BAR each device-private unit exposes its memory through.</summary>
+    internal const ulong P2pBarSize = 1UL << 30;
+
+    /// <summary>Firmware's BAR assignment: each device-private unit gets a BAR inside a PCI window when
+    /// the machine has any, else in free physical space, and registers it as P2PDMA memory
+    /// (pci_p2pdma_add_resource, as nouveau does with BAR1 in the series).</summary>
+    private void AssignBars()
+    {
+        var windows = Kernel.Resources.TopLevel.Where(r => (r.Flags & IoResourceFlags.Window) != 0).ToList();
+        for (int unit = 0; unit < 2; unit++)
+        {
+            var ep = Kernel.Pci.Endpoints[unit];
+            string name = $"{ep.Name} BAR1 (hmm_dmirror{unit})";
+            Resource? bar = null;
+            foreach (var w in windows)
+                if (Kernel.Resources.GetFreeMemRegion(w, P2pBarSize, P2pBarSize, name, IoResDesc.None, GfrFlags.Descending | GfrFlags.RequestRegion, out bar) == Errno.None)
+                    break;
+            if (bar is null && windows.Count == 0)
+                Kernel.Resources.GetFreeMemRegion(P2pBarSize, P2pBarSize, name, IoResDesc.None, GfrFlags.Descending | GfrFlags.RequestRegion, out bar);
+            if (bar is null)
+            {
+                Kernel.Dmesg.Log($"pci {ep.Name}: no space for a {P2pBarSize >> 20} MB BAR1; hmm_dmirror{unit} has no P2P memory");
+                continue;
+            }
+            ep.Bar = new PhysicalRange(bar.Start, P2pBarSize);
+            var err = P2pdma.PciP2pdmaAddResource(Kernel, ep, P2pBarSize, 0);
+            if (err != Errno.None)
+                Kernel.Dmesg.Log($"pci {ep.Name}: PCI P2P memory allocation failed ({Memremap.ErrName(err)}), HMM P2P won't be supported");
+        }
     }
 
     /// <summary>open("/dev/hmm_dmirrorN") in <paramref name="process"/>.</summary>

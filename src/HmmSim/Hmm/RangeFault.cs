@@ -178,14 +178,24 @@ internal static class RangeFault
             if (sw.SoftleafIsDevicePrivate(entry))
             {
                 var folio = sw.SoftleafToFolio(entry);
+                bool write = sw.SoftleafIsDevicePrivateWrite(entry);
                 if (ReferenceEquals(folio.Pgmap?.Owner, range.DevPrivateOwner) && range.DevPrivateOwner is not null)
                 {
-                    ulong cpu = HmmPfn.Valid | (sw.SoftleafIsDevicePrivateWrite(entry) ? HmmPfn.Write : 0) | HmmPfn.FromOrder(Arch.HpagePmdOrder);
+                    ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0) | HmmPfn.FromOrder(Arch.HpagePmdOrder);
                     ulong first = HmmPfn.FromPage(folio.Page());
                     for (ulong a = addr; a < end; a += Arch.PageSize)
                         Set(range, Index(range, a), (first + ((a - haddr) >> Arch.PageShift)) | cpu);
                     return Errno.None;
                 }
+                // Not ours: each page may still have a P2P alias the caller accepts.
+                bool aliased = true;
+                for (ulong a = addr; a < end && aliased; a += Arch.PageSize)
+                {
+                    int k = Index(range, a);
+                    aliased = HandleDevicePrivate(range, k, Req(range, k), folio.Page((int)((a - haddr) >> Arch.PageShift)), write);
+                }
+                if (aliased)
+                    return Errno.None;
                 int required = RangeNeedFault(range, addr, end, 0);
                 if (required != 0)
                     return Fault(vma, addr, end, required, ref last);
@@ -240,17 +250,8 @@ internal static class RangeFault
         if (!arch.PtePresent(pte))
         {
             var entry = arch.PteToSwpEntry(pte);
-            if (sw.SoftleafIsDevicePrivate(entry))
-            {
-                var page = sw.SoftleafToPage(entry);
-                // Owned device-private pages are reported, never faulted, even for a write request.
-                if (range.DevPrivateOwner is not null && ReferenceEquals(page.Pgmap?.Owner, range.DevPrivateOwner))
-                {
-                    ulong cpu = HmmPfn.Valid | (sw.SoftleafIsDevicePrivateWrite(entry) ? HmmPfn.Write : 0);
-                    Set(range, i, HmmPfn.FromPage(page) | cpu);
-                    return Errno.None;
-                }
-            }
+            if (sw.SoftleafIsDevicePrivate(entry) && HandleDevicePrivate(range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
+                return Errno.None;
             int required = NeedFault(req, 0);
             if (required == 0)
             {
@@ -281,5 +282,27 @@ internal static class RangeFault
         }
         Set(range, i, pfn.Value | cpuFlags);
         return Errno.None;
+    }
+
+    /// <summary>hmm_handle_device_private (the P2P series): a device-private page of the caller's own
+    /// owner is reported as it is (case 1); another device's page is reported as its P2PDMA alias when
+    /// the caller asked for HMM_PFN_ALLOW_P2P and the owner's pagemap offers get_dma_pfn_for_device
+    /// (case 2); otherwise false, and the normal fault path migrates it to RAM (case 3).</summary>
+    private static bool HandleDevicePrivate(HmmRange range, int i, ulong req, Page page, bool write)
+    {
+        var pgmap = page.Pgmap;
+        ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0);
+        if (range.DevPrivateOwner is not null && ReferenceEquals(pgmap?.Owner, range.DevPrivateOwner))
+        {
+            Set(range, i, HmmPfn.FromPage(page) | cpu);
+            return true;
+        }
+        if ((req & HmmPfn.AllowP2p) == 0 || pgmap?.Ops.GetDmaPfnForDevice is not { } getDmaPfn)
+            return false;
+        var (err, dmaPfn) = getDmaPfn(page);
+        if (err != Errno.None)
+            return false;
+        Set(range, i, dmaPfn.Value | cpu);
+        return true;
     }
 }

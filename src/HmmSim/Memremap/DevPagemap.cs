@@ -9,6 +9,9 @@ public sealed class DevPagemapOps
     public Func<VmFault, VmFaultResult>? MigrateToRam { get; init; }
     /// <summary>folio_split: the core split a large device folio; called with the head and each new folio.</summary>
     public Action<Folio, Folio>? FolioSplit { get; init; }
+    /// <summary>get_dma_pfn_for_device (the P2P series): a DMA-able alias of a device-private page, the
+    /// PFN of a PCI P2PDMA page in the owner's BAR; an errno when the page has none.</summary>
+    public Func<Page, (Errno Error, Pfn DmaPfn)>? GetDmaPfnForDevice { get; init; }
 }
 
 /// <summary>struct dev_pagemap: one registration of ZONE_DEVICE memory. In the redesign a

@@ -189,7 +189,7 @@ public sealed class Dmirror : IDisposable
             if (!_pt.TryGetValue(vpfn, out var e))
                 return Errno.ENOENT;
             int off = (int)((vpfn << Arch.PageShift) - bounceAddr);
-            e.Page.ReadData().CopyTo(bounce.AsSpan(off, (int)Arch.PageSize));
+            DataPage(e.Page).ReadData().CopyTo(bounce.AsSpan(off, (int)Arch.PageSize));
             cpages++;
         }
         return Errno.None;
@@ -203,24 +203,34 @@ public sealed class Dmirror : IDisposable
             if (!_pt.TryGetValue(vpfn, out var e) || e.Tag != TagWrite)
                 return Errno.ENOENT;
             int off = (int)((vpfn << Arch.PageShift) - bounceAddr);
-            bounce.AsSpan(off, (int)Arch.PageSize).CopyTo(e.Page.WriteData());
+            bounce.AsSpan(off, (int)Arch.PageSize).CopyTo(DataPage(e.Page).WriteData());
             cpages++;
         }
         return Errno.None;
     }
+
+    /// <summary>The page a device access through a mirror entry really touches: for a P2PDMA alias, the
+    /// owner's device memory behind its BAR (a peer-to-peer TLP); otherwise the page itself.</summary>
+    private static Page DataPage(Page page) => page.IsPciP2pDma
+        ? (P2pdma.ProviderOf(page).Pdev.Driver as DmirrorDevice ?? ThrowHelper.KernelBug<DmirrorDevice>($"no driver behind {page}")).AliasTarget(page)
+        : page;
 
     /// <summary>dmirror_fault: hmm_range_fault in windows of 32 pages, each mapped into the mirror.</summary>
     private Errno Fault(ulong start, ulong end, bool write)
     {
         if (Mm.Exited)
             return Errno.None;
+        bool p2p = (Flags & DmirrorFlags.AllowP2P) != 0;
         var pfns = new ulong[FaultWindow];
+        var allowP2p = new bool[FaultWindow];
         var range = new HmmRange
         {
             Notifier = _notifier,
             HmmPfns = pfns,
             DefaultFlags = HmmPfn.ReqFault | (write ? HmmPfn.ReqWrite : 0),
-            PfnFlagsMask = 0,
+            // An importer asks per page (ib_umem_odp: pfn_flags_mask = HMM_PFN_ALLOW_P2P), so the flag can be
+            // taken back for a page whose alias cannot be DMA-mapped.
+            PfnFlagsMask = p2p ? HmmPfn.AllowP2p : 0,
             DevPrivateOwner = Device,
         };
         for (ulong addr = start; addr < end;)
@@ -228,7 +238,8 @@ public sealed class Dmirror : IDisposable
             ulong next = Math.Min(end, addr + ((ulong)FaultWindow << Arch.PageShift));
             range.Start = addr;
             range.End = next;
-            var ret = RangeFaultWindow(range);
+            Array.Fill(allowP2p, p2p);
+            var ret = RangeFaultWindow(range, allowP2p);
             if (ret != Errno.None)
                 return ret;
             addr = next;
@@ -236,13 +247,17 @@ public sealed class Dmirror : IDisposable
         return Errno.None;
     }
 
-    /// <summary>dmirror_range_fault: the notifier-sequence retry loop, then dmirror_do_fault under the mutex.</summary>
-    private Errno RangeFaultWindow(HmmRange range)
+    /// <summary>dmirror_range_fault: the notifier-sequence retry loop, then dmirror_do_fault under the mutex.
+    /// An alias the importer cannot DMA-map loses its ALLOW_P2P and the window is faulted again.</summary>
+    private Errno RangeFaultWindow(HmmRange range, bool[] allowP2p)
     {
+        int n = (int)((range.End - range.Start) >> Arch.PageShift);
         for (int attempt = 0; ; attempt++)
         {
             if (attempt >= RangeFaultRetries)
                 return Errno.EBUSY;
+            for (int i = 0; i < n; i++)
+                range.HmmPfns[i] = allowP2p[i] ? HmmPfn.AllowP2p : 0;
             range.NotifierSeq = _notifier.ReadBegin();
             Errno ret;
             Mm.MmapLock.EnterReadLock();
@@ -262,13 +277,40 @@ public sealed class Dmirror : IDisposable
             {
                 if (_notifier.ReadRetry(range.NotifierSeq))
                     continue;
+                if (!DmaMapAliases(range, allowP2p))
+                    continue;   // mlx5's fallback: fault those pages again without ALLOW_P2P
                 return DoFaultLocked(range);
             }
         }
     }
 
+    /// <summary>hmm_dma_map_pfn for the P2PDMA aliases of a window: pci_p2pdma_state decides whether this
+    /// device can reach the owner's BAR. Refused pages get ALLOW_P2P cleared; false asks for another fault.</summary>
+    private bool DmaMapAliases(HmmRange range, bool[] allowP2p)
+    {
+        int n = (int)((range.End - range.Start) >> Arch.PageShift);
+        bool allMapped = true;
+        for (int i = 0; i < n; i++)
+        {
+            ulong pfn = range.HmmPfns[i];
+            if ((pfn & HmmPfn.Valid) == 0 || (pfn & HmmPfn.DevicePrivate) != 0)
+                continue;
+            var page = HmmPfn.ToPage(Kernel, pfn);
+            if (!page.IsPciP2pDma)
+                continue;
+            var (type, _) = P2pdma.Map(Device.Pdev, page);
+            if (type is PciP2pdmaMapType.BusAddr or PciP2pdmaMapType.ThruHostBridge)
+                continue;
+            allowP2p[i] = false;
+            allMapped = false;
+            Kernel.VmStat.Inc(VmStatItem.P2pFallbackPages);
+        }
+        return allMapped;
+    }
+
     /// <summary>dmirror_do_fault: store hmm_pfn_to_page() of every pfn. For a device-private page of this
-    /// device that is the ZONE_DEVICE page itself, as the kernel's driver does (docs/fidelity.md).</summary>
+    /// device that is the ZONE_DEVICE page itself, as the kernel's driver does (docs/fidelity.md); for
+    /// another device's page reported through ALLOW_P2P, its P2PDMA alias.</summary>
     private Errno DoFaultLocked(HmmRange range)
     {
         ulong n = (range.End - range.Start) >> Arch.PageShift;
@@ -283,6 +325,8 @@ public sealed class Dmirror : IDisposable
                 tag = TagWrite;
             else if ((range.DefaultFlags & HmmPfn.ReqWrite) != 0)
                 return Errno.EFAULT;
+            if (page.IsPciP2pDma)
+                Kernel.VmStat.Inc(VmStatItem.P2pAliasPages);
             _pt[(range.Start >> Arch.PageShift) + i] = (page, tag);
         }
         return Errno.None;

@@ -32,7 +32,14 @@ internal sealed class DmirrorDevice
         Unit = unit;
         Type = type;
         SpmAddr = spmAddr;
+        Pdev = kernel.Pci.Endpoints[unit];
+        Pdev.Driver = this;
     }
+
+    /// <summary>The device's PCI endpoint.</summary>
+    public PciDev Pdev { get; }
+    /// <summary>The BAR window exposing device memory as P2PDMA pages (nouveau's BAR1 in the series); 0 if none.</summary>
+    public ulong P2pSize => Pdev.P2pdma?.Range.Length ?? 0;
 
     public Kernel Kernel { get; }
     public int Unit { get; }
@@ -73,6 +80,7 @@ internal sealed class DmirrorDevice
             FolioFree = DevmemFree,
             MigrateToRam = DevmemFault,
             FolioSplit = DevmemFolioSplit,
+            GetDmaPfnForDevice = IsPrivate ? GetDmaPfn : null,
         });
         Errno err;
         lock (_devmemLock)
@@ -410,5 +418,48 @@ internal sealed class DmirrorDevice
         list.Clear();
         foreach (var p in keep)
             list.Push(p);
+    }
+
+    /// <summary>The index of a device page in the device's memory: chunk by chunk, in allocation order.</summary>
+    private ulong DeviceOffset(Page page)
+    {
+        var chunk = ChunkOf(page);
+        int c;
+        lock (_devmemLock)
+            c = _chunks.IndexOf(chunk);
+        return ((ulong)c * (DevmemChunkSize >> Arch.PageShift)) + (ulong)chunk.IndexOf(page);
+    }
+
+    /// <summary>get_dma_pfn_for_device (nouveau_dmem_get_dma_pfn in the series): the PFN of the page's
+    /// alias in the BAR, or ENOMEM when P2P is off or the page lies beyond the exposed window.</summary>
+    private (Errno, Pfn) GetDmaPfn(Page page)
+    {
+        var provider = Pdev.P2pdma;
+        if (provider is null)
+            return (Errno.ENOMEM, default);
+        ulong offset = DeviceOffset(page);
+        if (offset >= provider.Range.Length >> Arch.PageShift)
+            return (Errno.ENOMEM, default);
+        return (Errno.None, new Pfn((provider.Range.Start >> Arch.PageShift) + offset));
+    }
+
+    /// <summary>Where an access through a P2PDMA alias in this device's BAR lands: the device page's
+    /// backing memory (what the GPU would serve from its VRAM through BAR1).</summary>
+    public Page AliasTarget(Page p2pPage)
+    {
+        var provider = Pdev.P2pdma ?? ThrowHelper.KernelBug<P2pdmaProvider>($"{Name} has no P2P BAR but {p2pPage} aliases it");
+        ulong offset = p2pPage.ToPfn().Value - (provider.Range.Start >> Arch.PageShift);
+        ulong perChunk = DevmemChunkSize >> Arch.PageShift;
+        DmirrorChunk chunk;
+        lock (_devmemLock)
+        {
+            if (offset / perChunk >= (ulong)_chunks.Count)
+                ThrowHelper.KernelBug($"P2P access to {p2pPage}: beyond {Name}'s memory");
+            chunk = _chunks[(int)(offset / perChunk)];
+        }
+        var dpage = Memremap.PageOf(Kernel, chunk.Pgmap, offset % perChunk);
+        if (dpage.Folio.RefCount == 0)
+            ThrowHelper.KernelBug($"P2P access through {p2pPage} to free device page {dpage}: a stale alias was used");
+        return BackingPage(dpage);
     }
 }
