@@ -39,6 +39,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(mm);
         bench.Subcommands.Add(MigrateCommand());
         bench.Subcommands.Add(FaultCommand());
+        bench.Subcommands.Add(P2pCommand());
         return bench;
     }
 
@@ -121,6 +122,42 @@ internal static class BenchCommand
             table.AddRow($"one hmm_range_fault over {mib} MiB", call.ToString("N0"));
             AnsiConsole.Write(table);
             return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>`hmmsim bench p2p`: bytes through RAM (the CPU round trip) vs over the P2P alias.</summary>
+    private static Command P2pCommand()
+    {
+        var cmd = new Command("p2p", "One buffer read by a second device: migrated through RAM vs read over the owner's BAR, per PCI topology. Example: hmmsim bench p2p --size-mib 64");
+        var design = DesignOption();
+        var size = new Option<int>("--size-mib") { Description = "Buffer size in MiB.", DefaultValueFactory = _ => 64 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(design);
+        cmd.Options.Add(size);
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            int mib = r.GetValue(size);
+            if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 1024)
+            {
+                Console.Error.WriteLine("hmmsim bench p2p: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..1024");
+                return 2;
+            }
+            var rows = P2pWorkload.Run(d, (ulong)mib << 20);
+            if (r.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { mode = x.Mode, topology = x.Topology.ToString(), pagesMigratedToRam = x.PagesMigratedToRam, bytesThroughRam = x.BytesThroughRam, bytesOverAlias = x.BytesOverAlias, ms = x.Ms, dataOk = x.DataOk })));
+                return rows.All(x => x.DataOk) ? 0 : 1;
+            }
+            var table = new Table().Title($"{mib} MiB read by unit 1 from unit 0's memory ({d})")
+                .AddColumn("topology").AddColumn("importer").AddColumn(new TableColumn("pages migrated to RAM").RightAligned())
+                .AddColumn(new TableColumn("MiB through RAM").RightAligned()).AddColumn(new TableColumn("MiB over the alias").RightAligned())
+                .AddColumn(new TableColumn("ms").RightAligned()).AddColumn("data");
+            foreach (var x in rows)
+                table.AddRow(x.Topology.ToString(), x.Mode, x.PagesMigratedToRam.ToString("N0"), (x.BytesThroughRam / 1048576.0).ToString("N1"), (x.BytesOverAlias / 1048576.0).ToString("N1"), x.Ms.ToString("N1"), x.DataOk ? "ok" : "WRONG");
+            AnsiConsole.Write(table);
+            return rows.All(x => x.DataOk) ? 0 : 1;
         });
         return cmd;
     }
