@@ -62,7 +62,7 @@ internal static class DeviceExclusive
     }
 
     /// <summary>remove_device_exclusive_entry: the CPU touched the page; give it its PTE back.</summary>
-    public static VmFaultResult RemoveDeviceExclusiveEntry(VmFault vmf, Pfn pteTable)
+    public static VmFaultResult RemoveDeviceExclusiveEntry(ref VmFault vmf, Pfn pteTable)
     {
         var mm = vmf.Vma.Mm;
         var sw = mm.Kernel.Swapops;

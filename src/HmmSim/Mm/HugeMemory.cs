@@ -27,7 +27,7 @@ internal static class HugeMemory
 
     /// <summary>do_huge_pmd_anonymous_page: the huge zero folio for a read, a fresh THP for a write,
     /// VM_FAULT_FALLBACK when no 2 MiB block is free.</summary>
-    public static VmFaultResult DoHugePmdAnonymousPage(VmFault vmf, Pfn pmdTable)
+    public static VmFaultResult DoHugePmdAnonymousPage(ref VmFault vmf, Pfn pmdTable)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -72,7 +72,7 @@ internal static class HugeMemory
 
     /// <summary>A fault on a present huge PMD: write-protect handling (do_huge_pmd_wp_page) or
     /// huge_pmd_set_accessed. Returns FALLBACK after splitting, to retry at PTE level.</summary>
-    public static VmFaultResult HugePmdFault(VmFault vmf, Pfn pmdTable)
+    public static VmFaultResult HugePmdFault(ref VmFault vmf, Pfn pmdTable)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;

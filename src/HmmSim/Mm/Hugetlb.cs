@@ -78,7 +78,7 @@ internal sealed class HugetlbPool
 internal static class Hugetlb
 {
     /// <summary>hugetlb_fault: map (or COW) the huge page covering the address with a huge PMD.</summary>
-    public static VmFaultResult HugetlbFault(VmFault vmf)
+    public static VmFaultResult HugetlbFault(ref VmFault vmf)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -93,7 +93,7 @@ internal static class Hugetlb
         if (pmd != 0)
         {
             if (write && !arch.PmdWrite(pmd))
-                return HugetlbWp(vmf, pmdTable, pmd);
+                return HugetlbWp(ref vmf, pmdTable, pmd);
             lock (mm.PageTableLock)
             {
                 ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
@@ -158,7 +158,7 @@ internal static class Hugetlb
     }
 
     /// <summary>hugetlb_wp: reuse an exclusive anon huge page, else copy it.</summary>
-    private static VmFaultResult HugetlbWp(VmFault vmf, Pfn pmdTable, ulong pmd)
+    private static VmFaultResult HugetlbWp(ref VmFault vmf, Pfn pmdTable, ulong pmd)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;

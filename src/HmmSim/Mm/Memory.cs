@@ -13,12 +13,12 @@ internal static partial class Memory
         kernel.VmStat.Inc(VmStatItem.PgFault);
         var vmf = new VmFault(vma, address & VirtAddr.PageMask, flags);
         if (vma.IsHugetlb)
-            return Hugetlb.HugetlbFault(vmf);
-        return HandleFault(vmf);
+            return Hugetlb.HugetlbFault(ref vmf);
+        return HandleFault(ref vmf);
     }
 
     /// <summary>__handle_mm_fault: allocate the upper levels, try a huge PMD, then the PTE.</summary>
-    private static VmFaultResult HandleFault(VmFault vmf)
+    private static VmFaultResult HandleFault(ref VmFault vmf)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -28,7 +28,7 @@ internal static partial class Memory
         ulong pmd = mm.PmdRef(pmdTable, addr);
         if (pmd == 0 && HugeMemory.ThpVmaAllowable(vma, addr))
         {
-            var ret = HugeMemory.DoHugePmdAnonymousPage(vmf, pmdTable);
+            var ret = HugeMemory.DoHugePmdAnonymousPage(ref vmf, pmdTable);
             if ((ret & VmFaultResult.Fallback) == 0)
                 return ret;
             pmd = mm.PmdRef(pmdTable, addr);
@@ -37,13 +37,13 @@ internal static partial class Memory
         {
             if (mm.Arch.PmdPresent(pmd))
             {
-                var ret = HugeMemory.HugePmdFault(vmf, pmdTable);
+                var ret = HugeMemory.HugePmdFault(ref vmf, pmdTable);
                 if ((ret & VmFaultResult.Fallback) == 0)
                     return ret;
             }
             else
             {
-                return SwapFaults.DoHugePmdNonPresent(vmf, pmdTable);
+                return SwapFaults.DoHugePmdNonPresent(ref vmf, pmdTable);
             }
         }
         if (!mm.PteTable(pmdTable, addr, alloc: true, out var pteTable))
@@ -51,11 +51,11 @@ internal static partial class Memory
             // The PMD became a leaf under us (a racing THP fault): let the caller retry.
             return mm.Arch.IsTable(mm.PmdRef(pmdTable, addr)) ? VmFaultResult.Oom : VmFaultResult.Retry;
         }
-        return HandlePteFault(vmf, pteTable);
+        return HandlePteFault(ref vmf, pteTable);
     }
 
     /// <summary>handle_pte_fault.</summary>
-    private static VmFaultResult HandlePteFault(VmFault vmf, Pfn pteTable)
+    private static VmFaultResult HandlePteFault(ref VmFault vmf, Pfn pteTable)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -66,15 +66,15 @@ internal static partial class Memory
         if (pte == 0)
         {
             if (vma.IsAnonymous)
-                return DoAnonymousPage(vmf, pteTable);
-            return DoFault(vmf, pteTable);
+                return DoAnonymousPage(ref vmf, pteTable);
+            return DoFault(ref vmf, pteTable);
         }
         if (!arch.PtePresent(pte))
-            return SwapFaults.DoSwapPage(vmf, pteTable);
+            return SwapFaults.DoSwapPage(ref vmf, pteTable);
         if (arch.PteProtNone(pte))
             return VmFaultResult.Sigsegv;   // NUMA hinting is not modelled; PROT_NONE is refused before here
         if (write && !arch.PteWrite(pte))
-            return DoWpPage(vmf, pteTable);
+            return DoWpPage(ref vmf, pteTable);
         lock (mm.PageTableLock)
         {
             ref ulong slot = ref mm.PteRef(pteTable, vmf.Address);
@@ -112,7 +112,7 @@ internal static partial class Memory
     }
 
     /// <summary>do_anonymous_page: a read maps the shared zero page; a write gets a fresh folio.</summary>
-    private static VmFaultResult DoAnonymousPage(VmFault vmf, Pfn pteTable)
+    private static VmFaultResult DoAnonymousPage(ref VmFault vmf, Pfn pteTable)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -163,14 +163,14 @@ internal static partial class Memory
     }
 
     /// <summary>do_wp_page: a write to a present, write-protected PTE.</summary>
-    private static VmFaultResult DoWpPage(VmFault vmf, Pfn pteTable)
+    private static VmFaultResult DoWpPage(ref VmFault vmf, Pfn pteTable)
     {
         var vma = vmf.Vma;
         var page = VmNormalPage(vma, vmf.OrigPte);
         if ((vma.Flags & (VmFlags.Shared | VmFlags.MayShare)) != 0 && (vma.Flags & VmFlags.Shared) != 0)
         {
             // wp_page_shared: shmem needs no page_mkwrite; just make it writable and dirty.
-            WpPageReuse(vmf, pteTable);
+            WpPageReuse(ref vmf, pteTable);
             return VmFaultResult.None;
         }
         if (!page.IsNull)
@@ -178,11 +178,11 @@ internal static partial class Memory
             var folio = page.Folio;
             if (folio.IsAnon && WpCanReuseAnonFolio(folio, page, vma))
             {
-                WpPageReuse(vmf, pteTable);
+                WpPageReuse(ref vmf, pteTable);
                 return VmFaultResult.None;
             }
         }
-        return WpPageCopy(vmf, pteTable, page);
+        return WpPageCopy(ref vmf, pteTable, page);
     }
 
     /// <summary>wp_can_reuse_anon_folio: a page marked exclusive, or an order-0 folio whose only reference
@@ -212,7 +212,7 @@ internal static partial class Memory
     }
 
     /// <summary>wp_page_reuse: writable, dirty and young, same page.</summary>
-    private static bool WpPageReuse(VmFault vmf, Pfn pteTable)
+    private static bool WpPageReuse(ref VmFault vmf, Pfn pteTable)
     {
         var mm = vmf.Vma.Mm;
         var arch = mm.Arch;
@@ -230,7 +230,7 @@ internal static partial class Memory
     }
 
     /// <summary>wp_page_copy: break COW into a fresh anonymous folio (zeroed for the zero page).</summary>
-    private static VmFaultResult WpPageCopy(VmFault vmf, Pfn pteTable, Page oldPage)
+    private static VmFaultResult WpPageCopy(ref VmFault vmf, Pfn pteTable, Page oldPage)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -279,7 +279,7 @@ internal static partial class Memory
     }
 
     /// <summary>do_fault: a file-backed (shmem, device file) PTE fault.</summary>
-    private static VmFaultResult DoFault(VmFault vmf, Pfn pteTable)
+    private static VmFaultResult DoFault(ref VmFault vmf, Pfn pteTable)
     {
         var vma = vmf.Vma;
         if (vma.Ops is { } ops)
@@ -293,8 +293,8 @@ internal static partial class Memory
         try
         {
             if (write && !vma.IsShared)
-                return DoCowFault(vmf, pteTable, folio.Page());
-            return FinishFault(vmf, pteTable, folio, write);
+                return DoCowFault(ref vmf, pteTable, folio.Page());
+            return FinishFault(ref vmf, pteTable, folio, write);
         }
         finally
         {
@@ -303,7 +303,7 @@ internal static partial class Memory
     }
 
     /// <summary>finish_fault / set_pte_range for a page-cache folio.</summary>
-    private static VmFaultResult FinishFault(VmFault vmf, Pfn pteTable, Folio folio, bool write)
+    private static VmFaultResult FinishFault(ref VmFault vmf, Pfn pteTable, Folio folio, bool write)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -327,7 +327,7 @@ internal static partial class Memory
     }
 
     /// <summary>do_cow_fault: a write to a private file mapping copies the page into anon memory.</summary>
-    private static VmFaultResult DoCowFault(VmFault vmf, Pfn pteTable, Page filePage)
+    private static VmFaultResult DoCowFault(ref VmFault vmf, Pfn pteTable, Page filePage)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;

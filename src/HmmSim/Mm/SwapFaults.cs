@@ -7,7 +7,7 @@ namespace HmmSim;
 internal static class SwapFaults
 {
     /// <summary>do_swap_page.</summary>
-    public static VmFaultResult DoSwapPage(VmFault vmf, Pfn pteTable)
+    public static VmFaultResult DoSwapPage(ref VmFault vmf, Pfn pteTable)
     {
         var vma = vmf.Vma;
         var mm = vma.Mm;
@@ -20,9 +20,9 @@ internal static class SwapFaults
             return VmFaultResult.None;
         }
         if (sw.SoftleafIsDeviceExclusive(entry))
-            return DeviceExclusive.RemoveDeviceExclusiveEntry(vmf, pteTable);
+            return DeviceExclusive.RemoveDeviceExclusiveEntry(ref vmf, pteTable);
         if (sw.SoftleafIsDevicePrivate(entry))
-            return DevicePrivateFault(vmf, entry, () => mm.PteRef(pteTable, vmf.Address) == vmf.OrigPte);
+            return DevicePrivateFault(ref vmf, entry, pteTable, pmdLevel: false, vmf.OrigPte);
         if (sw.SoftleafIsHwpoison(entry) || sw.SoftleafIsPoisonMarker(entry))
             return VmFaultResult.HwPoison;
         if (sw.SoftleafIsGuardMarker(entry))
@@ -32,14 +32,15 @@ internal static class SwapFaults
 
     /// <summary>The device-private branch of do_swap_page (and do_huge_pmd_device_private): lock the
     /// device page and ask its pagemap's migrate_to_ram to bring it back.</summary>
-    private static VmFaultResult DevicePrivateFault(VmFault vmf, SwapEntry entry, Func<bool> stillSame)
+    private static VmFaultResult DevicePrivateFault(ref VmFault vmf, SwapEntry entry, Pfn table, bool pmdLevel, ulong expected)
     {
         var mm = vmf.Vma.Mm;
         var page = mm.Kernel.Swapops.SoftleafToPage(entry);
         var folio = page.Folio;
         lock (mm.PageTableLock)
         {
-            if (!stillSame())
+            ulong now = pmdLevel ? mm.PmdRef(table, vmf.Address) : mm.PteRef(table, vmf.Address);
+            if (now != expected)
                 return VmFaultResult.None;
             if (!folio.TryLock())
                 goto wait;
@@ -67,7 +68,7 @@ internal static class SwapFaults
     }
 
     /// <summary>A fault on a non-present PMD: a PMD migration entry (wait) or a device-private THP.</summary>
-    public static VmFaultResult DoHugePmdNonPresent(VmFault vmf, Pfn pmdTable)
+    public static VmFaultResult DoHugePmdNonPresent(ref VmFault vmf, Pfn pmdTable)
     {
         var mm = vmf.Vma.Mm;
         var kernel = mm.Kernel;
@@ -83,7 +84,7 @@ internal static class SwapFaults
         if (sw.SoftleafIsDevicePrivate(entry))
         {
             vmf.PmdFault = true;
-            return DevicePrivateFault(vmf, entry, () => mm.PmdRef(pmdTable, haddr) == pmd);
+            return DevicePrivateFault(ref vmf, entry, pmdTable, pmdLevel: true, pmd);
         }
         ThrowHelper.KernelBug($"non-present PMD 0x{pmd:x16} at 0x{haddr:x} is neither migration nor device-private");
         return VmFaultResult.Sigbus;

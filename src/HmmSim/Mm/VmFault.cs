@@ -41,8 +41,9 @@ public enum VmFaultResult : uint
     Error = Oom | Sigbus | Sigsegv | HwPoison | HwPoisonLarge,
 }
 
-/// <summary>struct vm_fault: what a fault handler is told.</summary>
-public sealed class VmFault
+/// <summary>struct vm_fault: what a fault handler is told. A struct passed by reference through the
+/// fault path, so a fault allocates nothing.</summary>
+public struct VmFault
 {
     internal VmFault(Vma vma, ulong address, FaultFlags flags)
     {
