@@ -7,18 +7,17 @@ internal static class Units
 {
     private static readonly string[] _names = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 
-    /// <summary>"8 GiB", "256 MiB", "1.5 GiB"; exact powers print without decimals.</summary>
+    /// <summary>"8 GiB", "256 MiB", "8.25 GiB": the largest unit in which the value is exact to two
+    /// decimals ("65535.5 GiB" rather than a rounded "64 TiB").</summary>
     public static string Human(ulong bytes)
     {
-        int unit = 0;
-        double v = bytes;
-        while (v >= 1024 && unit < _names.Length - 1)
+        for (int unit = _names.Length - 1; unit > 0; unit--)
         {
-            v /= 1024;
-            unit++;
+            UInt128 scale = UInt128.One << (10 * unit);
+            if (bytes >= scale && (UInt128)bytes * 100 % scale == 0)
+                return $"{((double)bytes / (double)scale).ToString("0.##", CultureInfo.InvariantCulture)} {_names[unit]}";
         }
-        string num = v == Math.Floor(v) ? v.ToString("0", CultureInfo.InvariantCulture) : v.ToString("0.##", CultureInfo.InvariantCulture);
-        return $"{num} {_names[unit]}";
+        return $"{bytes.ToString(CultureInfo.InvariantCulture)} B";
     }
 
     public static string Hex(ulong value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
