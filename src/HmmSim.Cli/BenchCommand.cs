@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using HmmSim.Cli.Report;
 using HmmSim.Workloads;
 using Spectre.Console;
 
@@ -14,8 +15,10 @@ internal static class BenchCommand
         var mm = new Command("mm", "Anonymous fault rates (4 KiB and THP), fork, page-table walk, metadata per page.");
         var size = new Option<int>("--size-mib") { Description = "Size of the populated region in MiB.", DefaultValueFactory = _ => 1024 };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var report = ReportOption();
         mm.Options.Add(size);
         mm.Options.Add(json);
+        mm.Options.Add(report);
         mm.SetAction(r =>
         {
             int mib = r.GetValue(size);
@@ -25,6 +28,8 @@ internal static class BenchCommand
                 return 2;
             }
             var figures = MmWorkloads.Measure((ulong)mib * MmWorkloads.Mib);
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench mm", path, () => HtmlReport.ForMm(figures, mib)))
+                return 2;
             if (r.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(figures.Select(f => new { name = f.Name, value = f.Value, unit = f.Unit })));
@@ -43,6 +48,9 @@ internal static class BenchCommand
         return bench;
     }
 
+    private static Option<string?> ReportOption() =>
+        new("--report") { Description = "Also write a self-contained HTML report (figures table, bar chart, layouts) to this file." };
+
     private static Option<string> DesignOption() =>
         new("--design") { Description = "PhysicalAddressSpace or DeviceAddressSpace.", DefaultValueFactory = _ => "DeviceAddressSpace" };
 
@@ -57,8 +65,10 @@ internal static class BenchCommand
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations per size (after one warm-up).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         cmd.Options.Add(design);
+        var report = ReportOption();
         cmd.Options.Add(iterations);
         cmd.Options.Add(json);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             if (!TryDesign(r.GetValue(design)!, out var d) || r.GetValue(iterations) is < 1 or > 100)
@@ -68,6 +78,8 @@ internal static class BenchCommand
             }
             double memcpy = HmmWorkloads.MemcpyGBs();
             var rows = HmmWorkloads.ThpMigration(d, r.GetValue(iterations));
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench migrate", path, () => HtmlReport.ForMigrate(d, memcpy, rows)))
+                return 2;
             if (r.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
@@ -101,8 +113,10 @@ internal static class BenchCommand
         var size = new Option<int>("--size-mib") { Description = "Size of the populated range in MiB.", DefaultValueFactory = _ => 1024 };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         cmd.Options.Add(design);
+        var report = ReportOption();
         cmd.Options.Add(size);
         cmd.Options.Add(json);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             int mib = r.GetValue(size);
@@ -112,6 +126,8 @@ internal static class BenchCommand
                 return 2;
             }
             var (ioctl, call) = HmmWorkloads.SnapshotThroughput(d, (ulong)mib << 20);
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench fault", path, () => HtmlReport.ForFault(d, mib, ioctl, call)))
+                return 2;
             if (r.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new { design = d.ToString(), sizeMib = mib, snapshotIoctlPagesPerSec = ioctl, hmmRangeFaultPagesPerSec = call }));

@@ -12,7 +12,15 @@ internal static class Program
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(SelftestCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
-        return root.Parse(args).Invoke();
+        root.Subcommands.Add(LayoutCommand.Create());
+        var parsed = root.Parse(args);
+        // layout promises one clear message and exit code 2 for bad options, parse errors included.
+        if (parsed.Errors.Count > 0 && parsed.CommandResult.Command.Name == LayoutCommand.Name)
+        {
+            Console.Error.WriteLine($"hmmsim layout: {parsed.Errors[0].Message}");
+            return 2;
+        }
+        return parsed.Invoke();
     }
 
     private static Command VersionCommand()

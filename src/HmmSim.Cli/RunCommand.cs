@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using HmmSim.Cli.Report;
 using HmmSim.Workloads;
 using Spectre.Console;
 
@@ -15,14 +16,18 @@ internal static class RunCommand
         var quiet = new Option<bool>("--quiet") { Description = "Print only the verdict lines." };
         var json = new Option<bool>("--json") { Description = "Print JSON for scripts." };
         run.Options.Add(quiet);
+        var report = new Option<string?>("--report") { Description = "Also write a self-contained HTML report (layouts, comparison table, charts) to this file." };
         run.Options.Add(json);
-        run.SetAction(r => Execute(r.GetValue(quiet), r.GetValue(json)));
+        run.Options.Add(report);
+        run.SetAction(r => Execute(r.GetValue(quiet), r.GetValue(json), r.GetValue(report)));
         return run;
     }
 
-    private static int Execute(bool quiet, bool json)
+    private static int Execute(bool quiet, bool json, string? reportPath = null)
     {
         var results = Enum.GetValues<DevicePrivateDesign>().Select(SeedScenario.Run).ToList();
+        if (reportPath is not null && !ReportWriter.TryWrite("run", reportPath, () => HtmlReport.ForRun(results)))
+            return 2;
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(results.Select(r => new
