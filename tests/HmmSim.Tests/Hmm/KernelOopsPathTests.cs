@@ -72,4 +72,45 @@ public class KernelOopsPathTests
         var ex = Assert.Throws<KernelBugException>(() => dc.Read(a, NPages, buf));
         Assert.Contains("device-private", ex.Message);
     }
+
+    /// <summary>dmirror_interval_invalidate erases [start, end] inclusively (xa_for_each_range), so
+    /// unit 1 migrating the page just below also drops unit 0's entry for its own device page; unit
+    /// 0's READ of that page then faults it in as the device page itself.</summary>
+    [Theory]
+    [MemberData(nameof(Designs))]
+    public void DeviceReadAfterOtherUnitMigratesThePageBelowReadsDeviceMemoryThroughCpu(DevicePrivateDesign design)
+    {
+        var m = new Machine(new MachineConfig { DevicePrivateDesign = design });
+        var p = m.CreateProcess();
+        var d0 = p.OpenDmirror(0);
+        var d1 = p.OpenDmirror(1);
+        Assert.Equal(Errno.None, p.Mmap(0, 2 * PageSize, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out var a));
+        p.WriteInt32(a, 1);
+        p.WriteInt32(a + PageSize, 2);
+        var page = new byte[PageSize];
+        Assert.Equal(Errno.None, d0.MigrateToDevice(a + PageSize, 1, page).Error);
+        Assert.Equal(Errno.None, d1.MigrateToDevice(a, 1, page).Error);
+        var ex = Assert.Throws<KernelBugException>(() => d0.Read(a + PageSize, 1, page));
+        Assert.Contains("device-private", ex.Message);
+    }
+
+    /// <summary>The same inclusive erase from munmap of the page below; the WRITE path then stores the
+    /// writable device page (HMM_PFN_WRITE from the WRITE device-private entry) and dmirror_do_write
+    /// copies into it.</summary>
+    [Theory]
+    [MemberData(nameof(Designs))]
+    public void DeviceWriteAfterMunmapOfThePageBelowWritesDeviceMemoryThroughCpu(DevicePrivateDesign design)
+    {
+        var m = new Machine(new MachineConfig { DevicePrivateDesign = design });
+        var p = m.CreateProcess();
+        var d = p.OpenDmirror(0);
+        Assert.Equal(Errno.None, p.Mmap(0, 2 * PageSize, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out var a));
+        p.WriteInt32(a, 1);
+        p.WriteInt32(a + PageSize, 2);
+        var page = new byte[PageSize];
+        Assert.Equal(Errno.None, d.MigrateToDevice(a + PageSize, 1, page).Error);
+        Assert.Equal(Errno.None, p.Munmap(a, PageSize));
+        var ex = Assert.Throws<KernelBugException>(() => d.Write(a + PageSize, 1, page));
+        Assert.Contains("device-private", ex.Message);
+    }
 }
