@@ -61,6 +61,8 @@ public abstract class Arch
     public abstract ulong PfnPmd(Pfn pfn, ulong pgprot);   // a huge (leaf) PMD
     public abstract Pfn PmdPfn(ulong pmd);
     public abstract bool PmdPresent(ulong pmd);
+    /// <summary>pmd_protnone: a PROT_NONE huge PMD, which pmd_present reports as present but the MMU does not translate.</summary>
+    public abstract bool PmdProtNone(ulong pmd);
     /// <summary>pmd_leaf / pmd_trans_huge: a present PMD mapping 2 MiB directly.</summary>
     public abstract bool PmdLeaf(ulong pmd);
     public abstract bool PmdWrite(ulong pmd);

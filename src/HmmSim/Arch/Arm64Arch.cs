@@ -132,6 +132,7 @@ internal sealed class Arm64Arch : Arch
     public override ulong PfnPmd(Pfn pfn, ulong pgprot) => ((pfn.Value << PageShift) & PteAddrMask) | (pgprot & ~PteTableBit);
     public override Pfn PmdPfn(ulong pmd) => new((pmd & PmdAddrMask) >> PageShift);
     public override bool PmdPresent(ulong pmd) => PtePresent(pmd);
+    public override bool PmdProtNone(ulong pmd) => PteProtNone(pmd);
     private static bool PmdTable(ulong pmd) => (pmd & PmdTypeMask) == PmdTypeTable;
     public override bool PmdLeaf(ulong pmd) => PmdPresent(pmd) && !PmdTable(pmd);
     public override bool PmdWrite(ulong pmd) => PteWrite(pmd);

@@ -132,6 +132,7 @@ internal sealed class X86_64Arch : Arch
 
     /// <summary>pmd_present: PRESENT, PROTNONE or PSE (a PMD being split keeps PSE with PRESENT clear).</summary>
     public override bool PmdPresent(ulong pmd) => (pmd & (PagePresent | PageProtNone | PagePse)) != 0;
+    public override bool PmdProtNone(ulong pmd) => (pmd & (PagePresent | PageProtNone)) == PageProtNone;
     public override bool PmdLeaf(ulong pmd) => PmdPresent(pmd) && (pmd & PagePse) != 0;
     public override bool PmdWrite(ulong pmd) => (pmd & PageRw) != 0;
     public override bool PmdDirty(ulong pmd) => (pmd & PageDirty) != 0;

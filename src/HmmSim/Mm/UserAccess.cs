@@ -53,7 +53,8 @@ internal static class UserAccess
             Page page;
             if (!arch.IsTable(p))
             {
-                if (!arch.PmdPresent(p) || write && !arch.PmdWrite(p))
+                // A PROT_NONE huge PMD has the hardware present bit clear: the access faults.
+                if (!arch.PmdPresent(p) || arch.PmdProtNone(p) || write && !arch.PmdWrite(p))
                     return false;
                 page = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(p)).Nth(MmStruct.PteIndex(addr));
                 pmd = write ? arch.PmdMkdirty(arch.PmdMkyoung(p)) : arch.PmdMkyoung(p);

@@ -181,4 +181,19 @@ public class MprotectTests
         Assert.Equal(0, p.ReadInt32(a));
         Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a, 1));
     }
+
+    [Theory]
+    [InlineData(Architecture.X86_64)]
+    [InlineData(Architecture.Arm64)]
+    public void CpuReadOfPmdMappedThpAfterMprotectNoneSegfaults(Architecture arch)
+    {
+        using var m = new Machine(new MachineConfig { Architecture = arch });
+        using var p = m.CreateProcess();
+        ulong h = MapThp(p);
+        p.WriteInt32(h, 7);
+        Assert.True(Present(p.PagemapEntry(h)));
+        Assert.Equal(Errno.None, p.Mprotect(h, PmdSize, Prot.None));
+        var ex = Assert.Throws<SegmentationFaultException>(() => p.ReadInt32(h + PageSize));
+        Assert.Equal(h + PageSize, ex.Address);
+    }
 }
