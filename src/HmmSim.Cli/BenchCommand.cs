@@ -27,7 +27,7 @@ internal static class BenchCommand
                 Console.Error.WriteLine($"hmmsim bench mm: --size-mib must be an even number from 2 to 4096, not {mib}");
                 return 2;
             }
-            var figures = MmWorkloads.Measure((ulong)mib * MmWorkloads.Mib);
+            var figures = Progress.Run($"measuring the mm core over {mib} MiB", r.GetValue(json), () => MmWorkloads.Measure((ulong)mib * MmWorkloads.Mib));
             if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench mm", path, () => HtmlReport.ForMm(figures, mib)))
                 return 2;
             if (r.GetValue(json))
@@ -76,8 +76,7 @@ internal static class BenchCommand
                 Console.Error.WriteLine("hmmsim bench migrate: --design must be PhysicalAddressSpace or DeviceAddressSpace and --iterations 1..100");
                 return 2;
             }
-            double memcpy = HmmWorkloads.MemcpyGBs();
-            var rows = HmmWorkloads.ThpMigration(d, r.GetValue(iterations));
+            var (memcpy, rows) = Progress.Run("benchmark_thp_migration", r.GetValue(json), () => (HmmWorkloads.MemcpyGBs(), HmmWorkloads.ThpMigration(d, r.GetValue(iterations))));
             if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench migrate", path, () => HtmlReport.ForMigrate(d, memcpy, rows)))
                 return 2;
             if (r.GetValue(json))
@@ -125,7 +124,7 @@ internal static class BenchCommand
                 Console.Error.WriteLine("hmmsim bench fault: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..4096");
                 return 2;
             }
-            var (ioctl, call) = HmmWorkloads.SnapshotThroughput(d, (ulong)mib << 20);
+            var (ioctl, call) = Progress.Run($"hmm_range_fault over {mib} MiB", r.GetValue(json), () => HmmWorkloads.SnapshotThroughput(d, (ulong)mib << 20));
             if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench fault", path, () => HtmlReport.ForFault(d, mib, ioctl, call)))
                 return 2;
             if (r.GetValue(json))
@@ -160,7 +159,7 @@ internal static class BenchCommand
                 Console.Error.WriteLine("hmmsim bench p2p: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..1024");
                 return 2;
             }
-            var rows = P2pWorkload.Run(d, (ulong)mib << 20);
+            var rows = Progress.Run("P2P read, both ways, both topologies", r.GetValue(json), () => P2pWorkload.Run(d, (ulong)mib << 20));
             if (r.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { mode = x.Mode, topology = x.Topology.ToString(), pagesMigratedToRam = x.PagesMigratedToRam, bytesThroughRam = x.BytesThroughRam, bytesOverAlias = x.BytesOverAlias, ms = x.Ms, dataOk = x.DataOk })));

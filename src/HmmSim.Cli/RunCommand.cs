@@ -25,7 +25,7 @@ internal static class RunCommand
 
     private static int Execute(bool quiet, bool json, string? reportPath = null)
     {
-        var results = Enum.GetValues<DevicePrivateDesign>().Select(SeedScenario.Run).ToList();
+        var results = Progress.Run("running the seed scenario under both designs", json || quiet, () => Enum.GetValues<DevicePrivateDesign>().Select(SeedScenario.Run).ToList());
         if (reportPath is not null && !ReportWriter.TryWrite("run", reportPath, () => HtmlReport.ForRun(results)))
             return 2;
         if (json)
