@@ -45,6 +45,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(MigrateCommand());
         bench.Subcommands.Add(FaultCommand());
         bench.Subcommands.Add(P2pCommand());
+        bench.Subcommands.Add(RegisterCommand());
         return bench;
     }
 
@@ -173,6 +174,41 @@ internal static class BenchCommand
                 table.AddRow(x.Topology.ToString(), x.Mode, x.PagesMigratedToRam.ToString("N0"), (x.BytesThroughRam / 1048576.0).ToString("N1"), (x.BytesOverAlias / 1048576.0).ToString("N1"), x.Ms.ToString("N1"), x.DataOk ? "ok" : "WRONG");
             AnsiConsole.Write(table);
             return rows.All(x => x.DataOk) ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    /// <summary>`hmmsim bench register`: time and bytes to register N GiB of device-private memory per design.</summary>
+    private static Command RegisterCommand()
+    {
+        var cmd = new Command("register", "Register N GiB of device-private memory in each design: time, model bytes, kernel struct pages. Example: hmmsim bench register --size-gib 1024");
+        var size = new Option<int>("--size-gib") { Description = "GiB of device-private memory to register.", DefaultValueFactory = _ => 1024 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(size);
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            int gib = r.GetValue(size);
+            if (gib is < 1 or > 16384)
+            {
+                Console.Error.WriteLine("hmmsim bench register: --size-gib must be 1..16384");
+                return 2;
+            }
+            var rows = Progress.Run($"registering {gib} GiB", r.GetValue(json), () => RegisterWorkload.Run((ulong)gib << 30));
+            if (r.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { design = x.Design.ToString(), bytes = x.Bytes, error = x.Error.ToString(), ms = x.Ms, modelBytes = x.ModelBytes, kernelStructPageBytes = x.KernelStructPageBytes, modelBytesAfterFirstUse = x.ModelBytesAfterFirstUse })));
+                return 0;
+            }
+            var table = new Table().Title($"registering {gib} GiB of device-private memory")
+                .AddColumn("design").AddColumn("result").AddColumn(new TableColumn("ms").RightAligned())
+                .AddColumn(new TableColumn("model bytes").RightAligned()).AddColumn(new TableColumn("after 2 pages used").RightAligned())
+                .AddColumn(new TableColumn("kernel struct pages").RightAligned());
+            foreach (var x in rows)
+                table.AddRow(x.Design.ToString(), x.Error == Errno.None ? "ok" : x.Error.ToString(), x.Ms.ToString("N2"), x.ModelBytes.ToString("N0"),
+                    x.ModelBytesAfterFirstUse.ToString("N0"), $"{x.KernelStructPageBytes / 1048576.0:N0} MiB");
+            AnsiConsole.Write(table);
+            return 0;
         });
         return cmd;
     }

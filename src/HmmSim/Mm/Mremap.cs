@@ -128,6 +128,20 @@ internal static class Mremap
     private static Errno MoveVma(MmStruct mm, Vma vma, ulong oldAddr, ulong oldLen, ulong newLen, ulong newAddr, bool dontUnmap, out ulong result)
     {
         result = 0;
+        if (oldLen == 0)
+        {
+            // mremap(addr, 0, len, MAYMOVE) of a shared mapping: a second mapping of the same pages at
+            // the new address; nothing is moved or unmapped.
+            var dup = new Vma(mm, newAddr, newAddr + newLen, vma.Flags, vma.PgOff + ((oldAddr - vma.Start) >> Arch.PageShift), vma.File) { Ops = vma.Ops };
+            if (dup.File is { } f)
+            {
+                f.MmapAdd(dup);
+                Shmem.FileGet(f);
+            }
+            mm.Vmas.Insert(dup);
+            result = newAddr;
+            return Errno.None;
+        }
         if (oldAddr > vma.Start)
             vma = Mmap.SplitVma(mm, vma, oldAddr);
         if (oldAddr + oldLen < vma.End)

@@ -239,3 +239,22 @@ public class MremapTests
         Assert.Equal(Errno.EINVAL, p.Mremap(a, 0, PageSize, MremapFlags.MayMove, 0, out _));
     }
 }
+
+public class MremapDuplicateTests
+{
+    [Fact]
+    public void MremapOfZeroLengthDuplicatesASharedMapping()
+    {
+        using var m = new Machine();
+        var p = m.CreateProcess();
+        Assert.Equal(Errno.None, p.Mmap(0, 4 * 4096, Prot.Read | Prot.Write, MapFlags.Shared | MapFlags.Anonymous, out ulong a));
+        p.WriteInt32(a + 4096, 77);
+        Assert.Equal(Errno.None, p.Mremap(a, 0, 4 * 4096, MremapFlags.MayMove, 0, out ulong dup));
+        Assert.NotEqual(a, dup);
+        // Both mappings see the same pages, in both directions.
+        Assert.Equal(77, p.ReadInt32(dup + 4096));
+        p.WriteInt32(dup, 5);
+        Assert.Equal(5, p.ReadInt32(a));
+        Assert.Equal(77, p.ReadInt32(a + 4096));
+    }
+}
