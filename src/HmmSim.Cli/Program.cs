@@ -5,23 +5,26 @@ namespace HmmSim.Cli;
 
 internal static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>The whole command line, in-process: what Main does, with its output and errors to the given writers.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = new RootCommand("hmmsim: an executable model of Linux HMM, ZONE_DEVICE and device-private memory.");
         root.Subcommands.Add(VersionCommand());
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(SelftestCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
-        return root.Parse(args).Invoke();
+        return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
     private static Command VersionCommand()
     {
         var version = new Command("version", "Print the hmmsim version.");
-        version.SetAction(_ =>
+        version.SetAction(r =>
         {
             var v = typeof(Machine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
-            Console.WriteLine($"hmmsim {v}");
+            r.InvocationConfiguration.Output.WriteLine($"hmmsim {v}");
             return 0;
         });
         return version;

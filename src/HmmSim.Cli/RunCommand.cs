@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using HmmSim.Cli.Scenarios;
 using HmmSim.Workloads;
 using Spectre.Console;
 
@@ -11,21 +12,54 @@ internal static class RunCommand
 {
     public static Command Create()
     {
-        var run = new Command("run", "Run the built-in scenario (the seeds' 43-bit VM with a GPU-like device) under both device-private designs. Example: hmmsim run --json");
+        var run = new Command("run", "Run a scenario file (docs/scenarios.md), or with no file the built-in scenario (the seeds' 43-bit VM with a GPU-like device), under both device-private designs. Example: hmmsim run examples/selftest-migrate.json --json");
+        var file = new Argument<string?>("scenario") { Description = "A scenario JSON file (docs/scenarios.md); without one, the built-in scenario.", Arity = ArgumentArity.ZeroOrOne };
+        run.Arguments.Add(file);
         var quiet = new Option<bool>("--quiet") { Description = "Print only the verdict lines." };
         var json = new Option<bool>("--json") { Description = "Print JSON for scripts." };
         run.Options.Add(quiet);
         run.Options.Add(json);
-        run.SetAction(r => Execute(r.GetValue(quiet), r.GetValue(json)));
+        run.SetAction(r =>
+        {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
+            return r.GetValue(file) is { } path
+                ? ExecuteFile(path, r.GetValue(quiet), r.GetValue(json), output, error)
+                : Execute(r.GetValue(quiet), r.GetValue(json), output);
+        });
         return run;
     }
 
-    private static int Execute(bool quiet, bool json)
+    /// <summary>The console to draw tables on: the terminal's own, or a plain one over a redirected writer.</summary>
+    public static IAnsiConsole Console(TextWriter output) => ReferenceEquals(output, System.Console.Out)
+        ? AnsiConsole.Console
+        : AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No });
+
+    /// <summary>`hmmsim run FILE`: 0 when every design meets every expectation, 1 when one does not
+    /// (or the model hits a BUG), 2 when the file is bad.</summary>
+    public static int ExecuteFile(string path, bool quiet, bool json, TextWriter output, TextWriter error)
+    {
+        Scenario scenario;
+        try
+        {
+            scenario = ScenarioFile.Load(path);
+        }
+        catch (ScenarioFileException e)
+        {
+            ScenarioReport.WriteError(e, json, output, error);
+            return 2;
+        }
+        var result = ScenarioRunner.Run(scenario);
+        ScenarioReport.Write(result, quiet, json, output, error);
+        return result.ExitCode;
+    }
+
+    private static int Execute(bool quiet, bool json, TextWriter output)
     {
         var results = Enum.GetValues<DevicePrivateDesign>().Select(SeedScenario.Run).ToList();
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(results.Select(r => new
+            output.WriteLine(JsonSerializer.Serialize(results.Select(r => new
             {
                 design = r.Design.ToString(),
                 deviceProbed = r.DeviceProbed,
@@ -46,7 +80,8 @@ internal static class RunCommand
         }
         else if (!quiet)
         {
-            AnsiConsole.MarkupLine("[bold]The seeds' VM[/]: x86-64, 43-bit physical addresses, 8 GiB RAM, a PCI window over everything above RAM; a GPU-like device-private device (hmm_dmirror0).");
+            var console = Console(output);
+            console.MarkupLine("[bold]The seeds' VM[/]: x86-64, 43-bit physical addresses, 8 GiB RAM, a PCI window over everything above RAM; a GPU-like device-private device (hmm_dmirror0).");
             var table = new Table().AddColumn("").AddColumn(new TableColumn("today: PhysicalAddressSpace")).AddColumn(new TableColumn("redesign: DeviceAddressSpace"));
             void Row(string name, Func<SeedScenario.Result, string> f) => table.AddRow(Markup.Escape(name), Markup.Escape(f(results[0])), Markup.Escape(f(results[1])));
             Row("device", r => r.DeviceProbed ? "probed" : "absent");
@@ -59,11 +94,11 @@ internal static class RunCommand
             Row("struct page, kernel", r => $"{r.StructPageBytesKernel >> 20:N0} MiB");
             Row("struct page, model", r => $"{r.StructPageBytesModel >> 10:N0} KiB");
             Row("invariant checks run", r => r.InvariantChecks.ToString("N0"));
-            AnsiConsole.Write(table);
+            console.Write(table);
         }
         if (!json)
             foreach (var r in results)
-                Console.WriteLine($"{r.Design}: {r.Verdict}");
+                output.WriteLine($"{r.Design}: {r.Verdict}");
         // The scenario's point is that today's design cannot place the device; that is the expected outcome.
         bool expected = !results[0].DeviceProbed && results[1].DeviceProbed && results[1].DataVerified;
         return expected ? 0 : 1;
