@@ -3,7 +3,7 @@ using System.Globalization;
 namespace HmmSim.Cli.Scenarios;
 
 /// <summary>The arithmetic a scenario may write in a string: "0x1000", "8GiB", "2^43-8GiB", "4*4096",
-/// and in addresses one mapping name, "buf+5*4096". Terms are joined by + and -, factors by *; a factor
+/// and in addresses one mapping name, "buf+5*4096". Terms are joined by + and -, factors by * and / (integer division); a factor
 /// is a decimal or 0x number with an optional K/KiB, M/MiB, G/GiB, T/TiB suffix, 2^N, a name, or (...).</summary>
 internal sealed class NumberExpression
 {
@@ -78,16 +78,27 @@ internal sealed class NumberExpression
     private (string? Name, Int128 Coef, Int128 V) Term()
     {
         var acc = Factor();
-        while (Eat('*'))
+        while (true)
         {
+            bool multiply = Eat('*');
+            if (!multiply && !Eat('/'))
+                return acc;
             var f = Factor();
+            if (!multiply)
+            {
+                if (acc.Name is not null || f.Name is not null)
+                    throw new FormatException("a name cannot be divided or divide");
+                if (f.V == 0)
+                    throw new FormatException("division by zero");
+                acc = (null, 0, acc.V / f.V);
+                continue;
+            }
             if (acc.Name is not null && f.Name is not null)
                 throw new FormatException("a name cannot be multiplied by a name");
             acc = acc.Name is not null
                 ? (acc.Name, checked(acc.Coef * f.V), checked(acc.V * f.V))
                 : (f.Name, checked(f.Coef * acc.V), checked(f.V * acc.V));
         }
-        return acc;
     }
 
     private (string? Name, Int128 Coef, Int128 V) Factor()
