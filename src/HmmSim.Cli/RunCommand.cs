@@ -31,9 +31,14 @@ internal static class RunCommand
     }
 
     /// <summary>The console to draw tables on: the terminal's own, or a plain one over a redirected writer.</summary>
-    public static IAnsiConsole Console(TextWriter output) => ReferenceEquals(output, System.Console.Out)
-        ? AnsiConsole.Console
-        : AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No });
+    public static IAnsiConsole Console(TextWriter output)
+    {
+        if (ReferenceEquals(output, System.Console.Out))
+            return AnsiConsole.Console;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No });
+        console.Profile.Width = 160;
+        return console;
+    }
 
     /// <summary>`hmmsim run FILE`: 0 when every design meets every expectation, 1 when one does not
     /// (or the model hits a BUG), 2 when the file is bad.</summary>
