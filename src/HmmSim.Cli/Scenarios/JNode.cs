@@ -76,24 +76,24 @@ internal sealed class JNode
         switch (r.TokenType)
         {
             case JsonTokenType.StartObject:
-            {
-                var node = new JNode { Kind = JsonValueKind.Object, Line = line, Column = col };
-                while (r.Read() && r.TokenType != JsonTokenType.EndObject)
                 {
-                    string name = r.GetString()!;
-                    node.NamePositions[name] = pos(r.TokenStartIndex);
-                    r.Read();
-                    node.Properties.Add(new(name, ReadValue(ref r, pos)));
+                    var node = new JNode { Kind = JsonValueKind.Object, Line = line, Column = col };
+                    while (r.Read() && r.TokenType != JsonTokenType.EndObject)
+                    {
+                        string name = r.GetString()!;
+                        node.NamePositions[name] = pos(r.TokenStartIndex);
+                        r.Read();
+                        node.Properties.Add(new(name, ReadValue(ref r, pos)));
+                    }
+                    return node;
                 }
-                return node;
-            }
             case JsonTokenType.StartArray:
-            {
-                var node = new JNode { Kind = JsonValueKind.Array, Line = line, Column = col };
-                while (r.Read() && r.TokenType != JsonTokenType.EndArray)
-                    node.Items.Add(ReadValue(ref r, pos));
-                return node;
-            }
+                {
+                    var node = new JNode { Kind = JsonValueKind.Array, Line = line, Column = col };
+                    while (r.Read() && r.TokenType != JsonTokenType.EndArray)
+                        node.Items.Add(ReadValue(ref r, pos));
+                    return node;
+                }
             case JsonTokenType.String:
                 return new JNode { Kind = JsonValueKind.String, Line = line, Column = col, Text = r.GetString() };
             case JsonTokenType.Number:

@@ -277,7 +277,7 @@ internal sealed class ScenarioFile
             throw Error(s["length"]!, $"{what}: length must be non-zero");
         AddressExpr? at = null;
         if (s["at"] is { } a)
-            at = CheckedAddress(a, what, aligned: true, 0);
+            at = CheckedAddress(a, what, aligned: true, 0, insideMapping: false);
         string? file = null;
         if (s["file"] is { } f)
         {
@@ -322,7 +322,7 @@ internal sealed class ScenarioFile
         if (s["oldLength"] is { } ol)
             oldLength = Number(ol, "oldLength");
         ulong newLength = Number(Required(s, "newLength", what), "newLength");
-        AddressExpr? newAt = s["newAt"] is { } na ? CheckedAddress(na, what, aligned: true, newLength) : null;
+        AddressExpr? newAt = s["newAt"] is { } na ? CheckedAddress(na, what, aligned: true, newLength, insideMapping: false) : null;
         string? name = s["name"] is { } n ? Identifier(n, "a mapping name") : at.IsBareName ? at.Name : null;
         if (name is not null)
             _mappings[name] = newLength;
@@ -586,14 +586,15 @@ internal sealed class ScenarioFile
         return at;
     }
 
-    private AddressExpr CheckedAddress(JNode node, string what, bool aligned, ulong length)
+    private AddressExpr CheckedAddress(JNode node, string what, bool aligned, ulong length, bool insideMapping = true)
     {
         var at = AddressExpression(node);
         if (at.Name is not null && !_mappings.ContainsKey(at.Name))
             throw Error(node, $"{what}: unknown name \"{at.Name}\": no earlier mmap step is named so" + (_mappings.Count > 0 ? $" (known: {string.Join(", ", _mappings.Keys)})" : ""));
         if (aligned && at.Offset % (long)PageSize != 0)
             throw Error(node, $"{what}: address {at} is not page-aligned (4096)");
-        CheckRange(node, at, length, what);
+        if (insideMapping || at.Name is null)
+            CheckRange(node, at, length, what);
         return at;
     }
 

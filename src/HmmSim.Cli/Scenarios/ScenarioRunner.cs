@@ -20,6 +20,7 @@ internal sealed class ScenarioRunner
     private int _stepsRun;
     private int _expectationsMet;
     private string _iteration = "";
+    private Errno _lastErrno;
 
     private ScenarioRunner(Scenario scenario, DevicePrivateDesign design)
     {
@@ -129,8 +130,9 @@ internal sealed class ScenarioRunner
                 continue;
             }
             _stepsRun++;
+            _lastErrno = Errno.None;
             if (Execute(step))
-                return $"step {step.Index}{_iteration} ({step.Op}, line {step.Line})";
+                return $"step {step.Index}{_iteration} ({step.Op}, line {step.Line})" + (_lastErrno != Errno.None ? $": {_lastErrno}" : "");
         }
         return null;
     }
@@ -146,8 +148,11 @@ internal sealed class ScenarioRunner
             _expectationsMet++;
     }
 
-    private void CheckErrno(ScenarioStep step, StepExpectation x, Errno actual) =>
+    private void CheckErrno(ScenarioStep step, StepExpectation x, Errno actual)
+    {
+        _lastErrno = actual;
         Check(step, "errno", x.Errno ?? Errno.None, actual, x.Errno is not null);
+    }
 
     /// <summary>Runs one step; true when its expectations say to stop here.</summary>
     private bool Execute(ScenarioStep step)
@@ -156,17 +161,17 @@ internal sealed class ScenarioRunner
         switch (step.Op)
         {
             case "mmap":
-            {
-                var p = Proc(step);
-                ulong hint = step.At is null ? 0 : Addr(step);
-                ulong extra = step.Align > PageSize && !step.MapFlags.HasFlag(MapFlags.Fixed) ? step.Align : 0;
-                var file = step.File is null ? null : _files[step.File];
-                var err = p.Mmap(hint, step.Length!.Value + extra, step.Prot, step.MapFlags, out ulong mapped, file, step.Offset);
-                CheckErrno(step, x, err);
-                if (err == Errno.None && step.Name is not null)
-                    _mappings[step.Name] = extra == 0 ? mapped : (mapped + step.Align - 1) & ~(step.Align - 1);
-                break;
-            }
+                {
+                    var p = Proc(step);
+                    ulong hint = step.At is null ? 0 : Addr(step);
+                    ulong extra = step.Align > PageSize && !step.MapFlags.HasFlag(MapFlags.Fixed) ? step.Align : 0;
+                    var file = step.File is null ? null : _files[step.File];
+                    var err = p.Mmap(hint, step.Length!.Value + extra, step.Prot, step.MapFlags, out ulong mapped, file, step.Offset);
+                    CheckErrno(step, x, err);
+                    if (err == Errno.None && step.Name is not null)
+                        _mappings[step.Name] = extra == 0 ? mapped : (mapped + step.Align - 1) & ~(step.Align - 1);
+                    break;
+                }
             case "munmap":
                 CheckErrno(step, x, Proc(step).Munmap(Addr(step), step.Length!.Value));
                 break;
@@ -177,14 +182,14 @@ internal sealed class ScenarioRunner
                 CheckErrno(step, x, Proc(step).Madvise(Addr(step), step.Length!.Value, step.Advice));
                 break;
             case "mremap":
-            {
-                ulong newAt = step.NewAt is { Name: { } nn } && !_mappings.ContainsKey(nn) ? throw Fail(step, $"mapping \"{nn}\" has no address: its mmap did not succeed") : step.NewAt?.Resolve(_mappings) ?? 0;
-                var err = Proc(step).Mremap(Addr(step), step.Length!.Value, step.NewLength, step.MremapFlags, newAt, out ulong result);
-                CheckErrno(step, x, err);
-                if (err == Errno.None && step.Name is not null)
-                    _mappings[step.Name] = result;
-                break;
-            }
+                {
+                    ulong newAt = step.NewAt is { Name: { } nn } && !_mappings.ContainsKey(nn) ? throw Fail(step, $"mapping \"{nn}\" has no address: its mmap did not succeed") : step.NewAt?.Resolve(_mappings) ?? 0;
+                    var err = Proc(step).Mremap(Addr(step), step.Length!.Value, step.NewLength, step.MremapFlags, newAt, out ulong result);
+                    CheckErrno(step, x, err);
+                    if (err == Errno.None && step.Name is not null)
+                        _mappings[step.Name] = result;
+                    break;
+                }
             case "fork":
                 _processes[step.Child!] = Proc(step).Fork();
                 _exited.Remove(step.Child!);
@@ -195,22 +200,22 @@ internal sealed class ScenarioRunner
                 _exited.Add(step.Process);
                 break;
             case "read":
-            {
-                var buf = new byte[step.Length!.Value];
-                var p = Proc(step);
-                ulong a = Addr(step);
-                Cpu(step, x, () => p.Read(a, buf));
-                _buffers[step.Buffer!] = buf;
-                break;
-            }
+                {
+                    var buf = new byte[step.Length!.Value];
+                    var p = Proc(step);
+                    ulong a = Addr(step);
+                    Cpu(step, x, () => p.Read(a, buf));
+                    _buffers[step.Buffer!] = buf;
+                    break;
+                }
             case "write":
-            {
-                var p = Proc(step);
-                ulong a = Addr(step);
-                byte[] bytes = step.Bytes ?? Buffer(step, step.Buffer!);
-                Cpu(step, x, () => p.Write(a, bytes));
-                break;
-            }
+                {
+                    var p = Proc(step);
+                    ulong a = Addr(step);
+                    byte[] bytes = step.Bytes ?? Buffer(step, step.Buffer!);
+                    Cpu(step, x, () => p.Write(a, bytes));
+                    break;
+                }
             case "fill":
                 Fill(step, x);
                 break;
@@ -218,24 +223,24 @@ internal sealed class ScenarioRunner
                 Verify(step, x);
                 break;
             case "dmirror.open":
-            {
-                var p = Proc(step);
-                Errno err = Errno.None;
-                try
                 {
-                    if (_handles.Remove(step.Handle!, out var old))
-                        old.Dispose();
-                    _handles[step.Handle!] = p.OpenDmirror(step.Unit);
-                    _openFailures.Remove(step.Handle!);
+                    var p = Proc(step);
+                    Errno err = Errno.None;
+                    try
+                    {
+                        if (_handles.Remove(step.Handle!, out var old))
+                            old.Dispose();
+                        _handles[step.Handle!] = p.OpenDmirror(step.Unit);
+                        _openFailures.Remove(step.Handle!);
+                    }
+                    catch (ErrnoException e)
+                    {
+                        err = e.Errno;
+                        _openFailures[step.Handle!] = $"its open of /dev/hmm_dmirror{step.Unit} at step {step.Index} failed with {e.Errno}";
+                    }
+                    CheckErrno(step, x, err);
+                    break;
                 }
-                catch (ErrnoException e)
-                {
-                    err = e.Errno;
-                    _openFailures[step.Handle!] = $"its open of /dev/hmm_dmirror{step.Unit} at step {step.Index} failed with {e.Errno}";
-                }
-                CheckErrno(step, x, err);
-                break;
-            }
             case "dmirror.close":
                 Dev(step).Dispose();
                 _handles.Remove(step.Handle!);
