@@ -233,9 +233,9 @@ internal sealed class ScenarioFile
         step = op switch
         {
             "mmap" => Mmap(s, step, what),
-            "munmap" => step with { At = Addr(s, what, aligned: true, out var len), Length = len ?? Number(Required(s, "length", what), "length") },
-            "mprotect" => step with { At = Addr(s, what, aligned: true, out var len), Length = len ?? Number(Required(s, "length", what), "length"), Prot = Flags<Prot>(Required(s, "prot", what), "prot") },
-            "madvise" => step with { At = Addr(s, what, aligned: true, out var len), Length = len ?? Number(Required(s, "length", what), "length"), Advice = Enum<Advice>(Required(s, "advice", what), "advice") },
+            "munmap" => step with { At = Addr(s, what, aligned: true, out var len), Length = LengthOf(s, len, what) },
+            "mprotect" => step with { At = Addr(s, what, aligned: true, out var len), Length = LengthOf(s, len, what), Prot = Flags<Prot>(Required(s, "prot", what), "prot") },
+            "madvise" => step with { At = Addr(s, what, aligned: true, out var len), Length = LengthOf(s, len, what), Advice = Enum<Advice>(Required(s, "advice", what), "advice") },
             "mremap" => Mremap(s, step, what),
             "fork" => Fork(s, step, what),
             "exit" => step,
@@ -585,6 +585,10 @@ internal sealed class ScenarioFile
             CheckRange(node, at, Number(ln, "length"), what);
         return at;
     }
+
+    /// <summary>The step's "length", or when it has none and "at" is a bare mapping name, the mapping's length.</summary>
+    private ulong LengthOf(JNode s, ulong? mappingLength, string what) =>
+        s["length"] is { } l ? Number(l, "length") : mappingLength ?? Number(Required(s, "length", what), "length");
 
     private AddressExpr CheckedAddress(JNode node, string what, bool aligned, ulong length, bool insideMapping = true)
     {
