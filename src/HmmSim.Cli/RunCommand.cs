@@ -54,6 +54,12 @@ internal static class RunCommand
             ScenarioReport.WriteError(e, json, output, error);
             return 2;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A reader bug, not the user's: still one line, never a stack trace.
+            ScenarioReport.WriteError(new ScenarioFileException(path, 0, 0, $"cannot read the scenario ({e.GetType().Name}: {e.Message})"), json, output, error);
+            return 2;
+        }
         var result = ScenarioRunner.Run(scenario);
         ScenarioReport.Write(result, quiet, json, output, error);
         return result.ExitCode;

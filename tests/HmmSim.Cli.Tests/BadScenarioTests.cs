@@ -154,6 +154,26 @@ public class BadScenarioTests
         """, 3, "expect.cpages applies only to dmirror commands");
 
     [Fact]
+    public void DuplicateField() => AssertBad("""
+        {
+          "steps": [
+            { "op": "mmap", "name": "buf", "length": 4096, "length": 8192 }
+          ]
+        }
+        """, 3, "field \"length\" is given twice", column: 52);
+
+    [Fact]
+    public void BadMachine() => AssertBad("""
+        {
+          "machine": {
+            "physicalAddressBits": 43,
+            "pciWindows": [ { "start": "8GiB", "length": "2^43" } ]
+          },
+          "steps": []
+        }
+        """, 4, "PCI window [0x200000000, 0x80200000000) is out of range");
+
+    [Fact]
     public void MissingFile()
     {
         string path = Path.Combine(Path.GetTempPath(), $"hmmsim-no-such-{Guid.NewGuid():N}.json");

@@ -258,7 +258,7 @@ internal sealed class ScenarioFile
                 throw Error(ebd, $"{what}: expectByDesign is an object {{\"PhysicalAddressSpace\": {{...}}, \"DeviceAddressSpace\": {{...}}}}");
             foreach (var (k, v) in ebd.Properties)
             {
-                if (!System.Enum.TryParse<DevicePrivateDesign>(k, out var design) || !System.Enum.IsDefined(design))
+                if (!System.Enum.TryParse<DevicePrivateDesign>(k, ignoreCase: true, out var design) || !System.Enum.IsDefined(design))
                 {
                     var (l, c) = ebd.NamePositions[k];
                     throw new ScenarioFileException(_file, l, c, $"{what}: expectByDesign: unknown design \"{k}\"; known: PhysicalAddressSpace, DeviceAddressSpace");
@@ -782,8 +782,14 @@ internal sealed class ScenarioFile
 
     private void CheckFields(JNode obj, string what, string[] allowed)
     {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (k, _) in obj.Properties)
         {
+            if (!seen.Add(k))
+            {
+                var (l, c) = obj.NamePositions[k];
+                throw new ScenarioFileException(_file, l, c, $"{what}: field \"{k}\" is given twice");
+            }
             if (!allowed.Contains(k))
             {
                 var (l, c) = obj.NamePositions[k];

@@ -91,6 +91,10 @@ internal sealed class ScenarioRunner
         {
             failure ??= new StepFailure("boot", "machine", 0, "kernel-bug", null, null, e.Message);
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure ??= new StepFailure("boot", "machine", 0, "error", null, null, $"the machine did not boot: {e.GetType().Name}: {e.Message}");
+        }
         finally
         {
             try
