@@ -21,6 +21,8 @@ internal sealed class ScenarioRunner
     private int _expectationsMet;
     private string _iteration = "";
     private Errno _lastErrno;
+    private string? _lastNote;
+    private Func<IReadOnlyList<string>> _dmesg = () => [];
 
     private ScenarioRunner(Scenario scenario, DevicePrivateDesign design)
     {
@@ -43,6 +45,7 @@ internal sealed class ScenarioRunner
         try
         {
             machine = new Machine(_scenario.Machine.ToConfig(_design));
+            _dmesg = machine.Dmesg;
             try
             {
                 foreach (var name in _scenario.Processes)
@@ -135,8 +138,9 @@ internal sealed class ScenarioRunner
             }
             _stepsRun++;
             _lastErrno = Errno.None;
+            _lastNote = null;
             if (Execute(step))
-                return $"step {step.Index}{_iteration} ({step.Op}, line {step.Line})" + (_lastErrno != Errno.None ? $": {_lastErrno}" : "");
+                return $"step {step.Index}{_iteration} ({step.Op}, line {step.Line})" + (_lastErrno != Errno.None ? $": {_lastErrno}" : "") + (_lastNote is null ? "" : $" ({_lastNote})");
         }
         return null;
     }
@@ -240,7 +244,8 @@ internal sealed class ScenarioRunner
                     catch (ErrnoException e)
                     {
                         err = e.Errno;
-                        _openFailures[step.Handle!] = $"its open of /dev/hmm_dmirror{step.Unit} at step {step.Index} failed with {e.Errno}";
+                        _lastNote = _dmesg().LastOrDefault(l => l.StartsWith($"hmm_dmirror{step.Unit}: probe failed", StringComparison.Ordinal));
+                        _openFailures[step.Handle!] = $"its open of /dev/hmm_dmirror{step.Unit} at step {step.Index} failed with {e.Errno}" + (_lastNote is null ? "" : $" ({_lastNote})");
                     }
                     CheckErrno(step, x, err);
                     break;
