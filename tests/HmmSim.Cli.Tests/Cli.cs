@@ -30,6 +30,7 @@ internal static class Cli
     {
         string path = Path.Combine(Path.GetTempPath(), $"hmmsim-scenario-{Guid.NewGuid():N}.json");
         File.WriteAllText(path, json.ReplaceLineEndings("\n"));
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => File.Delete(path);
         return path;
     }
 }
