@@ -5,7 +5,10 @@ namespace HmmSim.Cli;
 
 internal static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>The whole command line, in-process: what Main does, with its output and errors to the given writers.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = new RootCommand("hmmsim: an executable model of Linux HMM, ZONE_DEVICE and device-private memory.");
         root.Subcommands.Add(VersionCommand());
@@ -14,22 +17,22 @@ internal static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(LayoutCommand.Create());
         var parsed = root.Parse(args);
-        // layout promises one clear message and exit code 2 for bad options, parse errors included.
-        if (parsed.Errors.Count > 0 && parsed.CommandResult.Command.Name == LayoutCommand.Name)
+        // Bad input is exit code 2 with one clear message, for every verb (System.CommandLine's default is 1).
+        if (parsed.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"hmmsim layout: {parsed.Errors[0].Message}");
+            error.WriteLine($"hmmsim {parsed.CommandResult.Command.Name}: {parsed.Errors[0].Message}");
             return 2;
         }
-        return parsed.Invoke();
+        return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 
     private static Command VersionCommand()
     {
         var version = new Command("version", "Print the hmmsim version.");
-        version.SetAction(_ =>
+        version.SetAction(r =>
         {
             var v = typeof(Machine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
-            Console.WriteLine($"hmmsim {v}");
+            r.InvocationConfiguration.Output.WriteLine($"hmmsim {v}");
             return 0;
         });
         return version;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using HmmSim.Cli.Report;
+using HmmSim.Cli.Scenarios;
 using HmmSim.Workloads;
 using Spectre.Console;
 
@@ -12,25 +13,70 @@ internal static class RunCommand
 {
     public static Command Create()
     {
-        var run = new Command("run", "Run the built-in scenario (the seeds' 43-bit VM with a GPU-like device) under both device-private designs. Example: hmmsim run --json");
+        var run = new Command("run", "Run a scenario file (docs/scenarios.md), or with no file the built-in scenario (the seeds' 43-bit VM with a GPU-like device), under both device-private designs. Example: hmmsim run examples/selftest-migrate.json --json");
+        var file = new Argument<string?>("scenario") { Description = "A scenario JSON file (docs/scenarios.md); without one, the built-in scenario.", Arity = ArgumentArity.ZeroOrOne };
+        run.Arguments.Add(file);
         var quiet = new Option<bool>("--quiet") { Description = "Print only the verdict lines." };
         var json = new Option<bool>("--json") { Description = "Print JSON for scripts." };
         run.Options.Add(quiet);
-        var report = new Option<string?>("--report") { Description = "Also write a self-contained HTML report (layouts, comparison table, charts) to this file." };
         run.Options.Add(json);
+        var report = new Option<string?>("--report") { Description = "Also write a self-contained HTML report (layouts, comparison table, charts) to this file (built-in scenario)." };
         run.Options.Add(report);
-        run.SetAction(r => Execute(r.GetValue(quiet), r.GetValue(json), r.GetValue(report)));
+        run.SetAction(r =>
+        {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
+            return r.GetValue(file) is { } path
+                ? ExecuteFile(path, r.GetValue(quiet), r.GetValue(json), output, error)
+                : Execute(r.GetValue(quiet), r.GetValue(json), output, r.GetValue(report));
+        });
         return run;
     }
 
-    private static int Execute(bool quiet, bool json, string? reportPath = null)
+    /// <summary>The console to draw tables on: the terminal's own, or a plain one over a redirected writer.</summary>
+    public static IAnsiConsole Console(TextWriter output)
     {
-        var results = Progress.Run("running the seed scenario under both designs", json || quiet, () => Enum.GetValues<DevicePrivateDesign>().Select(SeedScenario.Run).ToList());
+        if (ReferenceEquals(output, System.Console.Out))
+            return AnsiConsole.Console;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No });
+        console.Profile.Width = 160;
+        return console;
+    }
+
+    /// <summary>`hmmsim run FILE`: 0 when every design meets every expectation, 1 when one does not
+    /// (or the model hits a BUG), 2 when the file is bad.</summary>
+    public static int ExecuteFile(string path, bool quiet, bool json, TextWriter output, TextWriter error)
+    {
+        Scenario scenario;
+        try
+        {
+            scenario = ScenarioFile.Load(path);
+        }
+        catch (ScenarioFileException e)
+        {
+            ScenarioReport.WriteError(e, json, output, error);
+            return 2;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A reader bug, not the user's: still one line, never a stack trace.
+            ScenarioReport.WriteError(new ScenarioFileException(path, 0, 0, $"cannot read the scenario ({e.GetType().Name}: {e.Message})"), json, output, error);
+            return 2;
+        }
+        var result = ScenarioRunner.Run(scenario);
+        ScenarioReport.Write(result, quiet, json, output, error);
+        return result.ExitCode;
+    }
+
+    private static int Execute(bool quiet, bool json, TextWriter output, string? reportPath = null)
+    {
+        var results = Progress.Run("running the seed scenario under both designs", json || quiet || !ReferenceEquals(output, System.Console.Out),
+            () => Enum.GetValues<DevicePrivateDesign>().Select(SeedScenario.Run).ToList());
         if (reportPath is not null && !ReportWriter.TryWrite("run", reportPath, () => HtmlReport.ForRun(results)))
             return 2;
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(results.Select(r => new
+            output.WriteLine(JsonSerializer.Serialize(results.Select(r => new
             {
                 design = r.Design.ToString(),
                 deviceProbed = r.DeviceProbed,
@@ -51,7 +97,8 @@ internal static class RunCommand
         }
         else if (!quiet)
         {
-            AnsiConsole.MarkupLine("[bold]The seeds' VM[/]: x86-64, 43-bit physical addresses, 8 GiB RAM, a PCI window over everything above RAM; a GPU-like device-private device (hmm_dmirror0).");
+            var console = Console(output);
+            console.MarkupLine("[bold]The seeds' VM[/]: x86-64, 43-bit physical addresses, 8 GiB RAM, a PCI window over everything above RAM; a GPU-like device-private device (hmm_dmirror0).");
             var table = new Table().AddColumn("").AddColumn(new TableColumn("today: PhysicalAddressSpace")).AddColumn(new TableColumn("redesign: DeviceAddressSpace"));
             void Row(string name, Func<SeedScenario.Result, string> f) => table.AddRow(Markup.Escape(name), Markup.Escape(f(results[0])), Markup.Escape(f(results[1])));
             Row("device", r => r.DeviceProbed ? "probed" : "absent");
@@ -64,11 +111,11 @@ internal static class RunCommand
             Row("struct page, kernel", r => $"{r.StructPageBytesKernel >> 20:N0} MiB");
             Row("struct page, model", r => $"{r.StructPageBytesModel >> 10:N0} KiB");
             Row("invariant checks run", r => r.InvariantChecks.ToString("N0"));
-            AnsiConsole.Write(table);
+            console.Write(table);
         }
         if (!json)
             foreach (var r in results)
-                Console.WriteLine($"{r.Design}: {r.Verdict}");
+                output.WriteLine($"{r.Design}: {r.Verdict}");
         // The scenario's point is that today's design cannot place the device; that is the expected outcome.
         bool expected = !results[0].DeviceProbed && results[1].DeviceProbed && results[1].DataVerified;
         return expected ? 0 : 1;

@@ -1,0 +1,80 @@
+using System.Text.Json;
+using Spectre.Console;
+
+namespace HmmSim.Cli.Scenarios;
+
+/// <summary>How `hmmsim run FILE` shows a result: a per-design table and verdict lines, the verdicts
+/// alone (--quiet), or JSON (--json).</summary>
+internal static class ScenarioReport
+{
+    private static readonly JsonSerializerOptions _json = new() { WriteIndented = true };
+
+    public static void Write(ScenarioResult result, bool quiet, bool json, TextWriter output, TextWriter error)
+    {
+        var s = result.Scenario;
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                file = s.File,
+                scenario = s.Name,
+                passed = result.Passed,
+                exitCode = result.ExitCode,
+                designs = result.Designs.Select(d => new
+                {
+                    design = d.Design.ToString(),
+                    passed = d.Passed,
+                    stepsRun = d.StepsRun,
+                    expectationsMet = d.ExpectationsMet,
+                    pagesToDevice = d.PagesToDevice,
+                    pagesToRam = d.PagesToRam,
+                    invariantChecks = d.InvariantChecks,
+                    stoppedAt = d.StoppedAt,
+                    elapsedMs = Math.Round(d.Elapsed.TotalMilliseconds, 1),
+                    verdict = d.Verdict,
+                    failure = d.Failure is { } f ? new { step = f.Step, op = f.Op, line = f.Line, kind = f.Kind, expected = f.Expected, actual = f.Actual, message = f.Message } : null,
+                }),
+            }, _json));
+        }
+        else
+        {
+            if (!quiet)
+            {
+                var console = RunCommand.Console(output);
+                console.MarkupLine($"[bold]{Markup.Escape(s.Name)}[/] ({Markup.Escape(s.File)})" + (s.Description is { } desc ? ": " + Markup.Escape(desc) : ""));
+                var table = new Table().AddColumn("");
+                foreach (var d in result.Designs)
+                    table.AddColumn(new TableColumn(d.Design.ToString()).RightAligned());
+                void Row(string name, Func<DesignResult, string> f) => table.AddRow([Markup.Escape(name), .. result.Designs.Select(d => Markup.Escape(f(d)))]);
+                Row("steps run", d => d.StepsRun.ToString("N0"));
+                Row("expectations met", d => d.ExpectationsMet.ToString("N0"));
+                Row("pages migrated to device", d => d.PagesToDevice.ToString("N0"));
+                Row("pages migrated to RAM", d => d.PagesToRam.ToString("N0"));
+                Row("invariant checks", d => d.InvariantChecks.ToString("N0"));
+                Row("time", d => $"{d.Elapsed.TotalMilliseconds:N0} ms");
+                Row("result", d => d.Passed ? d.StoppedAt is null ? "pass" : "pass (stopped as expected)" : "FAIL");
+                console.Write(table);
+            }
+            foreach (var d in result.Designs)
+                output.WriteLine($"{d.Design}: {d.Verdict}");
+        }
+        foreach (var d in result.Designs)
+            if (d.Failure is { } f)
+                error.WriteLine($"hmmsim run: {s.File}: {d.Design}: {f}");
+    }
+
+    public static void WriteError(ScenarioFileException e, bool json, TextWriter output, TextWriter error)
+    {
+        error.WriteLine($"hmmsim run: {e.Message}");
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                file = e.File,
+                passed = false,
+                exitCode = 2,
+                error = new { line = e.Line, column = e.Column, message = e.Problem },
+            }, _json));
+        }
+    }
+}

@@ -1,0 +1,423 @@
+using System.Diagnostics;
+
+namespace HmmSim.Cli.Scenarios;
+
+/// <summary>Runs a <see cref="Scenario"/> under one design on a fresh <see cref="Machine"/>: processes
+/// and files made at start, then each step through the public API, checked against its expectations.</summary>
+internal sealed class ScenarioRunner
+{
+    private const ulong PageSize = 4096;
+
+    private readonly Scenario _scenario;
+    private readonly DevicePrivateDesign _design;
+    private readonly Dictionary<string, Process> _processes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ShmemFile> _files = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ulong> _mappings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dmirror> _handles = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _openFailures = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, byte[]> _buffers = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _exited = new(StringComparer.Ordinal);
+    private int _stepsRun;
+    private int _expectationsMet;
+    private string _iteration = "";
+    private Errno _lastErrno;
+    private string? _lastNote;
+    private Func<IReadOnlyList<string>> _dmesg = () => [];
+
+    private ScenarioRunner(Scenario scenario, DevicePrivateDesign design)
+    {
+        _scenario = scenario;
+        _design = design;
+    }
+
+    /// <summary>Runs every design the scenario names, each on its own machine.</summary>
+    public static ScenarioResult Run(Scenario scenario) =>
+        new(scenario, scenario.Machine.Designs.Select(d => new ScenarioRunner(scenario, d).RunDesign()).ToList());
+
+    private DesignResult RunDesign()
+    {
+        var clock = Stopwatch.StartNew();
+        StepFailure? failure = null;
+        string? stoppedAt = null;
+        long toDevice = 0, toRam = 0, checks = 0;
+        ScenarioStep? current = null;
+        Machine? machine = null;
+        try
+        {
+            machine = new Machine(_scenario.Machine.ToConfig(_design));
+            _dmesg = machine.Dmesg;
+            try
+            {
+                foreach (var name in _scenario.Processes)
+                    _processes[name] = machine.CreateProcess();
+                foreach (var (name, size) in _scenario.Files)
+                    _files[name] = machine.CreateFile(size);
+                stoppedAt = RunSteps(_scenario.Steps, s => current = s);
+                current = null;
+                machine.CheckInvariants();
+            }
+            catch (StepFailedException e)
+            {
+                failure = e.Failure;
+            }
+            catch (KernelBugException e)
+            {
+                failure = Failure(current, "kernel-bug", e.Message);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                failure = Failure(current, "error", $"unexpected {e.GetType().Name}: {e.Message}");
+            }
+            var vs = machine.VmStat;
+            toDevice = vs.GetValueOrDefault("device_migrate_to_device");
+            toRam = vs.GetValueOrDefault("device_migrate_to_ram");
+            checks = machine.InvariantChecks;
+            try
+            {
+                foreach (var h in _handles.Values)
+                    h.Dispose();
+                foreach (var p in _processes.Values)
+                    p.Dispose();
+                foreach (var f in _files.Values)
+                    f.Dispose();
+            }
+            catch (KernelBugException e) when (failure is null)
+            {
+                failure = new StepFailure("end", "exit", 0, "kernel-bug", null, null, "tearing down the processes: " + e.Message);
+            }
+            catch (Exception) when (failure is not null)
+            {
+                // The run already failed; what teardown says after that is noise.
+            }
+        }
+        catch (KernelBugException e)
+        {
+            failure ??= new StepFailure("boot", "machine", 0, "kernel-bug", null, null, e.Message);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure ??= new StepFailure("boot", "machine", 0, "error", null, null, $"the machine did not boot: {e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            try
+            {
+                machine?.Dispose();
+            }
+            catch (Exception e) when (failure is not null || e is KernelBugException)
+            {
+                failure ??= new StepFailure("end", "machine", 0, "kernel-bug", null, null, "machine teardown: " + e.Message);
+            }
+        }
+        return new DesignResult(_design, failure is null, _stepsRun, _expectationsMet, toDevice, toRam, checks, stoppedAt, failure, clock.Elapsed);
+    }
+
+    private StepFailure Failure(ScenarioStep? step, string kind, string message) =>
+        step is null ? new StepFailure("end", "check", 0, kind, null, null, message)
+            : new StepFailure(step.Index + _iteration, step.Op, step.Line, kind, null, null, message);
+
+    /// <summary>Runs steps in order; returns where the scenario stopped by an expectation's "stop", or null.</summary>
+    private string? RunSteps(IReadOnlyList<ScenarioStep> steps, Action<ScenarioStep> onStep)
+    {
+        foreach (var step in steps)
+        {
+            if (step.Designs is { } ds && !ds.Contains(_design))
+                continue;
+            onStep(step);
+            if (step.Op == "repeat")
+            {
+                string outer = _iteration;
+                for (int i = 1; i <= step.Count; i++)
+                {
+                    _iteration = $"{outer} (iteration {i} of {step.Count})";
+                    if (RunSteps(step.Steps, onStep) is { } stopped)
+                        return stopped;
+                }
+                _iteration = outer;
+                continue;
+            }
+            _stepsRun++;
+            _lastErrno = Errno.None;
+            _lastNote = null;
+            if (Execute(step))
+                return $"step {step.Index}{_iteration} ({step.Op}, line {step.Line})" + (_lastErrno != Errno.None ? $": {_lastErrno}" : "") + (_lastNote is null ? "" : $" ({_lastNote})");
+        }
+        return null;
+    }
+
+    private StepFailedException Fail(ScenarioStep step, string message, object? expected = null, object? actual = null) =>
+        new(new StepFailure(step.Index + _iteration, step.Op, step.Line, expected is null ? "error" : "expectation", expected?.ToString(), actual?.ToString(), message));
+
+    private void Check<T>(ScenarioStep step, string what, T expected, T actual, bool counts)
+    {
+        if (!EqualityComparer<T>.Default.Equals(expected, actual))
+            throw Fail(step, what, expected, actual);
+        if (counts)
+            _expectationsMet++;
+    }
+
+    private void CheckErrno(ScenarioStep step, StepExpectation x, Errno actual)
+    {
+        _lastErrno = actual;
+        Check(step, "errno", x.Errno ?? Errno.None, actual, x.Errno is not null);
+    }
+
+    /// <summary>Runs one step; true when its expectations say to stop here.</summary>
+    private bool Execute(ScenarioStep step)
+    {
+        var x = step.ExpectFor(_design);
+        switch (step.Op)
+        {
+            case "mmap":
+                {
+                    var p = Proc(step);
+                    ulong hint = step.At is null ? 0 : Addr(step);
+                    ulong extra = step.Align > PageSize && !step.MapFlags.HasFlag(MapFlags.Fixed) ? step.Align : 0;
+                    var file = step.File is null ? null : _files[step.File];
+                    var err = p.Mmap(hint, step.Length!.Value + extra, step.Prot, step.MapFlags, out ulong mapped, file, step.Offset);
+                    CheckErrno(step, x, err);
+                    if (err == Errno.None && step.Name is not null)
+                        _mappings[step.Name] = extra == 0 ? mapped : (mapped + step.Align - 1) & ~(step.Align - 1);
+                    break;
+                }
+            case "munmap":
+                CheckErrno(step, x, Proc(step).Munmap(Addr(step), step.Length!.Value));
+                break;
+            case "mprotect":
+                CheckErrno(step, x, Proc(step).Mprotect(Addr(step), step.Length!.Value, step.Prot));
+                break;
+            case "madvise":
+                CheckErrno(step, x, Proc(step).Madvise(Addr(step), step.Length!.Value, step.Advice));
+                break;
+            case "mremap":
+                {
+                    ulong newAt = step.NewAt is { Name: { } nn } && !_mappings.ContainsKey(nn) ? throw Fail(step, $"mapping \"{nn}\" has no address: its mmap did not succeed") : step.NewAt?.Resolve(_mappings) ?? 0;
+                    var err = Proc(step).Mremap(Addr(step), step.Length!.Value, step.NewLength, step.MremapFlags, newAt, out ulong result);
+                    CheckErrno(step, x, err);
+                    if (err == Errno.None && step.Name is not null)
+                        _mappings[step.Name] = result;
+                    break;
+                }
+            case "fork":
+                _processes[step.Child!] = Proc(step).Fork();
+                _exited.Remove(step.Child!);
+                break;
+            case "exit":
+                Proc(step).Dispose();
+                _processes.Remove(step.Process);
+                _exited.Add(step.Process);
+                break;
+            case "read":
+                {
+                    var buf = new byte[step.Length!.Value];
+                    var p = Proc(step);
+                    ulong a = Addr(step);
+                    Cpu(step, x, () => p.Read(a, buf));
+                    _buffers[step.Buffer!] = buf;
+                    break;
+                }
+            case "write":
+                {
+                    var p = Proc(step);
+                    ulong a = Addr(step);
+                    byte[] bytes = step.Bytes ?? Buffer(step, step.Buffer!);
+                    Cpu(step, x, () => p.Write(a, bytes));
+                    break;
+                }
+            case "fill":
+                Fill(step, x);
+                break;
+            case "verify":
+                Verify(step, x);
+                break;
+            case "dmirror.open":
+                {
+                    var p = Proc(step);
+                    Errno err = Errno.None;
+                    try
+                    {
+                        if (_handles.Remove(step.Handle!, out var old))
+                            old.Dispose();
+                        _handles[step.Handle!] = p.OpenDmirror(step.Unit);
+                        _openFailures.Remove(step.Handle!);
+                    }
+                    catch (ErrnoException e)
+                    {
+                        err = e.Errno;
+                        _lastNote = _dmesg().LastOrDefault(l => l.StartsWith($"hmm_dmirror{step.Unit}: probe failed", StringComparison.Ordinal));
+                        _openFailures[step.Handle!] = $"its open of /dev/hmm_dmirror{step.Unit} at step {step.Index} failed with {e.Errno}" + (_lastNote is null ? "" : $" ({_lastNote})");
+                    }
+                    CheckErrno(step, x, err);
+                    break;
+                }
+            case "dmirror.close":
+                Dev(step).Dispose();
+                _handles.Remove(step.Handle!);
+                _openFailures[step.Handle!] = $"it was closed at step {step.Index}";
+                break;
+            case "dmirror.release":
+                CheckErrno(step, x, Dev(step).Release().Error);
+                break;
+            case "dmirror.flags":
+                CheckErrno(step, x, Dev(step).SetFlags(step.DmirrorFlags).Error);
+                break;
+            default:
+                DmirrorRange(step, x);
+                break;
+        }
+        return x.Stop;
+    }
+
+    private void DmirrorRange(ScenarioStep step, StepExpectation x)
+    {
+        var dev = Dev(step);
+        ulong a = Addr(step), n = step.Pages;
+        byte[] buf = step.Buffer is null ? [] : EnsureBuffer(step.Buffer, step.Op == "dmirror.snapshot" ? n : n * PageSize);
+        var r = step.Op switch
+        {
+            "dmirror.read" => dev.Read(a, n, buf),
+            "dmirror.write" => dev.Write(a, n, buf),
+            "dmirror.migrate_to_dev" => dev.MigrateToDevice(a, n, buf),
+            "dmirror.migrate_to_sys" => dev.MigrateToSystem(a, n),
+            "dmirror.snapshot" => dev.Snapshot(a, n, buf),
+            "dmirror.exclusive" => dev.Exclusive(a, n, buf),
+            _ => dev.CheckExclusive(a, n),
+        };
+        CheckErrno(step, x, r.Error);
+        if (x.CPages is { } cp)
+            Check(step, "cpages", cp, r.CPages, true);
+        if (x.Faults is { } f)
+            Check(step, "faults", f, r.Faults, true);
+        if (x.Snapshot is { } snap)
+        {
+            for (int i = 0; i < snap.Count; i++)
+            {
+                byte actual = i < buf.Length ? buf[i] : (byte)0;
+                if (actual != snap[i])
+                    throw Fail(step, $"snapshot byte {i} (page at {step.At}+0x{(ulong)i * PageSize:x})", Prot(snap[i]), Prot(actual));
+            }
+            _expectationsMet++;
+        }
+    }
+
+    private static string Prot(byte b)
+    {
+        if (b is 0 or 0xFF)
+            return ((DmirrorProt)b).ToString();
+        var kind = (DmirrorProt)(b & 0xF0);
+        var bits = (DmirrorProt)(b & 0x0F);
+        var parts = new List<string>();
+        if (kind != 0)
+            parts.Add(kind.ToString());
+        foreach (var f in new[] { DmirrorProt.Read, DmirrorProt.Write, DmirrorProt.Pmd, DmirrorProt.Pud })
+            if (bits.HasFlag(f))
+                parts.Add(f.ToString());
+        return $"{string.Join('|', parts)} (0x{b:x2})";
+    }
+
+    private void Fill(ScenarioStep step, StepExpectation x)
+    {
+        if (step.At is not null)
+        {
+            var bytes = step.Pattern!.Generate(checked((int)step.Length!.Value));
+            var p = Proc(step);
+            ulong a = Addr(step);
+            Cpu(step, x, () => p.Write(a, bytes));
+            return;
+        }
+        var data = step.Pattern!.Generate(checked((int)step.Length!.Value));
+        var buf = EnsureBuffer(step.Buffer!, step.Offset + step.Length.Value);
+        data.CopyTo(buf.AsSpan((int)step.Offset));
+    }
+
+    private void Verify(ScenarioStep step, StepExpectation x)
+    {
+        byte[] actual;
+        string where;
+        if (step.At is not null)
+        {
+            actual = new byte[step.Length!.Value];
+            var p = Proc(step);
+            ulong a = Addr(step);
+            if (!Cpu(step, x, () => p.Read(a, actual)))
+                return;
+            where = step.At.Value.ToString();
+        }
+        else
+        {
+            var buf = Buffer(step, step.Buffer!);
+            ulong len = step.Length ?? (ulong)buf.Length - Math.Min(step.Offset, (ulong)buf.Length);
+            if (step.Offset + len > (ulong)buf.Length)
+                throw Fail(step, $"buffer \"{step.Buffer}\" holds {buf.Length} bytes; cannot verify {len} bytes at offset {step.Offset}");
+            actual = buf.AsSpan((int)step.Offset, (int)len).ToArray();
+            where = $"buffer {step.Buffer}" + (step.Offset != 0 ? $"+0x{step.Offset:x}" : "");
+        }
+        var expected = step.Pattern!.Generate(actual.Length);
+        int i = actual.AsSpan().CommonPrefixLength(expected);
+        if (i < actual.Length)
+        {
+            bool ints = step.Pattern.Kind != PatternKind.SeededRandom;
+            if (ints)
+            {
+                i &= ~3;
+                throw Fail(step, $"{where}: int {i / 4} (byte offset 0x{i:x}) of pattern {step.Pattern}",
+                    BitConverter.ToInt32(expected, i), BitConverter.ToInt32(actual, i));
+            }
+            throw Fail(step, $"{where}: byte 0x{i:x} of pattern {step.Pattern}", $"0x{expected[i]:x2}", $"0x{actual[i]:x2}");
+        }
+        _expectationsMet++;
+    }
+
+    /// <summary>A CPU access: SIGSEGV is an outcome to check, not an error. True if the access completed.</summary>
+    private bool Cpu(ScenarioStep step, StepExpectation x, Action access)
+    {
+        try
+        {
+            access();
+        }
+        catch (SegmentationFaultException e)
+        {
+            string sig = e is BusErrorException ? "SIGBUS" : "SIGSEGV";
+            if (!x.Segv)
+                throw Fail(step, "CPU access", "no fault", $"{sig} at 0x{e.Address:x}");
+            _expectationsMet++;
+            return false;
+        }
+        if (x.Segv)
+            throw Fail(step, "CPU access", "SIGSEGV", "no fault");
+        return true;
+    }
+
+    private Process Proc(ScenarioStep step)
+    {
+        if (_processes.TryGetValue(step.Process, out var p))
+            return p;
+        throw Fail(step, _exited.Contains(step.Process) ? $"process \"{step.Process}\" has exited" : $"process \"{step.Process}\" does not exist yet (no fork has made it)");
+    }
+
+    private Dmirror Dev(ScenarioStep step)
+    {
+        if (_handles.TryGetValue(step.Handle!, out var d))
+            return d;
+        throw Fail(step, $"handle \"{step.Handle}\" is not open: " + (_openFailures.TryGetValue(step.Handle!, out var why) ? why : "no dmirror.open has run for it") +
+            " (to end a design's run where an expected failure leaves nothing to do, add \"stop\": true to that step's expectation)");
+    }
+
+    private ulong Addr(ScenarioStep step) => step.At!.Value.Name is { } n && !_mappings.ContainsKey(n)
+        ? throw Fail(step, $"mapping \"{n}\" has no address: its mmap did not succeed")
+        : step.At.Value.Resolve(_mappings);
+
+    private byte[] Buffer(ScenarioStep step, string name) =>
+        _buffers.TryGetValue(name, out var b) ? b : throw Fail(step, $"buffer \"{name}\" is empty: the step that fills it did not run");
+
+    private byte[] EnsureBuffer(string name, ulong size)
+    {
+        if (!_buffers.TryGetValue(name, out var b) || (ulong)b.Length < size)
+        {
+            var nb = new byte[size];
+            b?.CopyTo(nb, 0);
+            _buffers[name] = b = nb;
+        }
+        return b;
+    }
+}
