@@ -50,17 +50,8 @@ internal static class Fork
         var arch = smm.Arch;
         if (src.IsCowMapping)
             MmuNotifier.InvalidateRange(smm, MmuNotifyEvent.ProtectionPage, src.Start, src.End, null);
-        for (ulong addr = src.Start, next; addr < src.End; addr = next)
+        foreach (var (addr, next, spmdT, spmd) in new PmdWalk(smm, src.Start, src.End))
         {
-            next = Math.Min(src.End, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
-            if (!smm.PmdTable(addr, alloc: false, out var spmdT))
-            {
-                next = Math.Min(src.End, (addr + Arch.PudSize) & ~(Arch.PudSize - 1));
-                continue;
-            }
-            ulong spmd = smm.PmdRef(spmdT, addr);
-            if (spmd == 0)
-                continue;
             if (!dmm.PmdTable(addr, alloc: true, out var dpmdT))
                 ThrowHelper.KernelBug("fork: out of memory for the child's page tables");
             if (!arch.IsTable(spmd))

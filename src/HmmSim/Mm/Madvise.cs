@@ -103,14 +103,8 @@ internal static class Madvise
         var mm = vma.Mm;
         var arch = mm.Arch;
         MmuNotifier.InvalidateRange(mm, MmuNotifyEvent.Clear, start, end, null);
-        for (ulong addr = start, next; addr < end; addr = next)
+        foreach (var (addr, next, pmdTable, pmd) in new PmdWalk(mm, start, end))
         {
-            next = Math.Min(end, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
-            if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
-                continue;
-            ulong pmd = mm.PmdRef(pmdTable, addr);
-            if (pmd == 0)
-                continue;
             if (!arch.IsTable(pmd))
             {
                 if (!arch.PmdPresent(pmd) || HugeMemory.IsHugeZeroPmd(mm.Kernel, pmd))

@@ -39,13 +39,7 @@ internal static class Migrate
         }
         if (dirty)
             folio.SetFlag(PageFlags.Dirty);
-        var entry = write ? sw.MakeWritableMigrationEntryFromPage(page)
-            : anonExclusive ? sw.MakeReadableExclusiveMigrationEntryFromPage(page)
-            : sw.MakeReadableMigrationEntryFromPage(page);
-        if (young)
-            entry = sw.MakeMigrationEntryYoung(entry);
-        if (dirty)
-            entry = sw.MakeMigrationEntryDirty(entry);
+        var entry = MakeMigrationEntry(sw, page, write, anonExclusive, young, dirty);
         ulong pte = arch.SwpEntryToPte(entry);
         if (softDirty)
             pte = arch.PteSwpMksoftDirty(pte);
@@ -84,6 +78,18 @@ internal static class Migrate
         }
         if (dirty)
             folio.SetFlag(PageFlags.Dirty);
+        var entry = MakeMigrationEntry(sw, page, write, anonExclusive, young, dirty);
+        slot = arch.SwpEntryToPmd(entry);
+        Rmap.FolioRemoveRmapPmd(folio, vma);
+        folio.Put();
+        return true;
+    }
+
+    /// <summary>The migration entry for a page: WRITE if its mapping was writable, READ_EXCLUSIVE if the
+    /// page was anon-exclusive, else READ (the redesign's device-private variants for device-private
+    /// pages), with the young and dirty bits kept where the arch has room for them.</summary>
+    public static SwapEntry MakeMigrationEntry(Swapops sw, Page page, bool write, bool anonExclusive, bool young, bool dirty)
+    {
         var entry = write ? sw.MakeWritableMigrationEntryFromPage(page)
             : anonExclusive ? sw.MakeReadableExclusiveMigrationEntryFromPage(page)
             : sw.MakeReadableMigrationEntryFromPage(page);
@@ -91,10 +97,7 @@ internal static class Migrate
             entry = sw.MakeMigrationEntryYoung(entry);
         if (dirty)
             entry = sw.MakeMigrationEntryDirty(entry);
-        slot = arch.SwpEntryToPmd(entry);
-        Rmap.FolioRemoveRmapPmd(folio, vma);
-        folio.Put();
-        return true;
+        return entry;
     }
 
     /// <summary>try_to_migrate: every remaining mapping of a locked folio becomes a migration entry.</summary>

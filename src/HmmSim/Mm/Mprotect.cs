@@ -67,17 +67,8 @@ internal static class Mprotect
         var arch = mm.Arch;
         ulong newProt = vma.PageProt;
         MmuNotifier.InvalidateRange(mm, MmuNotifyEvent.ProtectionVma, start, end, null);
-        for (ulong addr = start, next; addr < end; addr = next)
+        foreach (var (addr, next, pmdTable, pmd) in new PmdWalk(mm, start, end))
         {
-            next = Math.Min(end, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
-            if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
-            {
-                next = Math.Min(end, (addr + Arch.PudSize) & ~(Arch.PudSize - 1));
-                continue;
-            }
-            ulong pmd = mm.PmdRef(pmdTable, addr);
-            if (pmd == 0)
-                continue;
             if (!arch.IsTable(pmd))
             {
                 bool whole = (addr & (Arch.PmdSize - 1)) == 0 && next - addr == Arch.PmdSize;

@@ -241,13 +241,7 @@ internal static class SwapFaults
             bool young = sw.IsMigrationEntryYoung(entry), dirty = sw.IsMigrationEntryDirty(entry);
             for (int i = 0; i < Arch.PtrsPerTable; i++)
             {
-                var page = folio.Page(i);
-                var e = write ? sw.MakeWritableMigrationEntryFromPage(page) : excl ? sw.MakeReadableExclusiveMigrationEntryFromPage(page) : sw.MakeReadableMigrationEntryFromPage(page);
-                if (young)
-                    e = sw.MakeMigrationEntryYoung(e);
-                if (dirty)
-                    e = sw.MakeMigrationEntryDirty(e);
-                ulong p = arch.SwpEntryToPte(e);
+                ulong p = arch.SwpEntryToPte(Migrate.MakeMigrationEntry(sw, folio.Page(i), write, excl, young, dirty));
                 ptes[i] = softDirty ? arch.PteSwpMksoftDirty(p) : p;
             }
             return;

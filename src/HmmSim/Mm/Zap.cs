@@ -10,17 +10,8 @@ internal static class Zap
     {
         var mm = vma.Mm;
         var arch = mm.Arch;
-        for (ulong addr = start, next; addr < end; addr = next)
+        foreach (var (addr, next, pmdTable, pmd) in new PmdWalk(mm, start, end))
         {
-            next = Math.Min(end, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
-            if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
-            {
-                next = Math.Min(end, (addr + Arch.PudSize) & ~(Arch.PudSize - 1));
-                continue;
-            }
-            ulong pmd = mm.PmdRef(pmdTable, addr);
-            if (pmd == 0)
-                continue;
             if (!arch.IsTable(pmd))
             {
                 if (vma.IsHugetlb)
@@ -28,8 +19,7 @@ internal static class Zap
                     Hugetlb.ZapHugePmd(vma, pmdTable, addr & ~(Arch.PmdSize - 1));
                     continue;
                 }
-                bool whole = (addr & (Arch.PmdSize - 1)) == 0 && next - addr == Arch.PmdSize;
-                if (whole)
+                if ((addr & (Arch.PmdSize - 1)) == 0 && next - addr == Arch.PmdSize)
                 {
                     HugeMemory.ZapHugePmd(vma, pmdTable, addr);
                     continue;

@@ -247,18 +247,16 @@ public sealed class Dmirror : IDisposable
         return Errno.None;
     }
 
-    /// <summary>dmirror_range_fault: the notifier-sequence retry loop, then dmirror_do_fault under the mutex.
-    /// An alias the importer cannot DMA-map loses its ALLOW_P2P and the window is faulted again.</summary>
-    private Errno RangeFaultWindow(HmmRange range, bool[] allowP2p)
+    /// <summary>The caller contract of hmm_range_fault: take the notifier sequence, fault under mmap_lock
+    /// (again on EBUSY), then under the mutex check that no invalidation ran meanwhile and let
+    /// <paramref name="consumeLocked"/> use the pfns: it returns an errno to finish, or null to go round
+    /// again. <paramref name="prepare"/> resets the request flags before each attempt.</summary>
+    private Errno WithStableRange(HmmRange range, Action? prepare, Func<Errno?> consumeLocked)
     {
-        int n = (int)((range.End - range.Start) >> Arch.PageShift);
-        for (int attempt = 0; ; attempt++)
+        for (int attempt = 0; attempt < RangeFaultRetries; attempt++)
         {
-            if (attempt >= RangeFaultRetries)
-                return Errno.EBUSY;
-            for (int i = 0; i < n; i++)
-                range.HmmPfns[i] = allowP2p[i] ? HmmPfn.AllowP2p : 0;
-            range.NotifierSeq = _notifier.ReadBegin();
+            prepare?.Invoke();
+            range.NotifierSeq = range.Notifier.ReadBegin();
             Errno ret;
             Mm.MmapLock.EnterReadLock();
             try
@@ -275,13 +273,27 @@ public sealed class Dmirror : IDisposable
                 return ret;
             lock (_mutex)
             {
-                if (_notifier.ReadRetry(range.NotifierSeq))
+                if (range.Notifier.ReadRetry(range.NotifierSeq))
                     continue;
-                if (!DmaMapAliases(range, allowP2p))
-                    continue;   // mlx5's fallback: fault those pages again without ALLOW_P2P
-                return DoFaultLocked(range);
+                if (consumeLocked() is { } done)
+                    return done;
             }
         }
+        return Errno.EBUSY;   // HMM_RANGE_DEFAULT_TIMEOUT
+    }
+
+    /// <summary>dmirror_range_fault: dmirror_do_fault once the range is stable. An alias the importer
+    /// cannot DMA-map loses its ALLOW_P2P and the window is faulted again (mlx5's fallback).</summary>
+    private Errno RangeFaultWindow(HmmRange range, bool[] allowP2p)
+    {
+        int n = (int)((range.End - range.Start) >> Arch.PageShift);
+        return WithStableRange(range,
+            () =>
+            {
+                for (int i = 0; i < n; i++)
+                    range.HmmPfns[i] = allowP2p[i] ? HmmPfn.AllowP2p : 0;
+            },
+            () => DmaMapAliases(range, allowP2p) ? DoFaultLocked(range) : null);
     }
 
     /// <summary>hmm_dma_map_pfn for the P2PDMA aliases of a window: pci_p2pdma_state decides whether this
@@ -550,7 +562,7 @@ public sealed class Dmirror : IDisposable
         if (Mm.Exited)
             return Errno.EINVAL;
         var pfns = new ulong[FaultWindow];
-        Span<byte> perm = stackalloc byte[FaultWindow];
+        var perm = new byte[FaultWindow];
         ulong outOff = 0;
         for (ulong addr = start, next; addr < end; addr = next)
         {
@@ -561,14 +573,15 @@ public sealed class Dmirror : IDisposable
                 return ret;
             if ((ulong)cmd.Ptr.Length < outOff + (ulong)n)
                 return Errno.EFAULT;
-            perm[..n].CopyTo(cmd.Ptr[(int)outOff..]);
+            perm.AsSpan(0, n).CopyTo(cmd.Ptr[(int)outOff..]);
             cmd.Cpages += (ulong)n;
             outOff += (ulong)n;
         }
         return Errno.None;
     }
 
-    private Errno RangeSnapshot(ulong start, ulong end, ulong[] pfns, Span<byte> perm)
+    /// <summary>dmirror_range_snapshot: one window under a temporary notifier that only bumps the sequence.</summary>
+    private Errno RangeSnapshot(ulong start, ulong end, ulong[] pfns, byte[] perm)
     {
         var notifier = MmuNotifier.IntervalNotifierInsert(Mm, start, end - start, (mni, _, seq) =>
         {
@@ -579,35 +592,13 @@ public sealed class Dmirror : IDisposable
         try
         {
             var range = new HmmRange { Notifier = notifier, HmmPfns = pfns, Start = start, End = end, DevPrivateOwner = Device };
-            for (int attempt = 0; ; attempt++)
+            int n = (int)((end - start) >> Arch.PageShift);
+            return WithStableRange(range, null, () =>
             {
-                if (attempt >= RangeFaultRetries)
-                    return Errno.EBUSY;
-                range.NotifierSeq = notifier.ReadBegin();
-                Errno ret;
-                Mm.MmapLock.EnterReadLock();
-                try
-                {
-                    ret = RangeFault.HmmRangeFault(Mm, range);
-                }
-                finally
-                {
-                    Mm.MmapLock.ExitReadLock();
-                }
-                if (ret == Errno.EBUSY)
-                    continue;
-                if (ret != Errno.None)
-                    return ret;
-                lock (_mutex)
-                {
-                    if (notifier.ReadRetry(range.NotifierSeq))
-                        continue;
-                    int n = (int)((end - start) >> Arch.PageShift);
-                    for (int i = 0; i < n; i++)
-                        perm[i] = MkEntry(pfns[i]);
-                    return Errno.None;
-                }
-            }
+                for (int i = 0; i < n; i++)
+                    perm[i] = MkEntry(pfns[i]);
+                return Errno.None;
+            });
         }
         finally
         {
