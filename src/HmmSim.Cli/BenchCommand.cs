@@ -21,10 +21,12 @@ internal static class BenchCommand
         mm.Options.Add(report);
         mm.SetAction(r =>
         {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
             int mib = r.GetValue(size);
             if (mib <= 0 || mib % 2 != 0 || mib > 4096)
             {
-                Console.Error.WriteLine($"hmmsim bench mm: --size-mib must be an even number from 2 to 4096, not {mib}");
+                error.WriteLine($"hmmsim bench mm: --size-mib must be an even number from 2 to 4096, not {mib}");
                 return 2;
             }
             var figures = Progress.Run($"measuring the mm core over {mib} MiB", r.GetValue(json), () => MmWorkloads.Measure((ulong)mib * MmWorkloads.Mib));
@@ -32,13 +34,13 @@ internal static class BenchCommand
                 return 2;
             if (r.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(figures.Select(f => new { name = f.Name, value = f.Value, unit = f.Unit })));
+                output.WriteLine(JsonSerializer.Serialize(figures.Select(f => new { name = f.Name, value = f.Value, unit = f.Unit })));
                 return 0;
             }
             var table = new Table().AddColumn("figure").AddColumn(new TableColumn("value").RightAligned()).AddColumn("unit");
             foreach (var f in figures)
                 table.AddRow(Markup.Escape(f.Name), f.Value.ToString("N1"), f.Unit);
-            AnsiConsole.Write(table);
+            RunCommand.Console(output).Write(table);
             return 0;
         });
         bench.Subcommands.Add(mm);
@@ -72,9 +74,11 @@ internal static class BenchCommand
         cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
             if (!TryDesign(r.GetValue(design)!, out var d) || r.GetValue(iterations) is < 1 or > 100)
             {
-                Console.Error.WriteLine("hmmsim bench migrate: --design must be PhysicalAddressSpace or DeviceAddressSpace and --iterations 1..100");
+                error.WriteLine("hmmsim bench migrate: --design must be PhysicalAddressSpace or DeviceAddressSpace and --iterations 1..100");
                 return 2;
             }
             var (memcpy, rows) = Progress.Run("benchmark_thp_migration", r.GetValue(json), () => (HmmWorkloads.MemcpyGBs(), HmmWorkloads.ThpMigration(d, r.GetValue(iterations))));
@@ -82,7 +86,7 @@ internal static class BenchCommand
                 return 2;
             if (r.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                output.WriteLine(JsonSerializer.Serialize(new
                 {
                     design = d.ToString(),
                     memcpyGBs = memcpy,
@@ -99,7 +103,7 @@ internal static class BenchCommand
                 table.AddRow(Size(x.Bytes), x.Thp ? "yes" : "no", x.SysToDevMs.ToString("N3"), x.SysToDevGBs.ToString("N2"), (x.SysToDevGBs / memcpy).ToString("P1"),
                     x.DevToSysMs.ToString("N3"), x.DevToSysGBs.ToString("N2"), (x.DevToSysGBs / memcpy).ToString("P1"));
             }
-            AnsiConsole.Write(table);
+            RunCommand.Console(output).Write(table);
             return 0;
         });
         return cmd;
@@ -119,10 +123,12 @@ internal static class BenchCommand
         cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
             int mib = r.GetValue(size);
             if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 4096)
             {
-                Console.Error.WriteLine("hmmsim bench fault: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..4096");
+                error.WriteLine("hmmsim bench fault: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..4096");
                 return 2;
             }
             var (ioctl, call) = Progress.Run($"hmm_range_fault over {mib} MiB", r.GetValue(json), () => HmmWorkloads.SnapshotThroughput(d, (ulong)mib << 20));
@@ -130,13 +136,13 @@ internal static class BenchCommand
                 return 2;
             if (r.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { design = d.ToString(), sizeMib = mib, snapshotIoctlPagesPerSec = ioctl, hmmRangeFaultPagesPerSec = call }));
+                output.WriteLine(JsonSerializer.Serialize(new { design = d.ToString(), sizeMib = mib, snapshotIoctlPagesPerSec = ioctl, hmmRangeFaultPagesPerSec = call }));
                 return 0;
             }
             var table = new Table().AddColumn("figure").AddColumn(new TableColumn("pages/s").RightAligned());
             table.AddRow($"SNAPSHOT ioctl over {mib} MiB (32-page windows)", ioctl.ToString("N0"));
             table.AddRow($"one hmm_range_fault over {mib} MiB", call.ToString("N0"));
-            AnsiConsole.Write(table);
+            RunCommand.Console(output).Write(table);
             return 0;
         });
         return cmd;
@@ -154,16 +160,18 @@ internal static class BenchCommand
         cmd.Options.Add(json);
         cmd.SetAction(r =>
         {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
             int mib = r.GetValue(size);
             if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 1024)
             {
-                Console.Error.WriteLine("hmmsim bench p2p: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..1024");
+                error.WriteLine("hmmsim bench p2p: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..1024");
                 return 2;
             }
             var rows = Progress.Run("P2P read, both ways, both topologies", r.GetValue(json), () => P2pWorkload.Run(d, (ulong)mib << 20));
             if (r.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { mode = x.Mode, topology = x.Topology.ToString(), pagesMigratedToRam = x.PagesMigratedToRam, bytesThroughRam = x.BytesThroughRam, bytesOverAlias = x.BytesOverAlias, ms = x.Ms, dataOk = x.DataOk })));
+                output.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { mode = x.Mode, topology = x.Topology.ToString(), pagesMigratedToRam = x.PagesMigratedToRam, bytesThroughRam = x.BytesThroughRam, bytesOverAlias = x.BytesOverAlias, ms = x.Ms, dataOk = x.DataOk })));
                 return rows.All(x => x.DataOk) ? 0 : 1;
             }
             var table = new Table().Title($"{mib} MiB read by unit 1 from unit 0's memory ({d})")
@@ -172,7 +180,7 @@ internal static class BenchCommand
                 .AddColumn(new TableColumn("ms").RightAligned()).AddColumn("data");
             foreach (var x in rows)
                 table.AddRow(x.Topology.ToString(), x.Mode, x.PagesMigratedToRam.ToString("N0"), (x.BytesThroughRam / 1048576.0).ToString("N1"), (x.BytesOverAlias / 1048576.0).ToString("N1"), x.Ms.ToString("N1"), x.DataOk ? "ok" : "WRONG");
-            AnsiConsole.Write(table);
+            RunCommand.Console(output).Write(table);
             return rows.All(x => x.DataOk) ? 0 : 1;
         });
         return cmd;
@@ -188,16 +196,18 @@ internal static class BenchCommand
         cmd.Options.Add(json);
         cmd.SetAction(r =>
         {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
             int gib = r.GetValue(size);
             if (gib is < 1 or > 16384)
             {
-                Console.Error.WriteLine("hmmsim bench register: --size-gib must be 1..16384");
+                error.WriteLine("hmmsim bench register: --size-gib must be 1..16384");
                 return 2;
             }
             var rows = Progress.Run($"registering {gib} GiB", r.GetValue(json), () => RegisterWorkload.Run((ulong)gib << 30));
             if (r.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { design = x.Design.ToString(), bytes = x.Bytes, error = x.Error.ToString(), ms = x.Ms, modelBytes = x.ModelBytes, kernelStructPageBytes = x.KernelStructPageBytes, modelBytesAfterFirstUse = x.ModelBytesAfterFirstUse })));
+                output.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { design = x.Design.ToString(), bytes = x.Bytes, error = x.Error.ToString(), ms = x.Ms, modelBytes = x.ModelBytes, kernelStructPageBytes = x.KernelStructPageBytes, modelBytesAfterFirstUse = x.ModelBytesAfterFirstUse })));
                 return 0;
             }
             var table = new Table().Title($"registering {gib} GiB of device-private memory")
@@ -207,7 +217,7 @@ internal static class BenchCommand
             foreach (var x in rows)
                 table.AddRow(x.Design.ToString(), x.Error == Errno.None ? "ok" : x.Error.ToString(), x.Ms.ToString("N2"), x.ModelBytes.ToString("N0"),
                     x.ModelBytesAfterFirstUse.ToString("N0"), $"{x.KernelStructPageBytes / 1048576.0:N0} MiB");
-            AnsiConsole.Write(table);
+            RunCommand.Console(output).Write(table);
             return 0;
         });
         return cmd;

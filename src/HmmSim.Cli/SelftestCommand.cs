@@ -19,11 +19,11 @@ internal static class SelftestCommand
         cmd.Options.Add(filter);
         cmd.Options.Add(json);
         cmd.Options.Add(list);
-        cmd.SetAction(r => Run(r.GetValue(design)!, r.GetValue(filter), r.GetValue(json), r.GetValue(list)));
+        cmd.SetAction(r => Run(r.GetValue(design)!, r.GetValue(filter), r.GetValue(json), r.GetValue(list), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
         return cmd;
     }
 
-    private static int Run(string design, string? filter, bool json, bool list)
+    private static int Run(string design, string? filter, bool json, bool list, TextWriter output, TextWriter error)
     {
         DevicePrivateDesign[] designs;
         if (design.Equals("both", StringComparison.OrdinalIgnoreCase))
@@ -32,7 +32,7 @@ internal static class SelftestCommand
             designs = [d];
         else
         {
-            Console.Error.WriteLine($"hmmsim selftest: unknown design '{design}' (PhysicalAddressSpace, DeviceAddressSpace or both)");
+            error.WriteLine($"hmmsim selftest: unknown design '{design}' (PhysicalAddressSpace, DeviceAddressSpace or both)");
             return 2;
         }
         var cases = SelftestCatalog.All
@@ -40,45 +40,45 @@ internal static class SelftestCommand
             .ToList();
         if (cases.Count == 0)
         {
-            Console.Error.WriteLine($"hmmsim selftest: no case matches --filter '{filter}'");
+            error.WriteLine($"hmmsim selftest: no case matches --filter '{filter}'");
             return 2;
         }
         if (list)
         {
             foreach (var c in cases)
-                Console.WriteLine(c.Name);
+                output.WriteLine(c.Name);
             return 0;
         }
         var results = new List<(SelftestCase Case, string? Error)>();
         if (!json)
         {
-            Console.WriteLine("TAP version 13");
-            Console.WriteLine($"1..{cases.Count}");
+            output.WriteLine("TAP version 13");
+            output.WriteLine($"1..{cases.Count}");
         }
         for (int i = 0; i < cases.Count; i++)
         {
             var c = cases[i];
-            string? error = null;
+            string? failure = null;
             try
             {
                 c.Run();
             }
             catch (Exception e)
             {
-                error = $"{e.GetType().Name}: {e.Message}";
+                failure = $"{e.GetType().Name}: {e.Message}";
             }
-            results.Add((c, error));
+            results.Add((c, failure));
             if (json)
                 continue;
-            Console.WriteLine($"{(error is null ? "ok" : "not ok")} {i + 1} {c.Name}");
-            if (error is not null)
-                foreach (var line in error.Split('\n'))
-                    Console.WriteLine($"# {line.TrimEnd()}");
+            output.WriteLine($"{(failure is null ? "ok" : "not ok")} {i + 1} {c.Name}");
+            if (failure is not null)
+                foreach (var line in failure.Split('\n'))
+                    output.WriteLine($"# {line.TrimEnd()}");
         }
         int fail = results.Count(r => r.Error is not null);
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new
+            output.WriteLine(JsonSerializer.Serialize(new
             {
                 total = results.Count,
                 pass = results.Count - fail,
@@ -88,7 +88,7 @@ internal static class SelftestCommand
         }
         else
         {
-            Console.WriteLine($"# Totals: pass:{results.Count - fail} fail:{fail} xfail:0 xpass:0 skip:0 error:0");
+            output.WriteLine($"# Totals: pass:{results.Count - fail} fail:{fail} xfail:0 xpass:0 skip:0 error:0");
         }
         return fail == 0 ? 0 : 1;
     }

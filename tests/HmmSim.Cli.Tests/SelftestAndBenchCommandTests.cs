@@ -1,0 +1,118 @@
+using System.Text.Json;
+
+namespace HmmSim.Cli.Tests;
+
+/// <summary>`hmmsim selftest` and `hmmsim bench ...` in-process: exit codes, TAP and JSON shapes, bad input.</summary>
+public class SelftestAndBenchCommandTests
+{
+    [Fact]
+    public void SelftestPrintsKselftestTapForTheFilteredCases()
+    {
+        var (exit, output, _) = Cli.Run("selftest", "--design", "DeviceAddressSpace", "--filter", "hmm_device_private.open_close");
+        Assert.Equal(0, exit);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("TAP version 13", lines[0]);
+        Assert.Equal("1..1", lines[1]);
+        Assert.Equal("ok 1 DeviceAddressSpace.hmm.hmm_device_private.open_close", lines[2]);
+        Assert.StartsWith("# Totals: pass:1 fail:0", lines[3], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SelftestJsonHasTotalsAndEveryCase()
+    {
+        var (exit, output, _) = Cli.Run("selftest", "--filter", "hmm2_device_private.snapshot", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(2, doc.RootElement.GetProperty("total").GetInt32());
+        Assert.Equal(0, doc.RootElement.GetProperty("fail").GetInt32());
+        Assert.All(doc.RootElement.GetProperty("cases").EnumerateArray(), c => Assert.True(c.GetProperty("ok").GetBoolean()));
+    }
+
+    [Fact]
+    public void SelftestListsAll144Cases()
+    {
+        var (exit, output, _) = Cli.Run("selftest", "--list");
+        Assert.Equal(0, exit);
+        Assert.Equal(144, output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [Theory]
+    [InlineData("selftest", "--design", "Bogus")]
+    [InlineData("selftest", "--filter", "no-such-test")]
+    [InlineData("bench", "mm", "--size-mib", "3")]
+    [InlineData("bench", "migrate", "--iterations", "0")]
+    [InlineData("bench", "fault", "--design", "Bogus")]
+    [InlineData("bench", "p2p", "--size-mib", "0")]
+    [InlineData("bench", "register", "--size-gib", "0")]
+    [InlineData("bench", "mm", "--no-such-option")]
+    public void BadInputExitsTwoWithOneMessage(params string[] args)
+    {
+        var (exit, output, error) = Cli.Run(args);
+        Assert.Equal(2, exit);
+        Assert.Equal("", output);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("hmmsim ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BenchMmJsonNamesEveryFigure()
+    {
+        var (exit, output, _) = Cli.Run("bench", "mm", "--size-mib", "8", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        var names = doc.RootElement.EnumerateArray().Select(f => f.GetProperty("name").GetString()).ToList();
+        Assert.Contains(names, n => n!.StartsWith("anon write faults, 4 KiB", StringComparison.Ordinal));
+        Assert.Contains(names, n => n!.StartsWith("model metadata per mapped 4 KiB page", StringComparison.Ordinal));
+        Assert.All(doc.RootElement.EnumerateArray(), f => Assert.True(f.GetProperty("value").GetDouble() > 0));
+    }
+
+    [Fact]
+    public void BenchFaultJsonReportsBothThroughputs()
+    {
+        var (exit, output, _) = Cli.Run("bench", "fault", "--size-mib", "8", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.True(doc.RootElement.GetProperty("snapshotIoctlPagesPerSec").GetDouble() > 0);
+        Assert.True(doc.RootElement.GetProperty("hmmRangeFaultPagesPerSec").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void BenchP2pJsonShowsTheAliasAvoidingRamOnlyBehindACommonSwitch()
+    {
+        var (exit, output, _) = Cli.Run("bench", "p2p", "--size-mib", "1", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        var rows = doc.RootElement.EnumerateArray().ToList();
+        Assert.Equal(4, rows.Count);
+        Assert.All(rows, r => Assert.True(r.GetProperty("dataOk").GetBoolean()));
+        var alias = rows.Single(r => r.GetProperty("mode").GetString() == "ALLOW_P2P" && r.GetProperty("topology").GetString() == "CommonSwitch");
+        Assert.Equal(0, alias.GetProperty("bytesThroughRam").GetInt64());
+        Assert.Equal(1L << 20, alias.GetProperty("bytesOverAlias").GetInt64());
+        var refused = rows.Single(r => r.GetProperty("mode").GetString() == "ALLOW_P2P" && r.GetProperty("topology").GetString() == "SeparateRootPorts");
+        Assert.Equal(0, refused.GetProperty("bytesOverAlias").GetInt64());
+    }
+
+    [Fact]
+    public void BenchRegisterJsonShowsNoModelBytesForATebibyte()
+    {
+        var (exit, output, _) = Cli.Run("bench", "register", "--size-gib", "1024", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.All(doc.RootElement.EnumerateArray(), r =>
+        {
+            Assert.Equal("None", r.GetProperty("error").GetString());
+            Assert.Equal(0, r.GetProperty("modelBytes").GetInt64());
+            Assert.Equal(16L << 30, r.GetProperty("kernelStructPageBytes").GetInt64());
+        });
+    }
+
+    [Fact]
+    public void BenchMigrateJsonHasEverySizeWithAndWithoutThp()
+    {
+        var (exit, output, _) = Cli.Run("bench", "migrate", "--iterations", "1", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.True(doc.RootElement.GetProperty("memcpyGBs").GetDouble() > 0);
+        Assert.Equal(14, doc.RootElement.GetProperty("rows").GetArrayLength());
+    }
+}
