@@ -10,7 +10,8 @@ internal static class Program
     /// <summary>The whole command line, in-process: what Main does, with its output and errors to the given writers.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        var root = new RootCommand("hmmsim: an executable model of Linux HMM, ZONE_DEVICE and device-private memory.");
+        // Help says hmmsim whatever the executable is called (dotnet run runs HmmSim.Cli).
+        var root = new RootCommand("hmmsim: an executable model of Linux HMM, ZONE_DEVICE and device-private memory.") { HelpName = "hmmsim" };
         root.Subcommands.Add(VersionCommand());
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(SelftestCommand.Create());
