@@ -52,34 +52,29 @@ public sealed class DevPagemap
 
     /// <summary>The percpu_ref: one reference per page handed out by zone_device_page_init.</summary>
     public long References => Interlocked.Read(ref _refs);
-    public bool Killed
-    {
-        get
-        {
-            lock (_lock)
-                return _killed;
-        }
-    }
+    public bool Killed => Volatile.Read(ref _killed);
 
+    /// <summary>percpu_ref_tryget_many: fails once memunmap has killed the reference.</summary>
     internal bool TryGetRefs(long n)
     {
-        lock (_lock)
-        {
-            if (_killed)
-                return false;
-            _refs += n;
+        if (Volatile.Read(ref _killed))
+            return false;
+        Interlocked.Add(ref _refs, n);
+        if (!Volatile.Read(ref _killed))
             return true;
-        }
+        PutRefs(n);
+        return false;
     }
 
+    /// <summary>percpu_ref_put_many: the last put after the kill wakes memunmap.</summary>
     internal void PutRefs(long n)
     {
-        lock (_lock)
+        long v = Interlocked.Add(ref _refs, -n);
+        if (v < 0)
+            ThrowHelper.KernelBug($"dev_pagemap ({Type}) reference count went negative");
+        if (v == 0 && Volatile.Read(ref _killed))
         {
-            _refs -= n;
-            if (_refs < 0)
-                ThrowHelper.KernelBug($"dev_pagemap ({Type}) reference count went negative");
-            if (_refs == 0)
+            lock (_lock)
                 Monitor.PulseAll(_lock);
         }
     }
@@ -87,17 +82,17 @@ public sealed class DevPagemap
     /// <summary>percpu_ref_kill + wait_for_completion(&amp;pgmap->done): blocks until every page is freed.</summary>
     internal void KillAndWait()
     {
+        Volatile.Write(ref _killed, true);
         lock (_lock)
         {
-            _killed = true;
             // The kernel would wait forever for a leaked page; the model gives up after a minute of
             // no progress and reports the leak, so a test fails instead of hanging.
-            long last = _refs;
-            while (_refs != 0)
+            long last = References;
+            while (References != 0)
             {
-                if (!Monitor.Wait(_lock, TimeSpan.FromSeconds(60)) && _refs == last)
-                    ThrowHelper.KernelBug($"memunmap of {this}: {_refs} page references were never dropped (a leaked device page)");
-                last = _refs;
+                if (!Monitor.Wait(_lock, TimeSpan.FromSeconds(60)) && References == last)
+                    ThrowHelper.KernelBug($"memunmap of {this}: {References} page references were never dropped (a leaked device page)");
+                last = References;
             }
         }
     }

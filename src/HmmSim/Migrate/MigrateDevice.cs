@@ -364,6 +364,7 @@ internal static class MigrateDevice
     {
         ulong unmapped = 0;
         bool restore = false;
+        var scratch = new List<Rmap.Mapping>();
         for (ulong i = 0; i < npages; i++)
         {
             var page = MigratePfn.ToPage(kernel, src[i]);
@@ -377,7 +378,7 @@ internal static class MigrateDevice
             if (folio.NrPages > 1)
                 src[i] |= MigratePfn.Compound;
             if (folio.Mapped)
-                Migrate.TryToMigrate(kernel, folio);
+                Migrate.TryToMigrate(kernel, folio, scratch);
             if (folio.Mapped || !CheckPage(folio, faultPage))
             {
                 src[i] &= ~MigratePfn.Migrate;
@@ -394,7 +395,7 @@ internal static class MigrateDevice
             if (page.IsNull || (src[i] & MigratePfn.Migrate) != 0)
                 continue;
             var folio = page.Folio;
-            Migrate.RemoveMigrationPtes(kernel, folio, folio);
+            Migrate.RemoveMigrationPtes(kernel, folio, folio, scratch);
             src[i] = 0;
             if (faultPage.IsNull || faultPage.Folio != folio)
                 folio.Unlock();
@@ -673,6 +674,7 @@ internal static class MigrateDevice
     /// ones back where the migration did not happen), then unlock and release.</summary>
     private static void Finalize(Kernel kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage)
     {
+        var scratch = new List<Rmap.Mapping>();
         for (ulong i = 0; i < npages; i++)
         {
             var dpage = MigratePfn.ToPage(kernel, dst[i]);
@@ -701,7 +703,7 @@ internal static class MigrateDevice
             {
                 df = dpage.Folio;
             }
-            Migrate.RemoveMigrationPtes(kernel, sf, df);
+            Migrate.RemoveMigrationPtes(kernel, sf, df, scratch);
             if (faultPage.IsNull || faultPage.Folio != sf)
                 sf.Unlock();
             if (df != sf)

@@ -74,6 +74,16 @@ internal sealed class AddressSpace
             _mmap.Remove(vma);
     }
 
+    /// <summary>The rmap walk over i_mmap, under the mapping's lock (i_mmap_lock_read).</summary>
+    public void CollectMappings(ulong index, ulong span, List<Rmap.Mapping> result)
+    {
+        lock (_lock)
+        {
+            foreach (var vma in _mmap)
+                Rmap.AddIfOverlaps(result, vma, index, span);
+        }
+    }
+
     public Vma[] MmapVmas()
     {
         lock (_lock)

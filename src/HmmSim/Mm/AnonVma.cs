@@ -23,6 +23,16 @@ internal sealed class AnonVma
             return [.. _vmas];
     }
 
+    /// <summary>The rmap walk over this anon_vma's VMAs, under its lock (anon_vma_lock_read).</summary>
+    public void CollectMappings(ulong index, ulong span, List<Rmap.Mapping> result)
+    {
+        lock (_lock)
+        {
+            foreach (var vma in _vmas)
+                Rmap.AddIfOverlaps(result, vma, index, span);
+        }
+    }
+
     public void Link(Vma vma)
     {
         lock (_lock)

@@ -145,8 +145,7 @@ internal static class Fork
         var arch = dst.Mm.Arch;
         Memory.AnonVmaPrepare(dst);
         var folio = Memory.AllocUserFolio(dst.Mm.Kernel, 0) ?? ThrowHelper.KernelBug<Folio>("fork: out of memory copying a pinned page");
-        if (srcPage.HasData)
-            srcPage.ReadData().CopyTo(folio.Page().WriteData());
+        folio.Page().CopyDataFrom(srcPage);
         Rmap.FolioAddNewAnonRmap(folio, dst, addr, pmdMapped: false);
         Interlocked.Increment(ref dst.Mm.AnonRss);
         ulong e = arch.PfnPte(folio.Page().ToPfn(), dst.PageProt);

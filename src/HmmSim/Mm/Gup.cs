@@ -215,8 +215,8 @@ internal static partial class Gup
             dst[0] = MigratePfn.FromPage(dfolio.Page());
         }
         MigrateDevice.MigrateDevicePages(kernel, src, dst, 1);
-        if ((src[0] & MigratePfn.Migrate) != 0 && folio.Page().HasData)
-            folio.Page().ReadData().CopyTo(MigratePfn.ToPage(kernel, dst[0]).WriteData());
+        if ((src[0] & MigratePfn.Migrate) != 0)
+            MigratePfn.ToPage(kernel, dst[0]).CopyDataFrom(folio.Page());
         MigrateDevice.MigrateDeviceFinalize(kernel, src, dst, 1);
     }
 

@@ -179,8 +179,7 @@ internal static class Hugetlb
         if (mm.Kernel.Hugetlb.Alloc() is not { } folio)
             return VmFaultResult.Sigbus;
         for (int i = 0; i < folio.NrPages; i++)
-            if (old.Page(i).HasData)
-                old.Page(i).ReadData().CopyTo(folio.Page(i).WriteData());
+            folio.Page(i).CopyDataFrom(old.Page(i));
         MmuNotifier.InvalidateRange(mm, MmuNotifyEvent.Clear, haddr, haddr + Arch.PmdSize, null);
         lock (mm.PageTableLock)
         {

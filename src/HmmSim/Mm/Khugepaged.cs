@@ -61,8 +61,7 @@ internal static class Khugepaged
                 }
                 foreach (var (page, addr) in olds)
                 {
-                    if (page.HasData)
-                        page.ReadData().CopyTo(folio.Page(MmStruct.PteIndex(addr)).WriteData());
+                    folio.Page(MmStruct.PteIndex(addr)).CopyDataFrom(page);
                     Rmap.FolioRemoveRmapPtes(page.Folio, page, 1, vma);
                 }
                 ptes.Clear();

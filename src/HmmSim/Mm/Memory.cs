@@ -240,8 +240,8 @@ internal static partial class Memory
         if (AllocUserFolio(kernel, 0) is not { } folio)
             return VmFaultResult.Oom;
         var newPage = folio.Page();
-        if (!oldPage.IsNull && oldPage.HasData)
-            oldPage.ReadData().CopyTo(newPage.WriteData());
+        if (!oldPage.IsNull)
+            newPage.CopyDataFrom(oldPage);
         ulong entry = arch.PteMkyoung(arch.PteMkdirty(arch.PfnPte(newPage.ToPfn(), vma.PageProt)));
         if ((vma.Flags & VmFlags.Write) != 0)
             entry = arch.PteMkwrite(entry);
@@ -335,8 +335,7 @@ internal static partial class Memory
         AnonVmaPrepare(vma);
         if (AllocUserFolio(mm.Kernel, 0) is not { } folio)
             return VmFaultResult.Oom;
-        if (filePage.HasData)
-            filePage.ReadData().CopyTo(folio.Page().WriteData());
+        folio.Page().CopyDataFrom(filePage);
         ulong entry = arch.PteMkwrite(arch.PteMkdirty(arch.PteMkyoung(arch.PfnPte(folio.Page().ToPfn(), vma.PageProt))));
         lock (mm.PageTableLock)
         {

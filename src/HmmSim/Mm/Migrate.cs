@@ -101,10 +101,12 @@ internal static class Migrate
     }
 
     /// <summary>try_to_migrate: every remaining mapping of a locked folio becomes a migration entry.</summary>
-    public static void TryToMigrate(Kernel kernel, Folio folio)
+    public static void TryToMigrate(Kernel kernel, Folio folio, List<Rmap.Mapping>? scratch = null)
     {
         var arch = kernel.Arch;
-        foreach (var m in Rmap.Walk(folio))
+        scratch ??= [];
+        Rmap.Walk(folio, scratch);
+        foreach (var m in scratch)
         {
             var vma = m.Vma;
             var mm = vma.Mm;
@@ -152,11 +154,13 @@ internal static class Migrate
     /// <summary>remove_migration_ptes(src, dst): every migration entry that refers to a page of
     /// <paramref name="src"/> becomes a mapping of the same page of <paramref name="dst"/> (or, for a
     /// device-private dst, a device-private entry of the same writability).</summary>
-    public static void RemoveMigrationPtes(Kernel kernel, Folio src, Folio dst)
+    public static void RemoveMigrationPtes(Kernel kernel, Folio src, Folio dst, List<Rmap.Mapping>? scratch = null)
     {
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
-        foreach (var m in Rmap.Walk(dst))
+        scratch ??= [];
+        Rmap.Walk(dst, scratch);
+        foreach (var m in scratch)
         {
             var vma = m.Vma;
             var mm = vma.Mm;

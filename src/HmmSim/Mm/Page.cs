@@ -105,6 +105,25 @@ public readonly struct Page : IEquatable<Page>
         return Memmap.Data.Get(slot - 1);
     }
 
+    /// <summary>copy_highpage: this page's bytes become <paramref name="src"/>'s (zeros if it never held
+    /// any), without zeroing a fresh slot first.</summary>
+    internal void CopyDataFrom(Page src)
+    {
+        if (!src.HasData)
+        {
+            if (HasData)
+                WriteData().Clear();
+            return;
+        }
+        var from = src.ReadData();
+        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+        ref int slot = ref Desc.Private;
+        if (slot == 0)
+            Memmap.Data.AllocateFor(ref slot, zero: false);
+        from.CopyTo(Memmap.Data.Get(slot - 1));
+    }
+
     /// <summary>Whether the page has backing bytes (written at least once since allocation).</summary>
     internal bool HasData => Desc.Private != 0;
 }

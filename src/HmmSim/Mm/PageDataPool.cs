@@ -24,8 +24,9 @@ internal sealed class PageDataPool
     public Span<byte> Get(int slot) =>
         _chunks[slot >> SlotsPerChunkShift].AsSpan((slot & (SlotsPerChunk - 1)) * PageSize, PageSize);
 
-    /// <summary>Gives <paramref name="slotPlusOne"/> a zeroed slot unless another thread did first.</summary>
-    public void AllocateFor(ref int slotPlusOne)
+    /// <summary>Gives <paramref name="slotPlusOne"/> a slot unless another thread did first: zeroed, or left
+    /// as it is when the caller is about to overwrite all 4 KiB.</summary>
+    public void AllocateFor(ref int slotPlusOne, bool zero = true)
     {
         lock (_lock)
         {
@@ -35,7 +36,8 @@ internal sealed class PageDataPool
             if (_freeCount > 0)
             {
                 slot = _free[--_freeCount];
-                Get(slot).Clear();
+                if (zero)
+                    Get(slot).Clear();
             }
             else
             {

@@ -130,23 +130,22 @@ internal static partial class Rmap
     public static List<Mapping> Walk(Folio folio)
     {
         var result = new List<Mapping>();
-        var owner = folio.Memmap.Mappings.Get(folio.Mapping);
-        ulong index = folio.PgIndex;
-        ulong span = folio.Size;
-        if (owner is AnonVma anonVma)
-        {
-            foreach (var vma in anonVma.Vmas())
-                AddIfOverlaps(result, vma, index, span);
-        }
-        else if (owner is AddressSpace mapping)
-        {
-            foreach (var vma in mapping.MmapVmas())
-                AddIfOverlaps(result, vma, index, span);
-        }
+        Walk(folio, result);
         return result;
     }
 
-    private static void AddIfOverlaps(List<Mapping> result, Vma vma, ulong index, ulong span)
+    /// <summary>rmap_walk into a caller-owned list (cleared first), so a migration walks without allocating per page.</summary>
+    public static void Walk(Folio folio, List<Mapping> result)
+    {
+        result.Clear();
+        var owner = folio.Memmap.Mappings.Get(folio.Mapping);
+        if (owner is AnonVma anonVma)
+            anonVma.CollectMappings(folio.PgIndex, folio.Size, result);
+        else if (owner is AddressSpace mapping)
+            mapping.CollectMappings(folio.PgIndex, folio.Size, result);
+    }
+
+    internal static void AddIfOverlaps(List<Mapping> result, Vma vma, ulong index, ulong span)
     {
         // The folio's first page's address in this VMA's linear layout, even if it falls outside.
         long delta = (long)(index - vma.PgOff) << Arch.PageShift;

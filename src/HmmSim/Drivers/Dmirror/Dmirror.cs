@@ -475,8 +475,8 @@ public sealed class Dmirror : IDisposable
     /// <summary>copy_highpage / clear_highpage into a destination the CPU can address.</summary>
     private static void CopyPage(Page dst, Page src)
     {
-        if (!src.IsNull && src.HasData)
-            src.ReadData().CopyTo(dst.WriteData());
+        if (!src.IsNull)
+            dst.CopyDataFrom(src);
         else if (dst.HasData)
             dst.WriteData().Clear();
     }

@@ -342,8 +342,7 @@ internal sealed class DmirrorDevice
                 }
                 dmirror.Erase(addr >> Arch.PageShift);
                 var src = spage.Nth(i);
-                if (src.HasData)
-                    src.ReadData().CopyTo(dstPage.WriteData());
+                dstPage.CopyDataFrom(src);
                 addr += Arch.PageSize;
             }
             s += 1 << order;
@@ -371,8 +370,7 @@ internal sealed class DmirrorDevice
             folio.Lock();
             dst[i] = MigratePfn.FromPage(folio.Page()) | (src[i] & MigratePfn.Write) | (order > 0 ? MigratePfn.Compound : 0);
             for (int k = 0; k < 1 << order; k++)
-                if (spage.Nth(k).HasData)
-                    spage.Nth(k).ReadData().CopyTo(folio.Page(k).WriteData());
+                folio.Page(k).CopyDataFrom(spage.Nth(k));
         }
         MigrateDevice.MigrateDevicePages(Kernel, src, dst, npages);
         MigrateDevice.MigrateDeviceFinalize(Kernel, src, dst, npages);
