@@ -2,7 +2,8 @@ namespace HmmSim.Workloads;
 
 /// <summary>The built-in scenario of `hmmsim run`: the seeds' VM (43-bit x86-64 whose PCI window fills
 /// the physical address space above RAM) with a GPU-like device-private device (dmirror unit 0), and
-/// a workload that mirrors, migrates to the device (4 KiB and THP), faults back, forks and releases.</summary>
+/// a workload that mirrors, migrates to the device (4 KiB and THP), lets a peer device read it over
+/// the owner's BAR (P2P), faults back, forks and releases.</summary>
 public static class SeedScenario
 {
     public const ulong Gib = 1UL << 30;
@@ -64,6 +65,16 @@ public static class SeedScenario
         bool ok = r.Error == Errno.None && mirror.AsSpan().SequenceEqual(data);
         r = gpu.MigrateToDevice(a, npages, mirror);
         ok &= r.Error == Errno.None && r.CPages == npages && mirror.AsSpan().SequenceEqual(data);
+        // A peer device (unit 1, behind the same PCIe switch) reads the buffer where it lies, through
+        // unit 0's BAR (the P2P series) instead of bringing it back to RAM.
+        using (var peer = p.OpenDmirror(1))
+        {
+            ok &= peer.SetFlags(DmirrorFlags.AllowP2P).Error == Errno.None;
+            var viaBar = new byte[size];
+            r = peer.Read(a, npages, viaBar);
+            faults += r.Faults;
+            ok &= r.Error == Errno.None && viaBar.AsSpan().SequenceEqual(data);
+        }
         // The CPU touches the first THP and half of the small pages: they fault back from the device.
         var back = new byte[size / 2];
         p.Read(a + pmd, back.AsSpan(0, (int)pmd));
@@ -93,7 +104,7 @@ public static class SeedScenario
             vs["device_migrate_to_device"], vs["device_migrate_to_device_thp"], vs["device_migrate_to_ram"], vs["device_migrate_to_ram_thp"],
             faults, vs["hmm_range_fault_pages"], vs["p2p_alias_pages"], vs["struct_page_bytes_kernel"], vs["struct_page_bytes_model"],
             m.InvariantChecks, ok,
-            ok ? $"every page migrated to the device and back; all {size >> 10} KiB verified in parent and child" : "DATA MISMATCH");
+            ok ? $"every page migrated to the device and back, read by a peer over its BAR (P2P); all {size >> 10} KiB verified in parent and child" : "DATA MISMATCH");
         return result;
     }
 

@@ -24,6 +24,7 @@ public class BuiltInScenarioTests
         Assert.Equal(2048, r.PagesToDevice);   // 8 MiB: two THPs and 1024 small pages
         Assert.Equal(2, r.ThpsToDevice);
         Assert.Equal(2048, r.PagesToRam);      // faulted back or evicted by RELEASE
+        Assert.Equal(2048, r.P2pAliasPages);   // the peer read all of it over unit 0's BAR
         Assert.True(r.StructPageBytesModel < r.StructPageBytesKernel);
     }
 }

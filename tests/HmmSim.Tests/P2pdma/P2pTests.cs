@@ -196,4 +196,30 @@ public class P2pTests
         Assert.Equal(PciP2pdmaMapType.NotSupported, HmmSim.P2pdma.CalcMapTypeAndDist(f[0], f[1]).Type);
         Assert.Equal(-1, HmmSim.P2pdma.PciP2pdmaDistance(f[0], f[1]));
     }
+
+    [Theory]
+    [MemberData(nameof(Designs))]
+    public void TheImporterReadsADeviceThpThroughTheAlias(DevicePrivateDesign design)
+    {
+        using var m = new Machine(new MachineConfig { DevicePrivateDesign = design });
+        var p = m.CreateProcess();
+        using var owner = p.OpenDmirror(0);
+        using var importer = p.OpenDmirror(1);
+        ulong pmd = 2UL << 20;
+        Assert.Equal(Errno.None, p.Mmap(0, 2 * pmd, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong raw));
+        ulong a = (raw + pmd - 1) & ~(pmd - 1);
+        Assert.Equal(Errno.None, p.Madvise(a, pmd, Advice.HugePage));
+        var data = new byte[pmd];
+        for (int i = 0; i < data.Length; i += 4)
+            BitConverter.TryWriteBytes(data.AsSpan(i), i ^ 0x5a5a);
+        p.Write(a, data);
+        var mirror = new byte[pmd];
+        Assert.Equal(Errno.None, owner.MigrateToDevice(a, 512, mirror).Error);
+        Assert.Equal(1, m.VmStat["device_migrate_to_device_thp"]);
+        Assert.Equal(Errno.None, importer.SetFlags(DmirrorFlags.AllowP2P).Error);
+        var buf = new byte[pmd];
+        Assert.Equal(new DmirrorResult(Errno.None, 512, 1), importer.Read(a, 512, buf));
+        Assert.Equal(data, buf);
+        Assert.Equal(512, m.VmStat["p2p_alias_pages"]);
+    }
 }

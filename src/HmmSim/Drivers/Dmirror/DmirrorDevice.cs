@@ -130,7 +130,16 @@ internal sealed class DmirrorDevice
         if (!page.IsDevicePrivate)
             return page;
         var chunk = ChunkOf(page);
-        return chunk.Backing[chunk.IndexOf(page)];
+        var backing = chunk.Backing[chunk.IndexOf(page)];
+        var folio = page.Folio;
+        if (backing.IsNull && folio.IsLarge && folio.Page() != page)
+        {
+            // Only a device THP's head records its backing folio; a tail's data is at the same offset in it.
+            var head = chunk.Backing[chunk.IndexOf(folio.Page())];
+            if (!head.IsNull)
+                return head.Nth(page.Index - folio.Index);
+        }
+        return backing;
     }
 
     /// <summary>The dmirror whose migration put the page here (rpage->zone_device_data).</summary>
