@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using HmmSim.Workloads;
+using HmmSim.Cli.Workloads;
 
 namespace HmmSim.Benchmarks;
 

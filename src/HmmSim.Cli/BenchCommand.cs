@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using HmmSim.Cli.Report;
-using HmmSim.Workloads;
+using HmmSim.Cli.Workloads;
 using Spectre.Console;
 
 namespace HmmSim.Cli;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using HmmSim.Cli.Report;
 using HmmSim.Cli.Scenarios;
-using HmmSim.Workloads;
+using HmmSim.Cli.Workloads;
 using Spectre.Console;
 
 namespace HmmSim.Cli;

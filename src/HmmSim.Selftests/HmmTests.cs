@@ -675,16 +675,8 @@ public sealed class HmmTests
 
     /// <summary>One gup_test ioctl on one page (nr_pages_per_call = 1, size = page_size, gup_flags =
     /// FOLL_WRITE | flags), with the references or pins dropped again as mm/gup_test.c does.</summary>
-    private static void GupTestExec(Process p, ulong addr, FollFlags flags)
-    {
-        var pages = new Page[1];
-        long nr = p.GetUserPages(addr, pages, FollFlags.Write | flags);
-        Assert.Equal(1L, nr);
-        if ((flags & FollFlags.Pin) != 0)
-            Gup.UnpinUserPage(pages[0]);
-        else
-            Gup.PutPage(pages[0]);
-    }
+    private static void GupTestExec(Process p, ulong addr, GupTestCmd cmd, bool longterm = false) =>
+        Assert.Equal(1L, p.GupTest(cmd, addr, 1, longterm));
 
     public void hmm_gup_test(string variant, DevicePrivateDesign design)
     {
@@ -702,13 +694,13 @@ public sealed class HmmTests
         AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
 
         // GUP_BASIC_TEST: get_user_pages.
-        GupTestExec(p, buffer.Ptr, FollFlags.Get);
+        GupTestExec(p, buffer.Ptr, GupTestCmd.GupBasicTest);
         // GUP_FAST_BENCHMARK: get_user_pages_fast (falls back to the slow path for a non-present pte).
-        GupTestExec(p, buffer.Ptr + 1 * PageSize, FollFlags.Get);
+        GupTestExec(p, buffer.Ptr + 1 * PageSize, GupTestCmd.GupFastBenchmark);
         // PIN_FAST_BENCHMARK with FOLL_LONGTERM: pin_user_pages_fast.
-        GupTestExec(p, buffer.Ptr + 2 * PageSize, FollFlags.Pin | FollFlags.Longterm);
+        GupTestExec(p, buffer.Ptr + 2 * PageSize, GupTestCmd.PinFastBenchmark, longterm: true);
         // PIN_LONGTERM_BENCHMARK: pin_user_pages with FOLL_LONGTERM added by gup_test.
-        GupTestExec(p, buffer.Ptr + 3 * PageSize, FollFlags.Pin | FollFlags.Longterm);
+        GupTestExec(p, buffer.Ptr + 3 * PageSize, GupTestCmd.PinLongtermBenchmark);
 
         Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
         Assert.Equal(npages, buffer.CPages);

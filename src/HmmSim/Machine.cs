@@ -1,3 +1,7 @@
+using HmmSim.Drivers.TestHmm;
+using HmmSim.Kernel;
+using K = HmmSim.Kernel;
+
 namespace HmmSim;
 
 /// <summary>A booted machine: the composition root of shared/API.md. Every public operation runs
@@ -12,108 +16,72 @@ public sealed class Machine : IDisposable
     private int _nextPid = 1;
     private bool _disposed;
 
+    static Machine() => InstallKernelExceptions();
+
+    /// <summary>What escapes the kernel is the contract's exceptions: an oops is a
+    /// <see cref="KernelBugException"/>, a signal to the task a <see cref="SegmentationFaultException"/>.</summary>
+    internal static void InstallKernelExceptions()
+    {
+        KernelExceptions.Oops = m => new KernelBugException(m);
+        KernelExceptions.Sigsegv = (a, m) => new SegmentationFaultException(a, m);
+        KernelExceptions.Sigbus = (a, m) => new BusErrorException(a, m);
+        KernelExceptions.ErrnoFailure = (e, m) => new ErrnoException((Errno)e, m);
+    }
+
     public Machine(MachineConfig? config = null)
     {
         Config = config ?? new MachineConfig();
         Validate(Config);
-        Kernel = new Kernel(Config);
+        Kernel = new KernelState(ToKernelConfig(Config));
         _bootFreeBlocks = Kernel.Buddy.FreeBlocksPerOrder();
         BootFreePages = Kernel.Buddy.NrFreePages;
         Kernel.Dmesg.Log($"Linux version 6.19.0-hmmsim ({Config.Architecture}, {Config.PhysicalAddressBits}-bit physical, {Config.DevicePrivateDesign})");
         Kernel.Dmesg.Log($"Memory: {Config.RamBytes >> 10}K system RAM, {Kernel.Hugetlb.Total} hugetlb pages reserved");
-        _dmirrors = ProbeDmirrors();
+        _testHmm = TestHmm.HmmDmirrorInit(Kernel);   // modprobe test_hmm
     }
 
-    private readonly DmirrorDevice?[] _dmirrors;
+    private readonly TestHmm _testHmm;
 
-    /// <summary>hmm_dmirror_init: units 0 and 1 device-private, 2 and 3 device-coherent over "special
-    /// purpose memory" the model places in the first free physical space above RAM (spm_addr_dev0/1).
-    /// A unit whose first chunk cannot be set up is absent; the others still probe.</summary>
-    private DmirrorDevice?[] ProbeDmirrors()
+    /// <summary>The kernel's boot configuration: the contract's values, converted explicitly.</summary>
+    internal static KernelConfig ToKernelConfig(MachineConfig c) => new()
     {
-        AssignBars();
-        var devices = new DmirrorDevice?[4];
-        for (int unit = 0; unit < 2; unit++)
-        {
-            var dev = new DmirrorDevice(Kernel, unit, DmirrorMemoryType.DevicePrivate, 0);
-            devices[unit] = dev.Init() == Errno.None ? dev : null;
-        }
-        var spm = new ulong[2];
-        for (int i = 0; i < 2; i++)
-        {
-            var err = Kernel.Resources.GetFreeMemRegion(DmirrorDevice.DevmemChunkSize, DmirrorDevice.DevmemChunkSize, $"hmm_dmirror_spm{i}", IoResDesc.None, GfrFlags.RequestRegion, out var res);
-            if (err != Errno.None)
-            {
-                Kernel.Dmesg.Log($"hmm_dmirror: no free physical space above RAM for spm_addr_dev{i} ({Memremap.ErrName(err)}); device-coherent units are absent");
-                return devices;
-            }
-            spm[i] = res!.Start;
-        }
-        // (MINOR - 2) ? spm_addr_dev0 : spm_addr_dev1 — unit 2 takes dev1's range, unit 3 dev0's, as the module does.
-        for (int unit = 2; unit < 4; unit++)
-        {
-            var dev = new DmirrorDevice(Kernel, unit, DmirrorMemoryType.DeviceCoherent, unit - 2 != 0 ? spm[0] : spm[1]);
-            devices[unit] = dev.Init() == Errno.None ? dev : null;
-        }
-        foreach (var d in devices)
-            if (d is not null)
-                Kernel.Dmesg.Log($"{d.Name}: probed ({(d.IsPrivate ? "device private" : "device coherent")})");
-        return devices;
-    }
+        Architecture = (K.Architecture)c.Architecture,
+        PhysicalAddressBits = c.PhysicalAddressBits,
+        RamBytes = c.RamBytes,
+        PciWindows = [.. c.PciWindows.Select(w => new K.PhysicalRange(w.Start, w.Length))],
+        DevicePrivateDesign = (K.DevicePrivateDesign)c.DevicePrivateDesign,
+        PciTopology = (K.PciTopology)c.PciTopology,
+        Seed = c.Seed,
+        Thp = (K.ThpPolicy)c.Thp,
+        HugetlbPages = c.HugetlbPages,
+    };
 
     /// <summary>The size of the BAR each device-private unit exposes its memory through.</summary>
-    internal const ulong P2pBarSize = 1UL << 30;
-
-    /// <summary>Firmware's BAR assignment: each device-private unit gets a BAR inside a PCI window when
-    /// the machine has any, else in free physical space, and registers it as P2PDMA memory
-    /// (pci_p2pdma_add_resource, as nouveau does with BAR1 in the series).</summary>
-    private void AssignBars()
-    {
-        var windows = Kernel.Resources.TopLevel.Where(r => (r.Flags & IoResourceFlags.Window) != 0).ToList();
-        for (int unit = 0; unit < 2; unit++)
-        {
-            var ep = Kernel.Pci.Endpoints[unit];
-            string name = $"{ep.Name} BAR1 (hmm_dmirror{unit})";
-            Resource? bar = null;
-            foreach (var w in windows)
-                if (Kernel.Resources.GetFreeMemRegion(w, P2pBarSize, P2pBarSize, name, IoResDesc.None, GfrFlags.Descending | GfrFlags.RequestRegion, out bar) == Errno.None)
-                    break;
-            if (bar is null && windows.Count == 0)
-                Kernel.Resources.GetFreeMemRegion(P2pBarSize, P2pBarSize, name, IoResDesc.None, GfrFlags.Descending | GfrFlags.RequestRegion, out bar);
-            if (bar is null)
-            {
-                Kernel.Dmesg.Log($"pci {ep.Name}: no space for a {P2pBarSize >> 20} MB BAR1; hmm_dmirror{unit} has no P2P memory");
-                continue;
-            }
-            ep.Bar = new PhysicalRange(bar.Start, P2pBarSize);
-            var err = P2pdma.PciP2pdmaAddResource(Kernel, ep, P2pBarSize, 0);
-            if (err != Errno.None)
-                Kernel.Dmesg.Log($"pci {ep.Name}: PCI P2P memory allocation failed ({Memremap.ErrName(err)}), HMM P2P won't be supported");
-        }
-    }
+    internal const ulong P2pBarSize = KernelState.P2pBarSize;
 
     /// <summary>open("/dev/hmm_dmirrorN") in <paramref name="process"/>.</summary>
     internal Dmirror OpenDmirror(Process process, int unit)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if ((uint)unit >= (uint)_dmirrors.Length || _dmirrors[unit] is not { } dev)
+        if (_testHmm.Device(unit) is null)
             throw new ErrnoException(Errno.ENOENT, $"/dev/hmm_dmirror{unit}: no such device (see Dmesg)");
         Dmirror d;
         using (Operation())
-            d = new Dmirror(this, process, dev);
+            d = new Dmirror(this, process, _testHmm.Open(unit, process.Mm));
         return d;
     }
 
     /// <summary>Whether unit N probed (its /dev node exists).</summary>
-    public bool HasDmirror(int unit) => (uint)unit < (uint)_dmirrors.Length && _dmirrors[unit] is not null;
+    public bool HasDmirror(int unit) => _testHmm.Device(unit) is not null;
 
     public MachineConfig Config { get; }
-    internal Kernel Kernel { get; }
+    internal KernelState Kernel { get; }
     internal long BootFreePages { get; }
 
     private static void Validate(MachineConfig c)
     {
-        var arch = Arch.For(c.Architecture);
+        ArgumentNullException.ThrowIfNull(c);
+        var arch = Arch.For((K.Architecture)c.Architecture);
         if (c.PhysicalAddressBits < 32 || c.PhysicalAddressBits > arch.MaxPhysmemBits)
             throw new ArgumentException($"PhysicalAddressBits must be 32..{arch.MaxPhysmemBits} on {c.Architecture}, not {c.PhysicalAddressBits}", nameof(c));
         const ulong block = 1UL << (Buddy.MaxPageOrder + Arch.PageShift);
@@ -151,7 +119,7 @@ public sealed class Machine : IDisposable
         {
             var d = new SortedDictionary<string, long>(StringComparer.Ordinal);
             for (var i = (VmStatItem)0; i < VmStatItem.Count; i++)
-                d[HmmSim.VmStat.Name(i)] = Kernel.VmStat[i];
+                d[K.VmStat.Name(i)] = Kernel.VmStat[i];
             d["nr_free_pages"] = Kernel.Buddy.NrFreePages;
             d["nr_zone_device_pages"] = Kernel.VmStat[VmStatItem.NrZoneDevicePages];
             d["hugetlb_pages_total"] = Kernel.Hugetlb.Total;
@@ -247,9 +215,7 @@ public sealed class Machine : IDisposable
             p.Dispose();
         using (Operation())
         {
-            // hmm_dmirror_exit: each device's release evicts and unmaps its chunks.
-            foreach (var d in _dmirrors)
-                d?.RemoveChunks();
+            _testHmm.HmmDmirrorExit();   // rmmod test_hmm
         }
         _disposed = true;
         if (Config.CheckInvariants)

@@ -1,3 +1,6 @@
+using HmmSim.Kernel;
+using K = HmmSim.Kernel;
+
 namespace HmmSim;
 
 /// <summary>A user process: one mm and the system calls of shared/API.md. Dispose is exit.</summary>
@@ -21,7 +24,7 @@ public sealed class Process : IDisposable
     {
         mapped = 0;
         ulong result = 0;
-        var err = Syscall(() => HmmSim.Mmap.DoMmap(Mm, addr, length, prot, flags, file?.Mapping, offset, out result));
+        var err = Syscall(() => K.Mmap.DoMmap(Mm, addr, length, (K.Prot)prot, (K.MapFlags)flags, file?.Mapping, offset, out result));
         mapped = result;
         return err;
     }
@@ -32,19 +35,19 @@ public sealed class Process : IDisposable
     {
         ArgumentNullException.ThrowIfNull(device);
         ulong result = 0;
-        var err = Syscall(() => DmirrorFileOps.Mmap(Mm, addr, length, prot, flags, offset, out result));
+        var err = Syscall(() => MmapFile.DoMmapDevice(Mm, addr, length, (K.Prot)prot, (K.MapFlags)flags, offset, device.Device.Fops, out result));
         mapped = result;
         return err;
     }
 
-    public Errno Munmap(ulong addr, ulong length) => Syscall(() => HmmSim.Mmap.DoMunmap(Mm, addr, length));
-    public Errno Mprotect(ulong addr, ulong length, Prot prot) => Syscall(() => HmmSim.Mprotect.DoMprotect(Mm, addr, length, prot));
-    public Errno Madvise(ulong addr, ulong length, Advice advice) => Syscall(() => HmmSim.Madvise.DoMadvise(Mm, addr, length, advice));
+    public Errno Munmap(ulong addr, ulong length) => Syscall(() => K.Mmap.DoMunmap(Mm, addr, length));
+    public Errno Mprotect(ulong addr, ulong length, Prot prot) => Syscall(() => K.Mprotect.DoMprotect(Mm, addr, length, (K.Prot)prot));
+    public Errno Madvise(ulong addr, ulong length, Advice advice) => Syscall(() => K.Madvise.DoMadvise(Mm, addr, length, (K.Advice)advice));
 
     public Errno Mremap(ulong oldAddr, ulong oldSize, ulong newSize, MremapFlags flags, ulong newAddr, out ulong result)
     {
         ulong r = 0;
-        var err = Syscall(() => HmmSim.Mremap.DoMremap(Mm, oldAddr, oldSize, newSize, flags, newAddr, out r));
+        var err = Syscall(() => K.Mremap.DoMremap(Mm, oldAddr, oldSize, newSize, (K.MremapFlags)flags, newAddr, out r));
         result = r;
         return err;
     }
@@ -57,20 +60,20 @@ public sealed class Process : IDisposable
         using (_machine.Operation())
         {
             var mm = new MmStruct(_machine.Kernel);
-            Errno err;
+            K.Errno err;
             Mm.MmapLock.EnterWriteLock();
             try
             {
-                err = HmmSim.Fork.DupMmap(Mm, mm);
+                err = K.Fork.DupMmap(Mm, mm);
             }
             finally
             {
                 Mm.MmapLock.ExitWriteLock();
             }
-            if (err != Errno.None)
+            if (err != K.Errno.None)
             {
                 mm.Dispose();   // undo the partial copy, as dup_mmap's error path does
-                throw new ErrnoException(err, "fork failed");
+                throw new ErrnoException((Errno)err, "fork failed");
             }
             child = _machine.Register(mm);
         }
@@ -152,12 +155,40 @@ public sealed class Process : IDisposable
     }
 
 
+    /// <summary>One ioctl of mm/gup_test.c's /sys/kernel/debug/gup_test on <paramref name="nrPages"/>
+    /// pages at <paramref name="addr"/>, FOLL_WRITE set: the pages are taken (got or pinned) and
+    /// released again; returns how many were taken, or -errno.</summary>
+    internal long GupTest(GupTestCmd cmd, ulong addr, int nrPages, bool longterm = false)
+    {
+        var flags = FollFlags.Write | (longterm ? FollFlags.Longterm : 0) | cmd switch
+        {
+            GupTestCmd.GupBasicTest or GupTestCmd.GupFastBenchmark => FollFlags.Get,
+            GupTestCmd.PinFastBenchmark => FollFlags.Pin,
+            GupTestCmd.PinLongtermBenchmark => FollFlags.Pin | FollFlags.Longterm,
+            _ => throw new ArgumentOutOfRangeException(nameof(cmd)),
+        };
+        var pages = new Page[nrPages];
+        long n = GetUserPages(addr, pages, flags);
+        using (_machine.Operation())
+        {
+            for (long i = 0; i < n; i++)
+            {
+                if ((flags & FollFlags.Pin) != 0)
+                    Gup.UnpinUserPage(pages[i]);
+                else
+                    Gup.PutPage(pages[i]);
+            }
+        }
+        _machine.AfterOperation();
+        return n;
+    }
+
     public Dmirror OpenDmirror(int unit) => _machine.OpenDmirror(this, unit);
 
-    private Errno Syscall(Func<Errno> body)
+    private Errno Syscall(Func<K.Errno> body)
     {
         ThrowIfExited();
-        Errno err;
+        K.Errno err;
         using (_machine.Operation())
         {
             Mm.MmapLock.EnterWriteLock();
@@ -171,7 +202,7 @@ public sealed class Process : IDisposable
             }
         }
         _machine.AfterOperation();
-        return err;
+        return (Errno)err;
     }
 
     private void ThrowIfExited() => ObjectDisposedException.ThrowIf(_exited, this);
@@ -189,3 +220,6 @@ public sealed class Process : IDisposable
         _machine.AfterOperation();
     }
 }
+
+/// <summary>The gup_test ioctl commands (mm/gup_test.h) the HMM selftests use.</summary>
+internal enum GupTestCmd { GupFastBenchmark, PinFastBenchmark, PinLongtermBenchmark, GupBasicTest }

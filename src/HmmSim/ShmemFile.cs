@@ -1,3 +1,6 @@
+using HmmSim.Kernel;
+using K = HmmSim.Kernel;
+
 namespace HmmSim;
 
 /// <summary>An unlinked tmpfs file (O_TMPFILE + ftruncate). Dispose closes it; its pages live on

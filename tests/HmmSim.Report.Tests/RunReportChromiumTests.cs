@@ -1,5 +1,5 @@
 using HmmSim.Cli.Report;
-using HmmSim.Workloads;
+using HmmSim.Cli.Workloads;
 
 namespace HmmSim.Report.Tests;
 

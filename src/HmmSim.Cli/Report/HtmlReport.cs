@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using HmmSim.Cli.Layout;
-using HmmSim.Workloads;
+using HmmSim.Cli.Workloads;
 
 namespace HmmSim.Cli.Report;
 

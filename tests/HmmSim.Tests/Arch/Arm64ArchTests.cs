@@ -1,6 +1,7 @@
-using ArchBase = HmmSim.Arch;
+using ArchBase = HmmSim.Kernel.Arch;
 
-namespace HmmSim.Tests.Arch;
+namespace HmmSim.Kernel.Tests.Arch;
+
 
 public class Arm64ArchTests
 {

@@ -1,15 +1,17 @@
-using ArchBase = HmmSim.Arch;
+using ArchBase = HmmSim.Kernel.Arch;
 
-namespace HmmSim.Tests.Arch;
+namespace HmmSim.Kernel.Tests.Arch;
+
+
 
 public class SwapRoundTripTests
 {
     [Flags]
     public enum SwpBits { None = 0, SoftDirty = 1, Exclusive = 2, UffdWp = 4, All = 7 }
 
-    public static TheoryData<Architecture, uint, ulong, SwpBits> Cases()
+    public static TheoryData<HmmSim.Architecture, uint, ulong, SwpBits> Cases()
     {
-        var data = new TheoryData<Architecture, uint, ulong, SwpBits>();
+        var data = new TheoryData<HmmSim.Architecture, uint, ulong, SwpBits>();
         foreach (var arch in new[] { Architecture.X86_64, Architecture.Arm64 })
         {
             ulong maxPfn = (1UL << ArchBase.For(arch).SwpPfnBits) - 1;
@@ -24,9 +26,9 @@ public class SwapRoundTripTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void PteFormRoundTripsBitExactWithSoftwareBits(Architecture kind, uint type, ulong offset, SwpBits bits)
+    public void PteFormRoundTripsBitExactWithSoftwareBits(HmmSim.Architecture kind, uint type, ulong offset, SwpBits bits)
     {
-        var arch = ArchBase.For(kind);
+        var arch = ArchBase.For((Architecture)kind);
         var entry = SwapEntry.Make(type, offset);
         ulong pte = arch.SwpEntryToPte(entry);
         if (bits.HasFlag(SwpBits.SoftDirty)) pte = arch.PteSwpMksoftDirty(pte);
@@ -44,9 +46,9 @@ public class SwapRoundTripTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void PmdFormRoundTripsBitExactWithSoftwareBits(Architecture kind, uint type, ulong offset, SwpBits bits)
+    public void PmdFormRoundTripsBitExactWithSoftwareBits(HmmSim.Architecture kind, uint type, ulong offset, SwpBits bits)
     {
-        var arch = ArchBase.For(kind);
+        var arch = ArchBase.For((Architecture)kind);
         var entry = SwapEntry.Make(type, offset);
         ulong pmd = arch.SwpEntryToPmd(entry);
         if (bits.HasFlag(SwpBits.SoftDirty)) pmd = arch.PmdSwpMksoftDirty(pmd);

@@ -29,31 +29,31 @@ public class SoftleafTruthTableTests
     private const string MdWRow = "0 0 1 0 0 1 0 0 0 1 0 0 1 0 0 1 1";
     private const string MarkRow = "0 0 0 0 0 0 0 0 0 0 0 0 0 0 1 0 0";
 
-    public static TheoryData<DevicePrivateDesign, uint, SoftleafType, string> Rows() => new()
+    public static TheoryData<DevicePrivateDesign, uint, int, string> Rows() => new()
     {
-        { Legacy, 0, SoftleafType.Swap, SwapRow },
-        { Legacy, 23, SoftleafType.Swap, SwapRow },
-        { Legacy, 24, SoftleafType.Hwpoison, HwpRow },
-        { Legacy, 25, SoftleafType.MigrationRead, MigRRow },
-        { Legacy, 26, SoftleafType.MigrationReadExclusive, MigERow },
-        { Legacy, 27, SoftleafType.MigrationWrite, MigWRow },
-        { Legacy, 28, SoftleafType.DevicePrivateWrite, DevWRow },
-        { Legacy, 29, SoftleafType.DevicePrivateRead, DevRRow },
-        { Legacy, 30, SoftleafType.DeviceExclusive, DevXRow },
-        { Legacy, 31, SoftleafType.Marker, MarkRow },
-        { Redesign, 0, SoftleafType.Swap, SwapRow },
-        { Redesign, 20, SoftleafType.Swap, SwapRow },
-        { Redesign, 21, SoftleafType.Hwpoison, HwpRow },
-        { Redesign, 22, SoftleafType.MigrationRead, MigRRow },
-        { Redesign, 23, SoftleafType.MigrationReadExclusive, MigERow },
-        { Redesign, 24, SoftleafType.MigrationWrite, MigWRow },
-        { Redesign, 25, SoftleafType.DevicePrivateWrite, DevWRow },
-        { Redesign, 26, SoftleafType.DevicePrivateRead, DevRRow },
-        { Redesign, 27, SoftleafType.DeviceExclusive, DevXRow },
-        { Redesign, 28, SoftleafType.MigrationDevicePrivateRead, MdRRow },
-        { Redesign, 29, SoftleafType.MigrationDevicePrivateReadExclusive, MdERow },
-        { Redesign, 30, SoftleafType.MigrationDevicePrivateWrite, MdWRow },
-        { Redesign, 31, SoftleafType.Marker, MarkRow },
+        { Legacy, 0, (int)SoftleafType.Swap, SwapRow },
+        { Legacy, 23, (int)SoftleafType.Swap, SwapRow },
+        { Legacy, 24, (int)SoftleafType.Hwpoison, HwpRow },
+        { Legacy, 25, (int)SoftleafType.MigrationRead, MigRRow },
+        { Legacy, 26, (int)SoftleafType.MigrationReadExclusive, MigERow },
+        { Legacy, 27, (int)SoftleafType.MigrationWrite, MigWRow },
+        { Legacy, 28, (int)SoftleafType.DevicePrivateWrite, DevWRow },
+        { Legacy, 29, (int)SoftleafType.DevicePrivateRead, DevRRow },
+        { Legacy, 30, (int)SoftleafType.DeviceExclusive, DevXRow },
+        { Legacy, 31, (int)SoftleafType.Marker, MarkRow },
+        { Redesign, 0, (int)SoftleafType.Swap, SwapRow },
+        { Redesign, 20, (int)SoftleafType.Swap, SwapRow },
+        { Redesign, 21, (int)SoftleafType.Hwpoison, HwpRow },
+        { Redesign, 22, (int)SoftleafType.MigrationRead, MigRRow },
+        { Redesign, 23, (int)SoftleafType.MigrationReadExclusive, MigERow },
+        { Redesign, 24, (int)SoftleafType.MigrationWrite, MigWRow },
+        { Redesign, 25, (int)SoftleafType.DevicePrivateWrite, DevWRow },
+        { Redesign, 26, (int)SoftleafType.DevicePrivateRead, DevRRow },
+        { Redesign, 27, (int)SoftleafType.DeviceExclusive, DevXRow },
+        { Redesign, 28, (int)SoftleafType.MigrationDevicePrivateRead, MdRRow },
+        { Redesign, 29, (int)SoftleafType.MigrationDevicePrivateReadExclusive, MdERow },
+        { Redesign, 30, (int)SoftleafType.MigrationDevicePrivateWrite, MdWRow },
+        { Redesign, 31, (int)SoftleafType.Marker, MarkRow },
     };
 
     private static bool[] Actual(Swapops s, SwapEntry e) =>
@@ -68,14 +68,14 @@ public class SoftleafTruthTableTests
 
     [Theory]
     [MemberData(nameof(Rows))]
-    public void EveryPredicateAgreesWithTheKernelDefinition(DevicePrivateDesign design, uint type, SoftleafType expectedType, string row)
+    public void EveryPredicateAgreesWithTheKernelDefinition(DevicePrivateDesign design, uint type, int expectedType, string row)
     {
         var s = SwapopsTestKernels.Swapops(design);
         var e = SwapEntry.Make(type, 1);
         bool[] expected = row.Split(' ').Select(b => b == "1").ToArray();
         bool[] actual = Actual(s, e);
         var wrong = Enumerable.Range(0, _columns.Length).Where(i => expected[i] != actual[i]).Select(i => $"{_columns[i]}={actual[i]}");
-        Assert.Equal(expectedType, s.SoftleafType(e));
+        Assert.Equal((SoftleafType)expectedType, s.SoftleafType(e));
         Assert.Empty(wrong);
     }
 

@@ -152,7 +152,7 @@ public class P2pTests
         // And hmm_range_fault with ALLOW_P2P for the owner reports the device-private page itself.
         var mm = s.P.Mm;
         var device = s.M.Kernel.Pci.Endpoints[0].Driver!;
-        var notifier = MmuNotifier.IntervalNotifierInsert(mm, s.Addr, Size, (_, _, _) => true);
+        var notifier = MmuNotifier.MmuIntervalNotifierInsert(mm, s.Addr, Size, (_, _, _) => true);
         var range = new HmmRange
         {
             Notifier = notifier,
@@ -166,7 +166,7 @@ public class P2pTests
         mm.MmapLock.EnterReadLock();
         var err = RangeFault.HmmRangeFault(mm, range);
         mm.MmapLock.ExitReadLock();
-        MmuNotifier.IntervalNotifierRemove(notifier);
+        MmuNotifier.MmuIntervalNotifierRemove(notifier);
         Assert.Equal(Errno.None, err);
         Assert.All(range.HmmPfns, p => Assert.True(HmmPfn.ToPage(s.M.Kernel, p).IsDevicePrivate));
         Assert.Equal(design == DevicePrivateDesign.DeviceAddressSpace, (range.HmmPfns[0] & HmmPfn.DevicePrivate) != 0);
@@ -189,12 +189,12 @@ public class P2pTests
     {
         using var sw = new Machine(new MachineConfig { PciTopology = PciTopology.CommonSwitch });
         var e = sw.Kernel.Pci.Endpoints;
-        Assert.Equal((PciP2pdmaMapType.BusAddr, 4), HmmSim.P2pdma.CalcMapTypeAndDist(e[0], e[1]));
-        Assert.Equal((PciP2pdmaMapType.BusAddr, 0), HmmSim.P2pdma.CalcMapTypeAndDist(e[0], e[0]));
+        Assert.Equal((PciP2pdmaMapType.BusAddr, 4), HmmSim.Kernel.P2pdma.CalcMapTypeAndDist(e[0], e[1]));
+        Assert.Equal((PciP2pdmaMapType.BusAddr, 0), HmmSim.Kernel.P2pdma.CalcMapTypeAndDist(e[0], e[0]));
         using var rp = new Machine(new MachineConfig { PciTopology = PciTopology.SeparateRootPorts });
         var f = rp.Kernel.Pci.Endpoints;
-        Assert.Equal(PciP2pdmaMapType.NotSupported, HmmSim.P2pdma.CalcMapTypeAndDist(f[0], f[1]).Type);
-        Assert.Equal(-1, HmmSim.P2pdma.PciP2pdmaDistance(f[0], f[1]));
+        Assert.Equal(PciP2pdmaMapType.NotSupported, HmmSim.Kernel.P2pdma.CalcMapTypeAndDist(f[0], f[1]).Type);
+        Assert.Equal(-1, HmmSim.Kernel.P2pdma.PciP2pdmaDistance(f[0], f[1]));
     }
 
     [Theory]

@@ -1,4 +1,5 @@
-namespace HmmSim.Tests.Resource;
+namespace HmmSim.Kernel.Tests.Resource;
+
 
 public class ResourceTreeTests
 {

@@ -1,0 +1,45 @@
+using System.Diagnostics;
+
+namespace HmmSim.Cli.Workloads;
+
+/// <summary>`hmmsim bench register`: registering device-private memory in each design — how long it
+/// takes and what it costs the model, beside the struct pages the kernel would spend.</summary>
+public static class RegisterWorkload
+{
+    public sealed record Row(DevicePrivateDesign Design, ulong Bytes, Errno Error, double Ms, long ModelBytes, long KernelStructPageBytes, long ModelBytesAfterFirstUse);
+
+    public static List<Row> Run(ulong bytes)
+    {
+        var rows = new List<Row>();
+        foreach (var design in Enum.GetValues<DevicePrivateDesign>())
+        {
+            using var m = new Machine(new MachineConfig { DevicePrivateDesign = design, CheckInvariants = false, HugetlbPages = 0 });
+            var k = m.Kernel;
+            var pgmap = new DevPagemap(MemoryType.DevicePrivate, new object(), new DevPagemapOps
+            {
+                FolioFree = _ => { },
+                MigrateToRam = _ => VmFaultResult.Sigbus,
+            });
+            long model0 = k.Memmap.ModelMemmapBytes, kernel0 = k.Memmap.KernelStructPageBytes;
+            var sw = Stopwatch.StartNew();
+            var err = Memremap.AddDevicePrivateMemory(k, pgmap, bytes, "bench");
+            sw.Stop();
+            long model = k.Memmap.ModelMemmapBytes - model0, kernel = k.Memmap.KernelStructPageBytes - kernel0;
+            long afterUse = model;
+            if (err == Errno.None)
+            {
+                // Touch one page at each end: only their sections get a memmap.
+                foreach (ulong i in new[] { 0UL, pgmap.NrPages - 1 })
+                {
+                    var f = Memremap.ZoneDeviceFolioInit(Memremap.PageOf(k, pgmap, i), 0);
+                    f.Unlock();
+                    f.Put();
+                }
+                afterUse = k.Memmap.ModelMemmapBytes - model0;
+                Memremap.RemoveDevicePrivateMemory(k, pgmap);
+            }
+            rows.Add(new Row(design, bytes, err, sw.Elapsed.TotalMilliseconds, model, kernel, afterUse));
+        }
+        return rows;
+    }
+}

@@ -1,0 +1,472 @@
+namespace HmmSim.Drivers.TestHmm;
+
+/// <summary>One 256 MiB chunk of a dmirror device's memory: struct dmirror_chunk. The per-page
+/// arrays stand in for zone_device_data: the backing system page of a device-private page, and the
+/// dmirror that migrated it there (what the kernel keeps in the backing page's zone_device_data).</summary>
+internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
+{
+    public DmirrorDevice Device { get; } = device;
+    public DevPagemap Pgmap { get; } = pgmap;
+    public bool Remove { get; set; }
+    public Page[] Backing { get; } = new Page[pgmap.NrPages];
+    public DmirrorFile?[] Owner { get; } = new DmirrorFile?[pgmap.NrPages];
+
+    public int IndexOf(Page page) =>
+        (int)((Pgmap.InDevicePrivateSpace ? page.ToDevicePrivateIndex().Value : page.ToPfn().Value) - Pgmap.First);
+}
+
+/// <summary>struct dmirror_device (lib/test_hmm.c): one /dev/hmm_dmirrorN, its device memory in
+/// 256 MiB chunks with LIFO free lists of small pages and of 2 MiB folios.</summary>
+internal sealed class DmirrorDevice
+{
+    public const ulong DevmemChunkSize = 256UL << 20;
+
+    private readonly Lock _devmemLock = new();   // mdevice->devmem_lock
+    private readonly Lock _lock = new();         // mdevice->lock (the free lists)
+    private readonly List<DmirrorChunk> _chunks = [];
+    private readonly Stack<Page> _freePages = new();
+    private readonly Stack<Page> _freeFolios = new();
+
+    public DmirrorDevice(KernelState kernel, int unit, DmirrorMemoryType type, ulong spmAddr)
+    {
+        Kernel = kernel;
+        Fops = new DmirrorFileOps(kernel);
+        Unit = unit;
+        Type = type;
+        SpmAddr = spmAddr;
+        Pdev = PciGetDevice(kernel, unit) ?? throw new ArgumentOutOfRangeException(nameof(unit), $"no PCI device {unit}");
+        PciSetDrvdata(Pdev, this);
+    }
+
+    /// <summary>The device's PCI endpoint.</summary>
+    public PciDev Pdev { get; }
+    /// <summary>The BAR window exposing device memory as P2PDMA pages (nouveau's BAR1 in the series); 0 if none.</summary>
+    public ulong P2pSize => Pdev.P2pdma?.Range.Length ?? 0;
+
+    public KernelState Kernel { get; }
+    /// <summary>The /dev node's file operations (its mmap).</summary>
+    public DmirrorFileOps Fops { get; }
+    public int Unit { get; }
+    public DmirrorMemoryType Type { get; }
+    /// <summary>spm_addr_dev0/1: the coherent device's fixed physical range.</summary>
+    public ulong SpmAddr { get; }
+    public bool Probed { get; private set; }
+    public long Calloc;
+    public long Cfree;
+    public bool IsPrivate => Type == DmirrorMemoryType.DevicePrivate;
+    public string Name => $"hmm_dmirror{Unit}";
+
+    public DmirrorChunk[] Chunks()
+    {
+        lock (_devmemLock)
+            return [.. _chunks];
+    }
+
+    /// <summary>dmirror_device_init: the device exists only if its first chunk can be set up.</summary>
+    public Errno Init()
+    {
+        var err = AllocateChunk(out _, wantPage: false, isLarge: false);
+        if (err != Errno.None)
+        {
+            Printk(Kernel, $"{Name}: probe failed: could not set up the first {DevmemChunkSize >> 20} MB chunk ({Memremap.ErrName(err)})");
+            return err;
+        }
+        Probed = true;
+        return Errno.None;
+    }
+
+    /// <summary>dmirror_allocate_chunk.</summary>
+    public Errno AllocateChunk(out Page page, bool wantPage, bool isLarge)
+    {
+        page = default;
+        var pgmap = new DevPagemap(IsPrivate ? MemoryType.DevicePrivate : MemoryType.DeviceCoherent, this, new DevPagemapOps
+        {
+            FolioFree = DevmemFree,
+            MigrateToRam = DevmemFault,
+            FolioSplit = DevmemFolioSplit,
+            GetDmaPfnForDevice = IsPrivate ? GetDmaPfn : null,
+        });
+        Errno err;
+        lock (_devmemLock)
+        {
+            err = IsPrivate
+                ? Memremap.AddDevicePrivateMemory(Kernel, pgmap, DevmemChunkSize, "hmm_dmirror")
+                : Memremap.MemremapPages(Kernel, pgmap, new PhysicalRange(SpmAddr, DevmemChunkSize));
+            if (err != Errno.None)
+                return err;
+            var chunk = new DmirrorChunk(this, pgmap);
+            pgmap.DriverData = chunk;
+            _chunks.Add(chunk);
+            Printk(Kernel, $"{Name}: added new {DevmemChunkSize >> 20} MB chunk (total {_chunks.Count} chunks, {_chunks.Count * (int)(DevmemChunkSize >> 20)} MB) {(pgmap.InDevicePrivateSpace ? "offsets" : "PFNs")} [0x{pgmap.First:x} 0x{pgmap.First + pgmap.NrPages:x})");
+        }
+        lock (_lock)
+        {
+            ulong last = pgmap.First + pgmap.NrPages;
+            for (ulong n = pgmap.First; n < last;)
+            {
+                var p = Memremap.PageOf(Kernel, pgmap, n - pgmap.First);
+                if (isLarge && (n & (Arch.PtrsPerTable - 1)) == 0 && n + Arch.PtrsPerTable <= last)
+                {
+                    _freeFolios.Push(p);
+                    n += Arch.PtrsPerTable;
+                    continue;
+                }
+                _freePages.Push(p);
+                n++;
+            }
+            if (!wantPage)
+                return Errno.None;
+            var list = isLarge ? _freeFolios : _freePages;
+            if (list.Count == 0)
+                return Errno.ENOMEM;
+            page = list.Pop();
+            Calloc += isLarge ? Arch.PtrsPerTable : 1;
+        }
+        return Errno.None;
+    }
+
+    public static DmirrorChunk ChunkOf(Page page) =>
+        page.Pgmap?.DriverData as DmirrorChunk ?? throw Bug($"{page} is not dmirror device memory");
+
+    /// <summary>BACKING_PAGE: the system page holding a device-private page's data; a coherent page itself.</summary>
+    public static Page BackingPage(Page page)
+    {
+        if (!page.IsDevicePrivate)
+            return page;
+        var chunk = ChunkOf(page);
+        var backing = chunk.Backing[chunk.IndexOf(page)];
+        var folio = page.Folio;
+        if (backing.IsNull && folio.IsLarge && folio.Page() != page)
+        {
+            // Only a device THP's head records its backing folio; a tail's data is at the same offset in it.
+            var head = chunk.Backing[chunk.IndexOf(folio.Page())];
+            if (!head.IsNull)
+                return head.Nth(FolioPageIdx(folio, page));
+        }
+        return backing;
+    }
+
+    /// <summary>The dmirror whose migration put the page here (rpage->zone_device_data).</summary>
+    public static DmirrorFile? OwnerOf(Page page)
+    {
+        var chunk = ChunkOf(page);
+        return chunk.Owner[chunk.IndexOf(page)];
+    }
+
+    public static void SetOwner(Page page, DmirrorFile dmirror)
+    {
+        var chunk = ChunkOf(page);
+        chunk.Owner[chunk.IndexOf(page)] = dmirror;
+    }
+
+    /// <summary>dmirror_devmem_alloc_page: a locked device folio (order 9 if large) with its backing pages.</summary>
+    public Page DevmemAllocPage(bool isLarge)
+    {
+        int order = isLarge ? Arch.HpagePmdOrder : 0;
+        Page rpage = default;
+        if (IsPrivate)
+        {
+            rpage = AllocPages(Kernel, order);
+            if (rpage.IsNull)
+                return default;
+        }
+        Page dpage = default;
+        lock (_lock)
+        {
+            var list = isLarge ? _freeFolios : _freePages;
+            if (list.Count > 0)
+            {
+                dpage = list.Pop();
+                Calloc += 1L << order;
+            }
+        }
+        if (dpage.IsNull && AllocateChunk(out dpage, wantPage: true, isLarge) != Errno.None)
+        {
+            if (!rpage.IsNull)
+                FreeBacking(rpage);
+            return default;
+        }
+        Memremap.ZoneDeviceFolioInit(dpage, order);
+        var chunk = ChunkOf(dpage);
+        chunk.Backing[chunk.IndexOf(dpage)] = rpage;
+        return dpage;
+    }
+
+    private void FreeBacking(Page rpage)
+    {
+        FolioPut(rpage.Folio);
+    }
+
+    /// <summary>dmirror_devmem_free (folio_free): the backing pages go back to the buddy, the device
+    /// folio back on its free list unless its chunk is being removed.</summary>
+    private void DevmemFree(Folio folio)
+    {
+        var page = folio.Page();
+        var chunk = ChunkOf(page);
+        int idx = chunk.IndexOf(page);
+        var rpage = chunk.Backing[idx];
+        int order = IsPrivate ? (rpage.IsNull ? 0 : rpage.Folio.Order) : folio.Order;
+        if (IsPrivate && !rpage.IsNull)
+        {
+            FreeBacking(rpage);
+            chunk.Backing[idx] = default;
+        }
+        chunk.Owner[idx] = null;
+        lock (_lock)
+        {
+            if (chunk.Remove)
+                return;
+            Cfree += 1L << order;
+            (order > 0 ? _freeFolios : _freePages).Push(page);
+        }
+    }
+
+    /// <summary>dmirror_devmem_folio_split: keep the backing folio in step with a split device folio.</summary>
+    private void DevmemFolioSplit(Folio head, Folio tail)
+    {
+        var chunk = ChunkOf(head.Page());
+        int h = chunk.IndexOf(head.Page());
+        var rpage = chunk.Backing[h];
+        if (rpage.IsNull)
+        {
+            if (!tail.IsNull)
+                chunk.Backing[chunk.IndexOf(tail.Page())] = default;
+            return;
+        }
+        if (tail.IsNull)
+        {
+            var rfolio = rpage.Folio;
+            FolioResetOrder(rfolio);
+            rfolio.Mapping = 0;
+            FolioSetCount(rfolio, 1);
+            return;
+        }
+        int offset = chunk.IndexOf(tail.Page()) - h;
+        var rtail = rpage.Nth(offset);
+        chunk.Backing[h + offset] = rtail;
+        chunk.Owner[h + offset] = chunk.Owner[h];
+        ClearCompoundHead(rtail);
+        var rtailFolio = PageFolio(rtail);
+        rtailFolio.Mapping = 0;
+        FolioSetCount(rtailFolio, 1);
+    }
+
+    /// <summary>dmirror_devmem_fault (migrate_to_ram): bring one page (a PMD fault: the whole folio) back.</summary>
+    private VmFaultResult DevmemFault(VmFault vmf)
+    {
+        var folio = vmf.Page.Folio;
+        var dmirror = OwnerOf(folio.Page()) ?? throw Bug($"device {vmf.Page} has no owning dmirror");
+        int order = vmf.PmdFault ? folio.Order : 0;
+        ulong size = Arch.PageSize << order;
+        var args = new MigrateVma
+        {
+            Vma = vmf.Vma,
+            Start = vmf.Address & ~(size - 1),
+            PgmapOwner = this,
+            Flags = SelectDevice() | (order > 0 ? MigrateVmaSelect.Compound : 0),
+            FaultPage = vmf.Page,
+        };
+        args.End = args.Start + size;
+        args.Src = new ulong[1 << order];
+        args.Dst = new ulong[1 << order];
+        if (MigrateDevice.MigrateVmaSetup(Kernel, args) != Errno.None)
+            return VmFaultResult.Sigbus;
+        var ret = FaultAllocAndCopy(args, dmirror);
+        if (ret != VmFaultResult.None)
+        {
+            MigrateDevice.MigrateVmaFinalize(Kernel, args);
+            return ret;
+        }
+        MigrateDevice.MigrateVmaPages(Kernel, args);
+        MigrateDevice.MigrateVmaFinalize(Kernel, args);
+        return VmFaultResult.None;
+    }
+
+    public MigrateVmaSelect SelectDevice() => IsPrivate ? MigrateVmaSelect.DevicePrivate : MigrateVmaSelect.DeviceCoherent;
+
+    /// <summary>dmirror_devmem_fault_alloc_and_copy: system pages for every collected device page, the data
+    /// copied from the backing pages, the owning mirror's entries erased. Its stepping is the kernel's:
+    /// `order` carries over to the entries that follow a large one.</summary>
+    public VmFaultResult FaultAllocAndCopy(MigrateVma args, DmirrorFile dmirror)
+    {
+        int s = 0;
+        int order = 0;
+        for (ulong addr = args.Start; addr < args.End;)
+        {
+            var spage = MigratePfn.ToPage(Kernel, args.Src[s]);
+            if (spage.IsNull || (args.Src[s] & MigratePfn.Migrate) == 0 || !(spage.IsDevicePrivate || spage.IsDeviceCoherent))
+            {
+                addr += Arch.PageSize;
+                s += 1 << order;
+                continue;
+            }
+            spage = BackingPage(spage);
+            order = spage.Folio.Order;
+            if (order > 0)
+                args.Dst[s] = MigratePfn.Compound;
+            if ((args.Src[s] & MigratePfn.Write) != 0)
+                args.Dst[s] |= MigratePfn.Write;
+            Folio? dfolio;
+            if ((dmirror.Flags & DmirrorFlags.FailAlloc) != 0)
+            {
+                dmirror.Flags &= ~DmirrorFlags.FailAlloc;
+                args.Dst[s] &= ~MigratePfn.Compound;
+                dfolio = null;
+            }
+            else
+            {
+                dfolio = FolioAlloc(Kernel, order);
+            }
+            if (dfolio is null && order == 0)
+                return VmFaultResult.Oom;
+            if (dfolio is { } df)
+            {
+                df.Lock();
+                args.Dst[s] |= MigratePfn.FromPage(df.Page());
+            }
+            for (int i = 0; i < 1 << order; i++)
+            {
+                Page dstPage;
+                if (dfolio is null)
+                {
+                    if (FolioAlloc(Kernel, 0) is not { } small)
+                    {
+                        while (i > 0)
+                        {
+                            var f = MigratePfn.ToPage(Kernel, args.Dst[s + --i]).Folio;
+                            f.Unlock();
+                            f.Put();
+                        }
+                        for (; i < 1 << order; i++)
+                            args.Dst[s + i] = 0;
+                        return VmFaultResult.Oom;
+                    }
+                    small.Lock();
+                    args.Dst[s + i] = MigratePfn.FromPage(small.Page());
+                    dstPage = small.Page();
+                }
+                else
+                {
+                    dstPage = dfolio.Value.Page(i);
+                }
+                dmirror.Erase(addr >> Arch.PageShift);
+                var src = spage.Nth(i);
+                CopyHighpage(dstPage, src);
+                addr += Arch.PageSize;
+            }
+            s += 1 << order;
+        }
+        return VmFaultResult.None;
+    }
+
+    /// <summary>dmirror_device_evict_chunk: every in-use page of the chunk goes back to system memory.</summary>
+    public void EvictChunk(DmirrorChunk chunk)
+    {
+        var pgmap = chunk.Pgmap;
+        ulong npages = pgmap.NrPages;
+        var src = new ulong[npages];
+        var dst = new ulong[npages];
+        var first = Memremap.PageOf(Kernel, pgmap, 0);
+        MigrateDevice.MigrateDeviceRange(Kernel, src, MigratePfn.FromPage(first), npages);
+        for (ulong i = 0; i < npages; i++)
+        {
+            var dpage = MigratePfn.ToPage(Kernel, src[i]);
+            if (dpage.IsNull || (src[i] & MigratePfn.Migrate) == 0)
+                continue;
+            var spage = BackingPage(dpage);
+            int order = (src[i] & MigratePfn.Compound) != 0 ? dpage.Folio.Order : 0;
+            var folio = FolioAlloc(Kernel, order) ?? throw Bug($"{Name}: no system memory to evict device memory into");
+            folio.Lock();
+            dst[i] = MigratePfn.FromPage(folio.Page()) | (src[i] & MigratePfn.Write) | (order > 0 ? MigratePfn.Compound : 0);
+            for (int k = 0; k < 1 << order; k++)
+                CopyHighpage(folio.Page(k), spage.Nth(k));
+        }
+        MigrateDevice.MigrateDevicePages(Kernel, src, dst, npages);
+        MigrateDevice.MigrateDeviceFinalize(Kernel, src, dst, npages);
+    }
+
+    /// <summary>dmirror_device_remove_chunks (HMM_DMIRROR_RELEASE and device release).</summary>
+    public void RemoveChunks()
+    {
+        lock (_devmemLock)
+        {
+            foreach (var chunk in _chunks)
+            {
+                lock (_lock)
+                {
+                    chunk.Remove = true;
+                    RemoveFreePages(chunk);
+                }
+                EvictChunk(chunk);
+                if (IsPrivate)
+                    Memremap.RemoveDevicePrivateMemory(Kernel, chunk.Pgmap);
+                else
+                    Memremap.MemunmapPages(Kernel, chunk.Pgmap);
+            }
+            _chunks.Clear();
+            lock (_lock)
+            {
+                _freePages.Clear();
+                _freeFolios.Clear();
+            }
+        }
+    }
+
+    /// <summary>dmirror_remove_free_pages.</summary>
+    private void RemoveFreePages(DmirrorChunk chunk)
+    {
+        Filter(_freePages, chunk);
+        Filter(_freeFolios, chunk);
+    }
+
+    private static void Filter(Stack<Page> list, DmirrorChunk chunk)
+    {
+        var keep = list.Where(p => ChunkOf(p) != chunk).Reverse().ToArray();
+        list.Clear();
+        foreach (var p in keep)
+            list.Push(p);
+    }
+
+    /// <summary>The index of a device page in the device's memory: chunk by chunk, in allocation order.</summary>
+    private ulong DeviceOffset(Page page)
+    {
+        var chunk = ChunkOf(page);
+        int c;
+        lock (_devmemLock)
+            c = _chunks.IndexOf(chunk);
+        return ((ulong)c * (DevmemChunkSize >> Arch.PageShift)) + (ulong)chunk.IndexOf(page);
+    }
+
+    /// <summary>get_dma_pfn_for_device (nouveau_dmem_get_dma_pfn in the series): the PFN of the page's
+    /// alias in the BAR, or ENOMEM when P2P is off or the page lies beyond the exposed window.</summary>
+    private (Errno, Pfn) GetDmaPfn(Page page)
+    {
+        var provider = Pdev.P2pdma;
+        if (provider is null)
+            return (Errno.ENOMEM, default);
+        ulong offset = DeviceOffset(page);
+        if (offset >= provider.Range.Length >> Arch.PageShift)
+            return (Errno.ENOMEM, default);
+        return (Errno.None, new Pfn((provider.Range.Start >> Arch.PageShift) + offset));
+    }
+
+    /// <summary>Where an access through a P2PDMA alias in this device's BAR lands: the device page's
+    /// backing memory (what the GPU would serve from its VRAM through BAR1).</summary>
+    public Page AliasTarget(Page p2pPage)
+    {
+        var provider = Pdev.P2pdma ?? throw Bug($"{Name} has no P2P BAR but {p2pPage} aliases it");
+        ulong offset = p2pPage.ToPfn().Value - (provider.Range.Start >> Arch.PageShift);
+        ulong perChunk = DevmemChunkSize >> Arch.PageShift;
+        DmirrorChunk chunk;
+        lock (_devmemLock)
+        {
+            if (offset / perChunk >= (ulong)_chunks.Count)
+                throw Bug($"P2P access to {p2pPage}: beyond {Name}'s memory");
+            chunk = _chunks[(int)(offset / perChunk)];
+        }
+        var dpage = Memremap.PageOf(Kernel, chunk.Pgmap, offset % perChunk);
+        if (dpage.Folio.RefCount == 0)
+            throw Bug($"P2P access through {p2pPage} to free device page {dpage}: a stale alias was used");
+        return BackingPage(dpage);
+    }
+}

@@ -1,0 +1,308 @@
+namespace HmmSim.Kernel;
+
+/// <summary>mm/hmm.c: hmm_range_fault, which mirrors the CPU page tables of a range into an array of
+/// hmm pfns, faulting pages in where the caller asks. Walks and faults run under the mmap lock the
+/// caller holds; a fault makes the walk start again from the faulting address.</summary>
+public static class RangeFault
+{
+    private const Errno WalkAgain = (Errno)(-1);   // the kernel's internal -EBUSY after a fault
+
+    /// <summary>hmm_range_fault. Returns 0, or EBUSY when the notifier sequence moved (the caller
+    /// retries), EFAULT, EPERM or ENOMEM.</summary>
+    public static Errno HmmRangeFault(MmStruct mm, HmmRange range)
+    {
+        ulong last = range.Start;
+        for (int rounds = 0; ; rounds++)
+        {
+            if (range.Notifier.ReadRetry(range.NotifierSeq))
+                return Errno.EBUSY;
+            var ret = Walk(mm, range, ref last);
+            if (ret != WalkAgain)
+            {
+                if (ret == Errno.None)
+                    mm.Kernel.VmStat.Add(VmStatItem.HmmRangeFaultPages, (long)((range.End - range.Start) >> Arch.PageShift));
+                return ret;
+            }
+            if (rounds > 100_000)
+                ThrowHelper.KernelBug($"hmm_range_fault at 0x{last:x} faulted without making progress");
+        }
+    }
+
+    private static int Index(HmmRange range, ulong addr) => (int)((addr - range.Start) >> Arch.PageShift);
+
+    /// <summary>The request for one page: (hmm_pfns[i] &amp; pfn_flags_mask) | default_flags.</summary>
+    private static ulong Req(HmmRange range, int i) => (range.HmmPfns[i] & range.PfnFlagsMask) | range.DefaultFlags;
+
+    /// <summary>hmm_pte_need_fault: 0, or FAULT (1) | WRITE_FAULT (2).</summary>
+    private static int NeedFault(ulong req, ulong cpuFlags)
+    {
+        if ((req & HmmPfn.ReqFault) == 0)
+            return 0;
+        if ((req & HmmPfn.ReqWrite) != 0 && (cpuFlags & HmmPfn.Write) == 0)
+            return 3;
+        return (cpuFlags & HmmPfn.Valid) == 0 ? 1 : 0;
+    }
+
+    /// <summary>hmm_range_need_fault over [start, end).</summary>
+    private static int RangeNeedFault(HmmRange range, ulong start, ulong end, ulong cpuFlags)
+    {
+        if (((range.DefaultFlags | range.PfnFlagsMask) & HmmPfn.ReqFault) == 0)
+            return 0;
+        int required = 0;
+        for (ulong a = start; a < end; a += Arch.PageSize)
+        {
+            required |= NeedFault(Req(range, Index(range, a)), cpuFlags);
+            if (required == 3)
+                break;
+        }
+        return required;
+    }
+
+    private static void Set(HmmRange range, int i, ulong value) =>
+        range.HmmPfns[i] = (range.HmmPfns[i] & HmmPfn.InoutFlags) | value;
+
+    private static void Fill(HmmRange range, ulong start, ulong end, ulong value)
+    {
+        for (ulong a = start; a < end; a += Arch.PageSize)
+            Set(range, Index(range, a), value);
+    }
+
+    /// <summary>hmm_vma_fault: fault [addr, end) in and make the walk start again at addr.</summary>
+    private static Errno Fault(Vma vma, ulong addr, ulong end, int required, ref ulong last)
+    {
+        last = addr;
+        var flags = FaultFlags.Remote;
+        if ((required & 2) != 0)
+        {
+            if ((vma.Flags & VmFlags.Write) == 0)
+                return Errno.EPERM;
+            flags |= FaultFlags.Write;
+        }
+        for (ulong a = addr; a < end; a += Arch.PageSize)
+        {
+            var ret = Memory.HandleMmFault(vma, a, flags);
+            if ((ret & VmFaultResult.Error) != 0)
+                return (ret & VmFaultResult.Oom) != 0 ? Errno.ENOMEM : Errno.EFAULT;
+        }
+        return WalkAgain;
+    }
+
+    private static Errno Walk(MmStruct mm, HmmRange range, ref ulong last)
+    {
+        ulong addr = last;
+        while (addr < range.End)
+        {
+            var vma = mm.Vmas.FindVma(addr);
+            if (vma is null || vma.Start > addr)
+            {
+                // No VMA: an error for the caller, whatever was asked.
+                ulong holeEnd = vma is null ? range.End : Math.Min(range.End, vma.Start);
+                if (RangeNeedFault(range, addr, holeEnd, 0) != 0)
+                    return Errno.EFAULT;
+                Fill(range, addr, holeEnd, HmmPfn.Error);
+                addr = holeEnd;
+                last = addr;
+                continue;
+            }
+            ulong vend = Math.Min(range.End, vma.End);
+            // hmm_vma_walk_test: VM_IO, VM_PFNMAP and unreadable VMAs cannot be mirrored.
+            if ((vma.Flags & (VmFlags.Io | VmFlags.PfnMap)) != 0 || (vma.Flags & VmFlags.Read) == 0)
+            {
+                if (RangeNeedFault(range, addr, vend, 0) != 0)
+                    return Errno.EFAULT;
+                Fill(range, addr, vend, HmmPfn.Error);
+                addr = vend;
+                last = addr;
+                continue;
+            }
+            while (addr < vend)
+            {
+                ulong next = Math.Min(vend, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
+                var ret = WalkPmd(mm, vma, range, addr, next, ref last);
+                if (ret != Errno.None)
+                    return ret;
+                addr = next;
+                last = addr;
+            }
+        }
+        return Errno.None;
+    }
+
+    private static Errno Hole(Vma vma, HmmRange range, ulong addr, ulong end, ref ulong last)
+    {
+        int required = RangeNeedFault(range, addr, end, 0);
+        if (required != 0)
+            return Fault(vma, addr, end, required, ref last);
+        Fill(range, addr, end, 0);
+        return Errno.None;
+    }
+
+    private static Errno WalkPmd(MmStruct mm, Vma vma, HmmRange range, ulong addr, ulong end, ref ulong last)
+    {
+        var kernel = mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
+            return Hole(vma, range, addr, end, ref last);
+        ulong pmd;
+        lock (mm.PageTableLock)
+            pmd = mm.PmdRef(pmdTable, addr);
+        if (pmd == 0)
+            return Hole(vma, range, addr, end, ref last);
+        if (!arch.IsTable(pmd))
+        {
+            ulong haddr = addr & ~(Arch.PmdSize - 1);
+            if (arch.PmdPresent(pmd))
+            {
+                // hmm_vma_handle_pmd (and hmm_vma_walk_hugetlb_entry: same flags, order 9).
+                ulong cpu = arch.PmdWrite(pmd) ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
+                if (vma.IsHugetlb)
+                {
+                    int req = NeedFault(Req(range, Index(range, addr)), cpu);
+                    if (req != 0)
+                        return Fault(vma, addr, end, req, ref last);
+                }
+                else
+                {
+                    int required = RangeNeedFault(range, addr, end, cpu);
+                    if (required != 0)
+                        return Fault(vma, addr, end, required, ref last);
+                }
+                ulong pfn = arch.PmdPfn(pmd).Value + ((addr - haddr) >> Arch.PageShift);
+                for (ulong a = addr; a < end; a += Arch.PageSize, pfn++)
+                    Set(range, Index(range, a), pfn | cpu | HmmPfn.FromOrder(Arch.HpagePmdOrder));
+                return Errno.None;
+            }
+            // hmm_vma_handle_absent_pmd
+            var entry = arch.PmdToSwpEntry(pmd);
+            if (sw.SoftleafIsDevicePrivate(entry))
+            {
+                var folio = sw.SoftleafToFolio(entry);
+                bool write = sw.SoftleafIsDevicePrivateWrite(entry);
+                if (ReferenceEquals(folio.Pgmap?.Owner, range.DevPrivateOwner) && range.DevPrivateOwner is not null)
+                {
+                    ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0) | HmmPfn.FromOrder(Arch.HpagePmdOrder);
+                    ulong first = HmmPfn.FromPage(folio.Page());
+                    for (ulong a = addr; a < end; a += Arch.PageSize)
+                        Set(range, Index(range, a), (first + ((a - haddr) >> Arch.PageShift)) | cpu);
+                    return Errno.None;
+                }
+                // Not ours: each page may still have a P2P alias the caller accepts.
+                bool aliased = true;
+                for (ulong a = addr; a < end && aliased; a += Arch.PageSize)
+                {
+                    int k = Index(range, a);
+                    aliased = HandleDevicePrivate(range, k, Req(range, k), folio.Page((int)((a - haddr) >> Arch.PageShift)), write);
+                }
+                if (aliased)
+                    return Errno.None;
+                int required = RangeNeedFault(range, addr, end, 0);
+                if (required != 0)
+                    return Fault(vma, addr, end, required, ref last);
+                Fill(range, addr, end, HmmPfn.Error);
+                return Errno.None;
+            }
+            if (sw.SoftleafIsMigration(entry))
+            {
+                if (RangeNeedFault(range, addr, end, 0) == 0)
+                {
+                    Fill(range, addr, end, 0);
+                    return Errno.None;
+                }
+                last = addr;
+                Migrate.MigrationEntryWait(kernel, entry);
+                return WalkAgain;
+            }
+            if (RangeNeedFault(range, addr, end, 0) != 0)
+                return Errno.EFAULT;
+            Fill(range, addr, end, HmmPfn.Error);
+            return Errno.None;
+        }
+        var pteTable = arch.TablePfn(pmd);
+        for (ulong a = addr; a < end; a += Arch.PageSize)
+        {
+            var ret = HandlePte(mm, vma, range, pteTable, a, end, ref last);
+            if (ret != Errno.None)
+                return ret;
+        }
+        return Errno.None;
+    }
+
+    /// <summary>hmm_vma_handle_pte.</summary>
+    private static Errno HandlePte(MmStruct mm, Vma vma, HmmRange range, Pfn pteTable, ulong addr, ulong end, ref ulong last)
+    {
+        var kernel = mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        int i = Index(range, addr);
+        ulong req = Req(range, i);
+        ulong pte;
+        lock (mm.PageTableLock)
+            pte = mm.PteRef(pteTable, addr);
+        if (pte == 0)
+        {
+            int required = NeedFault(req, 0);
+            if (required != 0)
+                return Fault(vma, addr, end, required, ref last);
+            Set(range, i, 0);
+            return Errno.None;
+        }
+        if (!arch.PtePresent(pte))
+        {
+            var entry = arch.PteToSwpEntry(pte);
+            if (sw.SoftleafIsDevicePrivate(entry) && HandleDevicePrivate(range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
+                return Errno.None;
+            int required = NeedFault(req, 0);
+            if (required == 0)
+            {
+                Set(range, i, 0);
+                return Errno.None;
+            }
+            if (sw.SoftleafIsMigration(entry))
+            {
+                last = addr;
+                Migrate.MigrationEntryWait(kernel, entry);
+                return WalkAgain;
+            }
+            if (sw.SoftleafIsDevicePrivate(entry) || sw.SoftleafIsDeviceExclusive(entry) || sw.SoftleafIsSwap(entry))
+                return Fault(vma, addr, end, required, ref last);
+            return Errno.EFAULT;
+        }
+        ulong cpuFlags = arch.PteProtNone(pte) ? 0 : HmmPfn.Valid | (arch.PteWrite(pte) ? HmmPfn.Write : 0);
+        int need = NeedFault(req, cpuFlags);
+        if (need != 0)
+            return Fault(vma, addr, end, need, ref last);
+        var pfn = arch.PtePfn(pte);
+        if (arch.PteSpecial(pte) && pfn != kernel.ZeroPfn)
+        {
+            if (NeedFault(req, 0) != 0)
+                return Errno.EFAULT;
+            Set(range, i, HmmPfn.Error);
+            return Errno.None;
+        }
+        Set(range, i, pfn.Value | cpuFlags);
+        return Errno.None;
+    }
+
+    /// <summary>hmm_handle_device_private (the P2P series): a device-private page of the caller's own
+    /// owner is reported as it is (case 1); another device's page is reported as its P2PDMA alias when
+    /// the caller asked for HMM_PFN_ALLOW_P2P and the owner's pagemap offers get_dma_pfn_for_device
+    /// (case 2); otherwise false, and the normal fault path migrates it to RAM (case 3).</summary>
+    private static bool HandleDevicePrivate(HmmRange range, int i, ulong req, Page page, bool write)
+    {
+        var pgmap = page.Pgmap;
+        ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0);
+        if (range.DevPrivateOwner is not null && ReferenceEquals(pgmap?.Owner, range.DevPrivateOwner))
+        {
+            Set(range, i, HmmPfn.FromPage(page) | cpu);
+            return true;
+        }
+        if ((req & HmmPfn.AllowP2p) == 0 || pgmap?.Ops.GetDmaPfnForDevice is not { } getDmaPfn)
+            return false;
+        var (err, dmaPfn) = getDmaPfn(page);
+        if (err != Errno.None)
+            return false;
+        Set(range, i, dmaPfn.Value | cpu);
+        return true;
+    }
+}

@@ -1,0 +1,72 @@
+namespace HmmSim.Kernel;
+
+/// <summary>The kernel's globals, one set per booted machine: a plain holder of each subsystem's
+/// state (the memmap, the buddy, iomem_resource, the zero pages, the PCI tree …), what the mm code
+/// reaches for where the kernel uses a global. Behaviour lives in the file of its mechanism. A
+/// driver holds it as an opaque handle to the kernel it is loaded into.</summary>
+public sealed partial class KernelState
+{
+    internal KernelState(KernelConfig config)
+    {
+        Config = config;
+        Arch = Arch.For(config.Architecture);
+        ulong ramPages = config.RamBytes >> Arch.PageShift;
+        ulong vmemmapEnd = Arch.VmemmapCoversOnlyLinearMap ? LinearMapEnd >> Arch.PageShift : 1UL << (config.PhysicalAddressBits - Arch.PageShift);
+        Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, Arch.MaxPhysmemBits, vmemmapEnd);
+        Memmap.AddRange(false, 0, ramPages, ZoneType.Normal, null);
+        Buddy = new Buddy(Memmap, ramPages);
+        Swapops = new Swapops(Arch, config.DevicePrivateDesign, Memmap);
+        Resources = ResourceTree.Boot(config.PhysicalAddressBits, (Arch.VmemmapCoversOnlyLinearMap ? LinearMapEnd : 1UL << config.PhysicalAddressBits) - 1,
+            config.RamBytes, config.PciWindows);
+        var zero = Buddy.Alloc(0, compound: false);
+        zero.Desc.Flags |= (uint)(PageFlags.Zero | PageFlags.Reserved);
+        ZeroPfn = zero.ToPfn();
+        Hugetlb = new HugetlbPool(this, config.HugetlbPages);
+        if (config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
+            DevicePrivateSpace = new DevicePrivateSpace(1UL << (Arch.MaxPhysmemBits - Arch.PageShift));
+        Pci = PciTree.Build(config.PciTopology, 4);
+        PciBus.AssignBars(this, DevicePrivateBars, P2pBarSize);
+    }
+
+    /// <summary>The size of the BAR each of the first two endpoints exposes its memory through.</summary>
+    internal const ulong P2pBarSize = 1UL << 30;
+    internal const int DevicePrivateBars = 2;
+
+    /// <summary>The PCI tree the dmirror units sit in.</summary>
+    internal PciTree Pci { get; } = null!;
+
+    /// <summary>The redesign's device-private address space; null in today's design.</summary>
+    internal DevicePrivateSpace? DevicePrivateSpace { get; }
+    /// <summary>ZONE_DEVICE pagemaps over physical ranges (pgmap_array).</summary>
+    internal List<DevPagemap> PhysPgmaps { get; } = [];
+    internal Lock PgmapLock { get; } = new();
+
+    /// <summary>The shared zero page (empty_zero_page): mapped read-only by anonymous read faults.</summary>
+    internal Pfn ZeroPfn { get; }
+    internal long HugeZeroPfnValue = -1;   // written once by HugeMemory.MmGetHugeZeroFolio
+    /// <summary>The huge zero folio's PFN, or an impossible PFN before the first huge read fault made it.</summary>
+    internal Pfn HugeZeroPfn => new((ulong)Interlocked.Read(ref HugeZeroPfnValue));
+    internal HugetlbPool Hugetlb { get; }
+
+
+    internal KernelConfig Config { get; }
+    internal Arch Arch { get; }
+    /// <summary>iomem_resource: the physical address space.</summary>
+    internal ResourceTree Resources { get; }
+    internal Memmap Memmap { get; }
+    internal Buddy Buddy { get; }
+    /// <summary>Swap-entry and softleaf helpers with the configured design's type numbering.</summary>
+    internal Swapops Swapops { get; }
+    internal VmStat VmStat { get; } = new();
+    internal Dmesg Dmesg { get; } = new();
+
+    /// <summary>PHYSMEM_END on arm64: the end of what the linear map (and so vmemmap) can cover,
+    /// half of the 48-bit kernel VA space. x86-64's direct map covers all of MAX_PHYSMEM_BITS.</summary>
+    internal ulong LinearMapEnd => Arch.Kind == Architecture.Arm64
+        ? 1UL << (Arch.MaxPhysmemBits - 1)
+        : 1UL << Config.PhysicalAddressBits;
+
+    /// <summary>System RAM pages drivers hold for the life of their module (e.g. dmirror's backing pages).</summary>
+    internal long PagesHeldByDrivers;
+
+}

@@ -1,0 +1,758 @@
+namespace HmmSim.Kernel;
+
+/// <summary>mm/migrate_device.c: moving anonymous pages between system memory and device memory.
+/// setup collects and unmaps (migration entries replace the mappings), the driver allocates and
+/// copies, pages moves the struct-page state over, finalize maps the new pages in.</summary>
+public static class MigrateDevice
+{
+    private const ulong VmSpecial = (ulong)(VmFlags.Io | VmFlags.DontExpand | VmFlags.PfnMap | VmFlags.MixedMap);
+
+    /// <summary>migrate_vma_setup. The caller holds mmap_lock for read.</summary>
+    public static Errno MigrateVmaSetup(KernelState kernel, MigrateVma args)
+    {
+        long nrPages = (long)((args.End - args.Start) >> Arch.PageShift);
+        args.Start &= VirtAddr.PageMask;
+        args.End &= VirtAddr.PageMask;
+        var vma = args.Vma;
+        if (vma is null || vma.IsHugetlb || ((ulong)vma.Flags & VmSpecial) != 0)
+            return Errno.EINVAL;
+        if (nrPages <= 0 || args.Start < vma.Start || args.Start >= vma.End || args.End <= vma.Start || args.End > vma.End)
+            return Errno.EINVAL;
+        if (args.Src.Length < nrPages || args.Dst.Length < nrPages)
+            return Errno.EINVAL;
+        if (!args.FaultPage.IsNull && (!args.FaultPage.IsDevicePrivate || !args.FaultPage.Folio.IsLocked))
+            return Errno.EINVAL;
+        Array.Clear(args.Src, 0, (int)nrPages);
+        args.Cpages = 0;
+        args.Npages = 0;
+        Collect(kernel, args);
+        if (args.Cpages != 0)
+            args.Cpages = MigrateDeviceUnmap(kernel, args.Src, args.Npages, args.FaultPage);
+        return Errno.None;
+    }
+
+    // --- collection ------------------------------------------------------------------------
+
+    private static void Collect(KernelState kernel, MigrateVma m)
+    {
+        var mm = m.Vma!.Mm;
+        var range = new MmuNotifierRange(m.Start, m.End, MmuNotifyEvent.Migrate, m.PgmapOwner);
+        MmuNotifier.InvalidateRangeStart(mm, range);
+        for (ulong addr = m.Start, next; addr < m.End; addr = next)
+        {
+            next = Math.Min(m.End, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
+            CollectPmd(kernel, m, addr, next);
+        }
+        MmuNotifier.InvalidateRangeEnd(mm, range);
+        m.End = m.Start + (m.Npages << Arch.PageShift);
+    }
+
+    private static void Record(MigrateVma m, ulong mpfn, bool counted)
+    {
+        m.Dst[m.Npages] = 0;
+        m.Src[m.Npages++] = mpfn;
+        if (counted)
+            m.Cpages++;
+    }
+
+    private static void Skip(MigrateVma m, ulong start, ulong end)
+    {
+        for (ulong a = start; a < end; a += Arch.PageSize)
+            Record(m, 0, counted: false);
+    }
+
+    private static bool CompoundAllowed(MigrateVma m, ulong start, ulong end) =>
+        (m.Flags & MigrateVmaSelect.Compound) != 0 && (start & (Arch.PmdSize - 1)) == 0 && end - start == Arch.PmdSize;
+
+    /// <summary>migrate_vma_collect_hole.</summary>
+    private static void CollectHole(MigrateVma m, ulong start, ulong end)
+    {
+        if (!m.Vma!.IsAnonymous)
+        {
+            Skip(m, start, end);
+            return;
+        }
+        if (CompoundAllowed(m, start, end))
+        {
+            Record(m, MigratePfn.Migrate | MigratePfn.Compound, counted: true);
+            Skip(m, start + Arch.PageSize, end);
+            return;
+        }
+        for (ulong a = start; a < end; a += Arch.PageSize)
+            Record(m, MigratePfn.Migrate, counted: true);
+    }
+
+    private static bool OwnerSelects(MigrateVma m, Folio folio, MigrateVmaSelect need) =>
+        (m.Flags & need) != 0 && ReferenceEquals(folio.Pgmap?.Owner, m.PgmapOwner);
+
+    private static bool LockForCollect(MigrateVma m, Folio folio)
+    {
+        if (!m.FaultPage.IsNull && m.FaultPage.Folio == folio)
+            return true;
+        return folio.TryLock();
+    }
+
+    private static void UnlockCollected(MigrateVma m, Folio folio)
+    {
+        if (m.FaultPage.IsNull || m.FaultPage.Folio != folio)
+            folio.Unlock();
+    }
+
+    /// <summary>migrate_vma_split_folio: the large folio at an address is split so its pages can be
+    /// collected one by one. The fault folio is already locked and referenced by do_swap_page; after
+    /// the split that lock and reference move to the new folio holding the fault page.</summary>
+    private static bool SplitForCollect(KernelState kernel, MigrateVma m, Folio folio)
+    {
+        bool isFault = !m.FaultPage.IsNull && m.FaultPage.Folio == folio;
+        if (!isFault)
+        {
+            if (!folio.TryGet())
+                return false;
+            if (!folio.TryLock())
+            {
+                folio.Put();
+                return false;
+            }
+        }
+        var err = HugeMemory.SplitFolio(kernel, folio);
+        if (isFault)
+        {
+            var newFault = m.FaultPage.Folio;
+            if (err == Errno.None && newFault != folio)
+            {
+                newFault.Get();
+                newFault.Lock();
+                folio.Unlock();
+                folio.Put();
+            }
+        }
+        else
+        {
+            folio.Unlock();
+            folio.Put();
+        }
+        return err == Errno.None;
+    }
+
+    private static void CollectPmd(KernelState kernel, MigrateVma m, ulong start, ulong end)
+    {
+        var vma = m.Vma!;
+        var mm = vma.Mm;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        for (int round = 0; ; round++)
+        {
+            if (round > 8)
+                ThrowHelper.KernelBug($"migrate_vma_collect_pmd at 0x{start:x} did not settle");
+            if (!mm.PmdTable(start, alloc: false, out var pmdTable))
+            {
+                CollectHole(m, start, end);
+                return;
+            }
+            ulong pmd = mm.PmdRef(pmdTable, start);
+            if (pmd == 0)
+            {
+                CollectHole(m, start, end);
+                return;
+            }
+            if (arch.IsTable(pmd))
+            {
+                CollectPtes(kernel, m, pmdTable, start, end);
+                return;
+            }
+            ulong haddr = start & ~(Arch.PmdSize - 1);
+            Folio folio;
+            bool write;
+            if (arch.PmdPresent(pmd))
+            {
+                if ((m.Flags & MigrateVmaSelect.System) == 0)
+                {
+                    Skip(m, start, end);
+                    return;
+                }
+                if (HugeMemory.IsHugeZeroPmd(kernel, pmd))
+                {
+                    CollectHole(m, start, end);
+                    return;
+                }
+                folio = kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Folio;
+                write = arch.PmdWrite(pmd);
+            }
+            else
+            {
+                var entry = arch.PmdToSwpEntry(pmd);
+                if (sw.SoftleafIsMigration(entry))
+                {
+                    Migrate.MigrationEntryWait(kernel, entry);
+                    continue;
+                }
+                folio = sw.SoftleafToFolio(entry);
+                if (!sw.SoftleafIsDevicePrivate(entry) || !OwnerSelects(m, folio, MigrateVmaSelect.DevicePrivate))
+                {
+                    Skip(m, start, end);
+                    return;
+                }
+                write = sw.SoftleafIsDevicePrivateWrite(entry);
+            }
+            if (CompoundAllowed(m, start, end) && start == haddr)
+            {
+                if (!folio.TryGet())
+                {
+                    Skip(m, start, end);
+                    return;
+                }
+                if (!LockForCollect(m, folio))
+                {
+                    folio.Put();
+                    Skip(m, start, end);
+                    return;
+                }
+                bool installed;
+                lock (mm.PageTableLock)
+                {
+                    ref ulong slot = ref mm.PmdRef(pmdTable, haddr);
+                    installed = slot == pmd && Migrate.InstallPmdMigrationEntry(vma, ref slot, folio);
+                }
+                if (installed)
+                {
+                    Record(m, MigratePfn.FromPage(folio.Page()) | MigratePfn.Migrate | MigratePfn.Compound | (write ? MigratePfn.Write : 0), counted: true);
+                    Skip(m, start + Arch.PageSize, end);
+                    return;
+                }
+                UnlockCollected(m, folio);
+                folio.Put();
+                continue;
+            }
+            // No compound migration here: split the folio and collect at PTE level.
+            if (!SplitForCollect(kernel, m, folio))
+            {
+                Skip(m, start, end);
+                return;
+            }
+        }
+    }
+
+    /// <summary>The PTE loop of migrate_vma_collect_pmd.</summary>
+    private static void CollectPtes(KernelState kernel, MigrateVma m, Pfn pmdTable, ulong start, ulong end)
+    {
+        var vma = m.Vma!;
+        var mm = vma.Mm;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        for (ulong addr = start; addr < end;)
+        {
+            if (!mm.PteTable(pmdTable, addr, alloc: false, out var pteTable))
+            {
+                // The PMD changed under us (collapsed or populated as THP): collect the rest again.
+                CollectPmd(kernel, m, addr, end);
+                return;
+            }
+            Folio toSplit = default;
+            lock (mm.PageTableLock)
+            {
+                ref ulong slot = ref mm.PteRef(pteTable, addr);
+                ulong pte = slot;
+                ulong mpfn;
+                Page page;
+                if (pte == 0)
+                {
+                    Record(m, vma.IsAnonymous ? MigratePfn.Migrate : 0, counted: vma.IsAnonymous);
+                    addr += Arch.PageSize;
+                    continue;
+                }
+                if (!arch.PtePresent(pte))
+                {
+                    var entry = arch.PteToSwpEntry(pte);
+                    if (!sw.SoftleafIsDevicePrivate(entry))
+                    {
+                        Record(m, 0, counted: false);
+                        addr += Arch.PageSize;
+                        continue;
+                    }
+                    page = sw.SoftleafToPage(entry);
+                    if (!OwnerSelects(m, page.Folio, MigrateVmaSelect.DevicePrivate))
+                    {
+                        Record(m, 0, counted: false);
+                        addr += Arch.PageSize;
+                        continue;
+                    }
+                    if (page.Folio.IsLarge)
+                    {
+                        toSplit = page.Folio;
+                        goto split;
+                    }
+                    mpfn = MigratePfn.FromPage(page) | MigratePfn.Migrate | (sw.SoftleafIsDevicePrivateWrite(entry) ? MigratePfn.Write : 0);
+                }
+                else
+                {
+                    var pfn = arch.PtePfn(pte);
+                    if (pfn == kernel.ZeroPfn)
+                    {
+                        bool sys = (m.Flags & MigrateVmaSelect.System) != 0;
+                        Record(m, sys ? MigratePfn.Migrate : 0, counted: sys);
+                        addr += Arch.PageSize;
+                        continue;
+                    }
+                    page = Memory.VmNormalPage(vma, pte);
+                    if (page.IsNull
+                        || !page.IsZoneDevice && (m.Flags & MigrateVmaSelect.System) == 0
+                        || page.IsDeviceCoherent && !OwnerSelects(m, page.Folio, MigrateVmaSelect.DeviceCoherent)
+                        || page.IsZoneDevice && !page.IsDeviceCoherent)
+                    {
+                        Record(m, 0, counted: false);
+                        addr += Arch.PageSize;
+                        continue;
+                    }
+                    if (page.Folio.IsLarge)
+                    {
+                        toSplit = page.Folio;
+                        goto split;
+                    }
+                    mpfn = MigratePfn.FromPage(page) | MigratePfn.Migrate | (arch.PteWrite(pte) ? MigratePfn.Write : 0);
+                }
+                var folio = page.Folio;
+                if (folio.Mapping == 0 || !folio.TryGet())
+                {
+                    Record(m, 0, counted: false);
+                    addr += Arch.PageSize;
+                    continue;
+                }
+                if (!LockForCollect(m, folio))
+                {
+                    folio.Put();
+                    Record(m, 0, counted: false);
+                    addr += Arch.PageSize;
+                    continue;
+                }
+                if (!Migrate.InstallPteMigrationEntry(vma, ref slot, page))
+                {
+                    UnlockCollected(m, folio);
+                    folio.Put();
+                    Record(m, 0, counted: false);
+                    addr += Arch.PageSize;
+                    continue;
+                }
+                Record(m, mpfn, counted: true);
+                addr += Arch.PageSize;
+                continue;
+            }
+        split:
+            if (!SplitForCollect(kernel, m, toSplit))
+            {
+                Skip(m, addr, end);
+                return;
+            }
+        }
+    }
+
+    // --- unmap -------------------------------------------------------------------------------
+
+    /// <summary>migrate_vma_check_page: a page with references beyond its mappings and the migration's own is pinned.</summary>
+    private static bool CheckPage(Folio folio, Page faultPage)
+    {
+        int extra = 1 + (!faultPage.IsNull && faultPage.Folio == folio ? 1 : 0);
+        if (folio.IsZoneDevice)
+            extra++;
+        if (!folio.IsAnon && folio.Mapping != 0)
+            extra++;
+        return folio.RefCount - extra <= folio.MapCount;
+    }
+
+    /// <summary>migrate_device_unmap: whatever is still mapped becomes a migration entry; pinned or
+    /// still-mapped pages are restored and dropped from the migration. Returns the pages left.</summary>
+    internal static ulong MigrateDeviceUnmap(KernelState kernel, ulong[] src, ulong npages, Page faultPage)
+    {
+        ulong unmapped = 0;
+        bool restore = false;
+        var scratch = new List<Rmap.Mapping>();
+        for (ulong i = 0; i < npages; i++)
+        {
+            var page = MigratePfn.ToPage(kernel, src[i]);
+            if (page.IsNull)
+            {
+                if ((src[i] & MigratePfn.Migrate) != 0)
+                    unmapped++;
+                continue;
+            }
+            var folio = page.Folio;
+            if (folio.NrPages > 1)
+                src[i] |= MigratePfn.Compound;
+            if (folio.Mapped)
+                Migrate.TryToMigrate(kernel, folio, scratch);
+            if (folio.Mapped || !CheckPage(folio, faultPage))
+            {
+                src[i] &= ~MigratePfn.Migrate;
+                restore = true;
+                continue;
+            }
+            unmapped++;
+        }
+        if (!restore)
+            return unmapped;
+        for (ulong i = 0; i < npages; i++)
+        {
+            var page = MigratePfn.ToPage(kernel, src[i]);
+            if (page.IsNull || (src[i] & MigratePfn.Migrate) != 0)
+                continue;
+            var folio = page.Folio;
+            Migrate.RemoveMigrationPtes(kernel, folio, folio, scratch);
+            src[i] = 0;
+            if (faultPage.IsNull || faultPage.Folio != folio)
+                folio.Unlock();
+            folio.Put();
+        }
+        return unmapped;
+    }
+
+    // --- pages ---------------------------------------------------------------------------------
+
+    public static void MigrateVmaPages(KernelState kernel, MigrateVma m) => MigratePages(kernel, m.Src, m.Dst, m.Npages, m);
+
+    public static void MigrateDevicePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => MigratePages(kernel, src, dst, npages, null);
+
+    /// <summary>__migrate_device_pages.</summary>
+    private static void MigratePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, MigrateVma? m)
+    {
+        bool notified = false;
+        MmuNotifierRange range = default;
+        for (ulong i = 0; i < npages; i++)
+        {
+            var newPage = MigratePfn.ToPage(kernel, dst[i]);
+            var page = MigratePfn.ToPage(kernel, src[i]);
+            if (newPage.IsNull)
+            {
+                src[i] &= ~MigratePfn.Migrate;
+                continue;
+            }
+            if (page.IsNull)
+            {
+                if ((src[i] & MigratePfn.Migrate) == 0 || m is null)
+                    continue;
+                ulong addr = m.Start + (i << Arch.PageShift);
+                if (!notified)
+                {
+                    notified = true;
+                    range = new MmuNotifierRange(addr, m.End, MmuNotifyEvent.Migrate, m.PgmapOwner);
+                    MmuNotifier.InvalidateRangeStart(m.Vma!.Mm, range);
+                }
+                ulong nr = 1;
+                if ((src[i] & MigratePfn.Compound) != 0 && (dst[i] & MigratePfn.Compound) == 0)
+                {
+                    nr = Math.Min((ulong)Arch.PtrsPerTable, npages - i);
+                    src[i] &= ~MigratePfn.Compound;
+                }
+                for (ulong j = 0; j < nr; j++)
+                {
+                    src[i + j] |= MigratePfn.Migrate;
+                    InsertPage(kernel, m, addr + (j << Arch.PageShift), ref dst[i + j], ref src[i + j]);
+                }
+                i += nr - 1;
+                continue;
+            }
+            var folio = page.Folio;
+            if ((src[i] & (MigratePfn.Migrate | MigratePfn.Compound)) == (MigratePfn.Migrate | MigratePfn.Compound) && (dst[i] & MigratePfn.Compound) == 0)
+            {
+                if (m is null || !SplitUnmapped(kernel, m, i, src))
+                {
+                    src[i] &= ~(MigratePfn.Migrate | MigratePfn.Compound);
+                    continue;
+                }
+            }
+            else if ((src[i] & MigratePfn.Migrate) != 0 && (dst[i] & MigratePfn.Compound) != 0 && (src[i] & MigratePfn.Compound) == 0)
+            {
+                src[i] &= ~MigratePfn.Migrate;
+                continue;
+            }
+            if ((src[i] & MigratePfn.Migrate) == 0)
+                continue;
+            var newFolio = newPage.Folio;
+            if (newFolio.IsZoneDevice)
+            {
+                bool deviceTarget = newFolio.IsDevicePrivate || newFolio.IsDeviceCoherent;
+                // File pages never move to device memory; other ZONE_DEVICE types take nothing.
+                if (!deviceTarget || !folio.IsAnon)
+                {
+                    src[i] &= ~MigratePfn.Migrate;
+                    continue;
+                }
+            }
+            if (!FolioMigrateMapping(newFolio, folio, m?.FaultPage ?? default))
+                src[i] &= ~MigratePfn.Migrate;
+        }
+        if (notified)
+            MmuNotifier.InvalidateRangeEnd(m!.Vma!.Mm, range);
+    }
+
+    /// <summary>folio_migrate_mapping + folio_migrate_flags for an anonymous folio: the new folio takes
+    /// the old one's place in the rmap (mapping and index) and its flags. Fails if someone holds
+    /// more references than the migration expects.</summary>
+    private static bool FolioMigrateMapping(Folio dst, Folio src, Page faultPage)
+    {
+        int expected = 1 + (!faultPage.IsNull && faultPage.Folio == src ? 1 : 0);
+        if (src.RefCount != expected)
+            return false;
+        dst.Mapping = src.Mapping;
+        dst.PgIndex = src.PgIndex;
+        const PageFlags carried = PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty | PageFlags.Uptodate;
+        dst.SetFlag((PageFlags)((uint)src.Head.Flags & (uint)carried));
+        return true;
+    }
+
+    /// <summary>The source THP is under a PMD migration entry but the driver gave small pages: split
+    /// the entry and the folio; the new folios join the migration one entry each.</summary>
+    private static bool SplitUnmapped(KernelState kernel, MigrateVma m, ulong i, ulong[] src)
+    {
+        var folio = MigratePfn.ToPage(kernel, src[i]).Folio;
+        ulong addr = m.Start + (i << Arch.PageShift);
+        var mm = m.Vma!.Mm;
+        if (mm.PmdTable(addr, alloc: false, out var pmdTable))
+        {
+            ulong pmd = mm.PmdRef(pmdTable, addr);
+            if (pmd != 0 && !kernel.Arch.IsTable(pmd))
+                HugeMemory.SplitHugePmd(m.Vma, pmdTable, addr & ~(Arch.PmdSize - 1));
+        }
+        if (HugeMemory.SplitFolio(kernel, folio, unmappedMigration: true) != Errno.None)
+            return false;
+        ulong flags = src[i] & (MigratePfn.Migrate | MigratePfn.Write);
+        src[i] &= ~MigratePfn.Compound;
+        for (int k = 1; k < Arch.PtrsPerTable && i + (ulong)k < (ulong)src.Length; k++)
+            src[i + (ulong)k] = MigratePfn.FromPage(folio.Page(k)) | flags;
+        return true;
+    }
+
+    /// <summary>migrate_vma_insert_page: a hole or the zero page gets the new page directly.</summary>
+    private static void InsertPage(KernelState kernel, MigrateVma m, ulong addr, ref ulong dst, ref ulong src)
+    {
+        var vma = m.Vma!;
+        var mm = vma.Mm;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        var page = MigratePfn.ToPage(kernel, dst);
+        if (!vma.IsAnonymous || page.IsNull)
+        {
+            src &= ~MigratePfn.Migrate;
+            return;
+        }
+        var folio = page.Folio;
+        if ((dst & MigratePfn.Compound) != 0)
+        {
+            InsertHugePmdPage(kernel, m, addr, folio, ref src);
+            return;
+        }
+        if (!mm.PmdTable(addr, alloc: true, out var pmdTable))
+        {
+            src &= ~MigratePfn.Migrate;
+            return;
+        }
+        ulong pmd = mm.PmdRef(pmdTable, addr);
+        if (pmd != 0 && !arch.IsTable(pmd))
+        {
+            if (!HugeMemory.IsHugeZeroPmd(kernel, pmd))
+            {
+                src &= ~MigratePfn.Migrate;
+                return;
+            }
+            HugeMemory.SplitHugePmd(vma, pmdTable, addr & ~(Arch.PmdSize - 1));
+        }
+        if (!mm.PteTable(pmdTable, addr, alloc: true, out var pteTable))
+        {
+            src &= ~MigratePfn.Migrate;
+            return;
+        }
+        Memory.AnonVmaPrepare(vma);
+        folio.SetFlag(PageFlags.Uptodate);
+        bool writable = (vma.Flags & VmFlags.Write) != 0;
+        ulong entry;
+        if (page.IsDevicePrivate)
+        {
+            entry = arch.SwpEntryToPte(writable ? sw.MakeWritableDevicePrivateEntryFromPage(page) : sw.MakeReadableDevicePrivateEntryFromPage(page));
+        }
+        else if (!page.IsZoneDevice || page.IsDeviceCoherent)
+        {
+            entry = arch.PfnPte(page.ToPfn(), vma.PageProt);
+            if (writable)
+                entry = arch.PteMkwrite(arch.PteMkdirty(entry));
+        }
+        else
+        {
+            src &= ~MigratePfn.Migrate;
+            return;
+        }
+        lock (mm.PageTableLock)
+        {
+            ref ulong slot = ref mm.PteRef(pteTable, addr);
+            ulong old = slot;
+            bool zero = old != 0 && arch.PtePresent(old) && arch.PtePfn(old) == kernel.ZeroPfn;
+            if (old != 0 && !zero)
+            {
+                src &= ~MigratePfn.Migrate;
+                return;
+            }
+            Interlocked.Increment(ref mm.AnonRss);
+            Rmap.FolioAddNewAnonRmap(folio, vma, addr, pmdMapped: false);
+            folio.Get();
+            slot = entry;
+        }
+        kernel.VmStat.Inc(page.IsZoneDevice ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam);
+        src = MigratePfn.Migrate;
+    }
+
+    /// <summary>migrate_vma_insert_huge_pmd_page.</summary>
+    private static void InsertHugePmdPage(KernelState kernel, MigrateVma m, ulong addr, Folio folio, ref ulong src)
+    {
+        var vma = m.Vma!;
+        var mm = vma.Mm;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        bool ok = (addr & (Arch.PmdSize - 1)) == 0 && HugeMemory.ThpRangeFits(vma, addr) && folio.Order == Arch.HpagePmdOrder
+            && mm.PmdTable(addr, alloc: true, out var pmdTable);
+        if (!ok)
+        {
+            src &= ~MigratePfn.Migrate;
+            return;
+        }
+        mm.PmdTable(addr, alloc: true, out pmdTable);
+        Memory.AnonVmaPrepare(vma);
+        bool writable = (vma.Flags & VmFlags.Write) != 0;
+        ulong entry;
+        if (folio.IsDevicePrivate)
+            entry = arch.SwpEntryToPmd(writable ? sw.MakeWritableDevicePrivateEntryFromPage(folio.Page()) : sw.MakeReadableDevicePrivateEntryFromPage(folio.Page()));
+        else if (!folio.IsZoneDevice || folio.IsDeviceCoherent)
+        {
+            entry = arch.PfnPmd(folio.Page().ToPfn(), vma.PageProt);
+            if (writable)
+                entry = arch.PmdMkwrite(arch.PmdMkdirty(entry));
+        }
+        else
+        {
+            src &= ~MigratePfn.Migrate;
+            return;
+        }
+        Pfn oldTable = default;
+        lock (mm.PageTableLock)
+        {
+            ref ulong slot = ref mm.PmdRef(pmdTable, addr);
+            ulong old = slot;
+            if (old != 0 && !HugeMemory.IsHugeZeroPmd(kernel, old))
+            {
+                // An empty PTE table left by an earlier unmap may be replaced; anything mapped may not.
+                if (!arch.IsTable(old) || !IsEmptyTable(mm, arch.TablePfn(old)))
+                {
+                    src &= ~MigratePfn.Migrate;
+                    return;
+                }
+                oldTable = arch.TablePfn(old);
+            }
+            Interlocked.Add(ref mm.AnonRss, Arch.PtrsPerTable);
+            Rmap.FolioAddNewAnonRmap(folio, vma, addr, pmdMapped: true);
+            folio.Get();
+            slot = entry;
+            if (oldTable.Value != 0)
+                mm.FreeTable(oldTable);
+        }
+        bool dev = folio.IsZoneDevice;
+        kernel.VmStat.Add(dev ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam, folio.NrPages);
+        kernel.VmStat.Inc(dev ? VmStatItem.DeviceMigrateToDeviceThp : VmStatItem.DeviceMigrateToRamThp);
+        src = MigratePfn.Migrate | MigratePfn.Compound;
+    }
+
+    private static bool IsEmptyTable(MmStruct mm, Pfn table)
+    {
+        foreach (ulong e in mm.Table(table))
+            if (e != 0)
+                return false;
+        return true;
+    }
+
+    // --- finalize ------------------------------------------------------------------------------
+
+    public static void MigrateVmaFinalize(KernelState kernel, MigrateVma m) => Finalize(kernel, m.Src, m.Dst, m.Npages, m.FaultPage);
+
+    public static void MigrateDeviceFinalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => Finalize(kernel, src, dst, npages, default);
+
+    /// <summary>migrate_device_finalize: map the new folios where the migration entries are (or the old
+    /// ones back where the migration did not happen), then unlock and release.</summary>
+    private static void Finalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage)
+    {
+        var scratch = new List<Rmap.Mapping>();
+        for (ulong i = 0; i < npages; i++)
+        {
+            var dpage = MigratePfn.ToPage(kernel, dst[i]);
+            var spage = MigratePfn.ToPage(kernel, src[i]);
+            if (spage.IsNull)
+            {
+                if (!dpage.IsNull)
+                {
+                    dpage.Folio.Unlock();
+                    dpage.Folio.Put();
+                }
+                continue;
+            }
+            var sf = spage.Folio;
+            Folio df;
+            if ((src[i] & MigratePfn.Migrate) == 0 || dpage.IsNull)
+            {
+                if (!dpage.IsNull)
+                {
+                    dpage.Folio.Unlock();
+                    dpage.Folio.Put();
+                }
+                df = sf;
+            }
+            else
+            {
+                df = dpage.Folio;
+            }
+            Migrate.RemoveMigrationPtes(kernel, sf, df, scratch);
+            if (faultPage.IsNull || faultPage.Folio != sf)
+                sf.Unlock();
+            if (df != sf)
+            {
+                // The old folio leaves the rmap; its last reference frees it (to the buddy or the pagemap).
+                sf.Mapping = 0;
+                sf.ClearFlag(PageFlags.Anon);
+                df.Unlock();
+                df.Put();
+                bool toDevice = df.IsZoneDevice;
+                kernel.VmStat.Add(toDevice ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam, df.NrPages);
+                if (df.IsLarge)
+                {
+                    kernel.VmStat.Inc(toDevice ? VmStatItem.DeviceMigrateToDeviceThp : VmStatItem.DeviceMigrateToRamThp);
+                    kernel.VmStat.Inc(VmStatItem.ThpMigrationSuccess);
+                }
+                kernel.VmStat.Add(VmStatItem.PgMigrateSuccess, df.NrPages);
+            }
+            sf.Put();
+        }
+    }
+
+    // --- migrate by device page (no VMA) --------------------------------------------------------
+
+    /// <summary>migrate_device_range / migrate_device_pfns: collect in-use device pages by mpfn for eviction.</summary>
+    public static void MigrateDeviceRange(KernelState kernel, ulong[] src, ulong startMpfn, ulong npages)
+    {
+        for (ulong i = 0; i < npages; i++)
+        {
+            ulong mpfn = startMpfn + (i << MigratePfn.Shift);
+            var page = MigratePfn.ToPage(kernel, mpfn);
+            src[i] = 0;
+            if (page.IsNull || page.Test(PageFlags.Tail))
+                continue;
+            var folio = page.Folio;
+            if (!folio.TryGet())
+                continue;
+            if (!folio.TryLock())
+            {
+                folio.Put();
+                continue;
+            }
+            src[i] = MigratePfn.FromPage(page) | MigratePfn.Migrate;
+            if (folio.IsLarge)
+            {
+                src[i] |= MigratePfn.Compound;
+                i += (ulong)folio.NrPages - 1;
+            }
+        }
+        MigrateDeviceUnmap(kernel, src, npages, default);
+    }
+}

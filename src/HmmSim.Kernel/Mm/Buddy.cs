@@ -1,0 +1,213 @@
+namespace HmmSim.Kernel;
+
+/// <summary>The zone's buddy allocator (mm/page_alloc.c): free lists of orders 0..MAX_PAGE_ORDER,
+/// split on allocation (expand) and merge on free (__free_one_page). Free blocks link through
+/// their head struct page as in the kernel. RAM sections nobody has allocated from yet are kept
+/// as a count and get their memmap only when the allocator first carves them, so an untouched
+/// machine costs no memmap; they are reported as free MAX_PAGE_ORDER blocks, as the kernel would.</summary>
+internal sealed class Buddy
+{
+    public const int MaxPageOrder = 10;
+    private const uint Nil = uint.MaxValue;
+
+    private readonly Memmap _memmap;
+    private readonly Lock _lock = new();
+    private readonly uint[] _freeHead = new uint[MaxPageOrder + 1];
+    private readonly long[] _freeCount = new long[MaxPageOrder + 1];
+    private readonly ulong _ramPages;
+    private readonly int _blocksPerSection;
+    private ulong _nextFreshSection;
+    private readonly ulong _sectionCount;
+    private long _freePages;
+
+    public Buddy(Memmap memmap, ulong ramPages)
+    {
+        _memmap = memmap;
+        _ramPages = ramPages;
+        _blocksPerSection = memmap.PagesPerSection >> MaxPageOrder;
+        _sectionCount = (ramPages + (ulong)memmap.PagesPerSection - 1) / (ulong)memmap.PagesPerSection;
+        Array.Fill(_freeHead, Nil);
+        _freePages = (long)ramPages;
+    }
+
+    public long NrFreePages => Interlocked.Read(ref _freePages);
+
+    /// <summary>/proc/buddyinfo: free blocks per order, counting untouched sections as MAX_PAGE_ORDER blocks.</summary>
+    public long[] FreeBlocksPerOrder()
+    {
+        lock (_lock)
+        {
+            var counts = (long[])_freeCount.Clone();
+            counts[MaxPageOrder] += (long)FreshBlocks();
+            return counts;
+        }
+    }
+
+    private ulong FreshBlocks()
+    {
+        if (_nextFreshSection >= _sectionCount)
+            return 0;
+        ulong freshPages = _ramPages - _nextFreshSection * (ulong)_memmap.PagesPerSection;
+        return freshPages >> MaxPageOrder;
+    }
+
+    /// <summary>alloc_pages: a block of 2^order pages, refcount 1, or a null page when RAM is exhausted.
+    /// With <paramref name="compound"/> the block is a large folio (prep_compound_page).</summary>
+    public Page Alloc(int order, bool compound)
+    {
+        if ((uint)order > MaxPageOrder)
+            ThrowHelper.Argument(nameof(order), $"order {order} is above MAX_PAGE_ORDER");
+        if (compound && order == 1)
+            ThrowHelper.Argument(nameof(order), "the model makes no order-1 folios (their fields need two tail pages)");
+        Page page;
+        lock (_lock)
+        {
+            int o = order;
+            while (o <= MaxPageOrder && _freeHead[o] == Nil)
+                o++;
+            if (o > MaxPageOrder)
+            {
+                if (!CarveFreshSection())
+                    return default;
+                o = MaxPageOrder;
+            }
+            uint pfn = _freeHead[o];
+            Unlink(pfn, o);
+            // expand: give back the upper halves until the block is the size asked for.
+            while (o > order)
+            {
+                o--;
+                AddFree(pfn + (1u << o), o);
+            }
+            _freePages -= 1L << order;
+            page = _memmap.PfnToPage(new Pfn(pfn));
+        }
+        PrepNewPage(page, order, compound);
+        return page;
+    }
+
+    private static void PrepNewPage(Page page, int order, bool compound)
+    {
+        ref var head = ref page.Desc;
+        head = default;
+        head.RefCount = 1;
+        if (!compound || order == 0)
+            return;
+        head.Flags = (uint)PageFlags.Head;
+        for (int i = 1; i < 1 << order; i++)
+        {
+            ref var t = ref page.Nth(i).Desc;
+            t = default;
+            t.Flags = (uint)PageFlags.Tail;
+            t.Mapping = (uint)i;
+        }
+        page.Nth(1).Desc.Flags |= (uint)order << 24;
+    }
+
+    /// <summary>Frees a folio whose refcount reached zero: its pages lose their data and go back as one block.</summary>
+    public void FreeFolio(Folio folio)
+    {
+        int order = folio.Order;
+        var head = folio.Page();
+        if (folio.MapCount != 0 || head.Desc.MapCount != 0)
+            ThrowHelper.KernelBug($"freeing {folio} that is still mapped (mapcount {folio.MapCount})");
+        if (folio.Test(PageFlags.Zero))
+            ThrowHelper.KernelBug($"freeing the zero page {folio}");
+        FreePages(head, order);
+    }
+
+    /// <summary>__free_pages on a block (also used for non-folio kernel allocations such as page tables).</summary>
+    public void FreePages(Page head, int order)
+    {
+        int n = 1 << order;
+        for (int i = 0; i < n; i++)
+        {
+            ref var d = ref head.Nth(i).Desc;
+            if (d.MapCount != 0)
+                ThrowHelper.KernelBug($"freeing {head.Nth(i)} with mapcount {d.MapCount}");
+            if (d.Private != 0)
+                _memmap.Data.Release(ref d.Private);
+            d = default;
+        }
+        uint pfn = (uint)head.ToPfn().Value;
+        lock (_lock)
+        {
+            _freePages += n;
+            // __free_one_page: merge with the buddy while it is free and of the same order.
+            while (order < MaxPageOrder)
+            {
+                uint buddy = pfn ^ (1u << order);
+                if (buddy >= _ramPages || !IsFreeBlock(buddy, order))
+                    break;
+                Unlink(buddy, order);
+                pfn = Math.Min(pfn, buddy);
+                order++;
+            }
+            AddFree(pfn, order);
+        }
+    }
+
+    private bool IsFreeBlock(uint pfn, int order)
+    {
+        var p = _memmap.PfnToPage(new Pfn(pfn));
+        ref var d = ref p.Desc;
+        return (d.Flags & (uint)PageFlags.Buddy) != 0 && d.Private == order;
+    }
+
+    private bool CarveFreshSection()
+    {
+        if (FreshBlocks() == 0)
+            return false;
+        ulong first = _nextFreshSection * (ulong)_memmap.PagesPerSection;
+        ulong pages = Math.Min((ulong)_memmap.PagesPerSection, _ramPages - first);
+        _nextFreshSection++;
+        for (ulong off = 0; off + (1UL << MaxPageOrder) <= pages; off += 1UL << MaxPageOrder)
+            AddFree((uint)(first + off), MaxPageOrder);
+        return true;
+    }
+
+    private void AddFree(uint pfn, int order)
+    {
+        ref var d = ref _memmap.PfnToPage(new Pfn(pfn)).Desc;
+        d = default;
+        d.Flags = (uint)PageFlags.Buddy;
+        d.Private = order;
+        d.Mapping = Nil;
+        d.Index = _freeHead[order];
+        if (_freeHead[order] != Nil)
+            _memmap.PfnToPage(new Pfn(_freeHead[order])).Desc.Mapping = pfn;
+        _freeHead[order] = pfn;
+        _freeCount[order]++;
+    }
+
+    private void Unlink(uint pfn, int order)
+    {
+        ref var d = ref _memmap.PfnToPage(new Pfn(pfn)).Desc;
+        uint prev = d.Mapping, next = d.Index;
+        if (prev == Nil)
+            _freeHead[order] = next;
+        else
+            _memmap.PfnToPage(new Pfn(prev)).Desc.Index = next;
+        if (next != Nil)
+            _memmap.PfnToPage(new Pfn(next)).Desc.Mapping = prev;
+        d = default;
+        _freeCount[order]--;
+    }
+
+    /// <summary>Whether a RAM page is inside a free buddy block (for the invariant checker).</summary>
+    public bool IsPageFree(Pfn pfn)
+    {
+        lock (_lock)
+        {
+            if (pfn.Value >= _nextFreshSection * (ulong)_memmap.PagesPerSection)
+                return true;
+            for (int o = 0; o <= MaxPageOrder; o++)
+            {
+                uint head = (uint)(pfn.Value & ~((1UL << o) - 1));
+                if (IsFreeBlock(head, o))
+                    return true;
+            }
+            return false;
+        }
+    }
+}

@@ -1,0 +1,296 @@
+namespace HmmSim.Kernel;
+
+/// <summary>CONFIG_DEBUG_VM for the whole machine: recounts every mapping from the page tables and
+/// checks it against struct page (mapcounts, refcounts, rmap), checks that nothing mapped is free
+/// and that teardown gives every page back. A finding throws KernelBugException naming the address,
+/// the page and what disagreed.</summary>
+internal static class DebugVm
+{
+    private sealed class Counts
+    {
+        public readonly Dictionary<Page, int> PteMaps = [];
+        public readonly Dictionary<Folio, int> PmdMaps = [];
+        public readonly Dictionary<Folio, int> Total = [];
+    }
+
+    public static void Check(KernelState kernel, MmStruct[] mms)
+    {
+        var counts = new Counts();
+        foreach (var mm in mms)
+        {
+            if (mm.Exited)
+                continue;
+            CheckVmas(mm);
+            WalkMm(kernel, mm, counts);
+        }
+        foreach (var (folio, total) in counts.Total)
+            CheckFolio(kernel, folio, total, counts);
+        ScanMemmap(kernel, counts);
+    }
+
+    private static void CheckVmas(MmStruct mm)
+    {
+        ulong prevEnd = 0;
+        foreach (var v in mm.Vmas.All)
+        {
+            if (v.Start >= v.End || (v.Start | v.End) % Arch.PageSize != 0 || v.Start < prevEnd || v.End > mm.Arch.TaskSize)
+                ThrowHelper.KernelBug($"DEBUG_VM: bad VMA {v} (previous ended at 0x{prevEnd:x})");
+            if (v.AnonVma is not null && !v.AnonVmaChain.Contains(v.AnonVma))
+                ThrowHelper.KernelBug($"DEBUG_VM: {v} is not on its own anon_vma's chain");
+            prevEnd = v.End;
+        }
+    }
+
+    private static void WalkMm(KernelState kernel, MmStruct mm, Counts counts)
+    {
+        var arch = mm.Arch;
+        CheckTablePage(kernel, mm.Pgd, "pgd");
+        var pgd = mm.Table(mm.Pgd);
+        for (int i = 0; i < 512; i++)
+        {
+            if (pgd[i] == 0)
+                continue;
+            ulong a3 = (ulong)i << Arch.PgdirShift;
+            if (!arch.IsTable(pgd[i]))
+                ThrowHelper.KernelBug($"DEBUG_VM: pgd entry 0x{pgd[i]:x} at 0x{a3:x} is not a table");
+            var pudT = arch.TablePfn(pgd[i]);
+            CheckTablePage(kernel, pudT, "pud");
+            var pud = mm.Table(pudT);
+            for (int j = 0; j < 512; j++)
+            {
+                if (pud[j] == 0)
+                    continue;
+                ulong a2 = a3 + ((ulong)j << Arch.PudShift);
+                if (!arch.IsTable(pud[j]))
+                    ThrowHelper.KernelBug($"DEBUG_VM: pud entry 0x{pud[j]:x} at 0x{a2:x} is not a table (no PUD leaves are made)");
+                var pmdT = arch.TablePfn(pud[j]);
+                CheckTablePage(kernel, pmdT, "pmd");
+                var pmds = mm.Table(pmdT);
+                for (int k = 0; k < 512; k++)
+                {
+                    ulong pmd = pmds[k];
+                    if (pmd == 0)
+                        continue;
+                    ulong a1 = a2 + ((ulong)k << Arch.PmdShift);
+                    if (arch.IsTable(pmd))
+                    {
+                        var pteT = arch.TablePfn(pmd);
+                        CheckTablePage(kernel, pteT, "pte");
+                        var ptes = mm.Table(pteT);
+                        for (int l = 0; l < 512; l++)
+                            if (ptes[l] != 0)
+                                CheckPte(kernel, mm, a1 + ((ulong)l << Arch.PageShift), ptes[l], counts);
+                    }
+                    else
+                    {
+                        CheckPmdLeaf(kernel, mm, a1, pmd, counts);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void CheckTablePage(KernelState kernel, Pfn table, string level)
+    {
+        var page = kernel.Memmap.PfnToPage(table);
+        if (!page.Test(PageFlags.Table) || page.Folio.RefCount <= 0)
+            ThrowHelper.KernelBug($"DEBUG_VM: {level} table {page} is not a live page-table page (flags {page.Flags}, refcount {page.Folio.RefCount})");
+    }
+
+    private static Vma VmaFor(MmStruct mm, ulong addr, ulong entry, string what)
+    {
+        return mm.Vmas.Lookup(addr) ?? ThrowHelper.KernelBug<Vma>($"DEBUG_VM: {what} 0x{entry:x16} at 0x{addr:x} lies outside every VMA");
+    }
+
+    private static void CheckPte(KernelState kernel, MmStruct mm, ulong addr, ulong pte, Counts counts)
+    {
+        var arch = mm.Arch;
+        var vma = VmaFor(mm, addr, pte, "pte");
+        if (!arch.PtePresent(pte))
+        {
+            CheckNonPresent(kernel, vma, addr, kernel.Arch.PteToSwpEntry(pte), pmdLevel: false, counts);
+            return;
+        }
+        var pfn = arch.PtePfn(pte);
+        if (arch.PteSpecial(pte))
+        {
+            if (pfn != kernel.ZeroPfn)
+                ThrowHelper.KernelBug($"DEBUG_VM: special pte at 0x{addr:x} maps {pfn}, which is not the zero page");
+            return;
+        }
+        if (pfn == kernel.ZeroPfn)
+            ThrowHelper.KernelBug($"DEBUG_VM: the zero page is mapped at 0x{addr:x} by a normal (non-special) pte");
+        var page = kernel.Memmap.PfnToPage(pfn);
+        var folio = page.Folio;
+        if (arch.PteWrite(pte) && (vma.Flags & VmFlags.Write) == 0)
+            ThrowHelper.KernelBug($"DEBUG_VM: writable pte at 0x{addr:x} in {vma} that is not VM_WRITE");
+        if (arch.PteWrite(pte) && folio.IsAnon && !page.AnonExclusive)
+            ThrowHelper.KernelBug($"DEBUG_VM: writable pte at 0x{addr:x} maps anon {page} that is not PageAnonExclusive");
+        Bump(counts.PteMaps, page);
+        Bump(counts.Total, folio);
+        CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+    }
+
+    private static void CheckPmdLeaf(KernelState kernel, MmStruct mm, ulong addr, ulong pmd, Counts counts)
+    {
+        var arch = mm.Arch;
+        var vma = VmaFor(mm, addr, pmd, "huge pmd");
+        if (addr < vma.Start || addr + Arch.PmdSize > vma.End)
+            ThrowHelper.KernelBug($"DEBUG_VM: huge pmd at 0x{addr:x} is not wholly inside {vma}");
+        if (!arch.PmdPresent(pmd))
+        {
+            CheckNonPresent(kernel, vma, addr, arch.PmdToSwpEntry(pmd), pmdLevel: true, counts);
+            return;
+        }
+        if (HugeMemory.IsHugeZeroPmd(kernel, pmd))
+            return;
+        var page = kernel.Memmap.PfnToPage(arch.PmdPfn(pmd));
+        var folio = page.Folio;
+        if (folio.Page() != page || folio.Order != Arch.HpagePmdOrder)
+            ThrowHelper.KernelBug($"DEBUG_VM: huge pmd at 0x{addr:x} maps {page}, which is not the head of an order-9 folio ({folio})");
+        Bump(counts.PmdMaps, folio);
+        Bump(counts.Total, folio);
+        CheckRmap(folio, vma, addr, addr);
+    }
+
+    private static void CheckRmap(Folio folio, Vma vma, ulong folioAddr, ulong addr)
+    {
+        if (folio.Mapping == 0 && !folio.IsAnon)
+            return;   // a vm_insert_page'd kernel page: no address_space, nothing for rmap to find
+        foreach (var m in Rmap.Walk(folio))
+            if (ReferenceEquals(m.Vma, vma) && m.Address == folioAddr)
+                return;
+        ThrowHelper.KernelBug($"DEBUG_VM: rmap of {folio} does not find its mapping at 0x{addr:x} in {vma} (mapping handle {folio.Mapping}, index 0x{folio.PgIndex:x})");
+    }
+
+    private static void Bump<T>(Dictionary<T, int> d, T key) where T : notnull =>
+        d[key] = d.TryGetValue(key, out int v) ? v + 1 : 1;
+
+    private static void CheckFolio(KernelState kernel, Folio folio, int total, Counts counts)
+    {
+        if (folio.Test(PageFlags.Buddy) || folio.RefCount <= 0)
+            ThrowHelper.KernelBug($"DEBUG_VM: {folio} is mapped {total} times but is free (refcount {folio.RefCount}, flags {folio.Page().Flags})");
+        int entire = counts.PmdMaps.TryGetValue(folio, out int e) ? e : 0;
+        if (folio.EntireMapCount != entire)
+            ThrowHelper.KernelBug($"DEBUG_VM: {folio} entire mapcount {folio.EntireMapCount}, but {entire} PMDs map it");
+        for (int i = 0; i < folio.NrPages; i++)
+        {
+            var p = folio.Page(i);
+            int want = counts.PteMaps.TryGetValue(p, out int c) ? c : 0;
+            if (p.MapCount != want)
+                ThrowHelper.KernelBug($"DEBUG_VM: {p} mapcount {p.MapCount}, but {want} PTEs map it");
+        }
+        if (folio.MapCount != total)
+            ThrowHelper.KernelBug($"DEBUG_VM: {folio} folio_mapcount {folio.MapCount}, but it is mapped {total} times");
+        int pins = folio.IsLarge ? folio.PinCount : 0;
+        int cacheRef = !folio.IsAnon && kernel.Memmap.Mappings.Get(folio.Mapping) is AddressSpace ? 1 : 0;
+        if (folio.RefCount < total + pins + cacheRef)
+            ThrowHelper.KernelBug($"DEBUG_VM: {folio} refcount {folio.RefCount} is below its {total} mappings + {pins} pins + {cacheRef} page-cache reference");
+    }
+
+    /// <summary>Every page that claims mappings was found by the walk; free pages claim nothing.</summary>
+    private static void ScanMemmap(KernelState kernel, Counts counts)
+    {
+        bool redesign = kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace;
+        foreach (var sec in kernel.Memmap.Sections())
+        {
+            // The redesign's rule: device-private pages live only in the device-private address space,
+            // so no physical memmap section may hold one (pfn_to_page could then reach it).
+            // The memmap and the allocator (mtree_load) must agree on who owns each device-private offset.
+            if (sec.InDevicePrivateSpace && sec.SubsectionPgmap is { } owned)
+            {
+                for (int sub = 0; sub < owned.Length; sub++)
+                {
+                    ulong first = sec.FirstNumber + ((ulong)sub << MemSection.SubsectionShift);
+                    if (owned[sub] is { } pg && kernel.DevicePrivateSpace?.Load(new DevicePrivateIndex(first)) != pg)
+                        ThrowHelper.KernelBug($"DEBUG_VM: device-private offset 0x{first:x} belongs to {pg} in the memmap but not in the device-private address space");
+                }
+            }
+            if (redesign && !sec.InDevicePrivateSpace && sec.SubsectionPgmap is { } pgmaps)
+                foreach (var pg in pgmaps)
+                    if (pg?.Type == MemoryType.DevicePrivate)
+                        ThrowHelper.KernelBug($"DEBUG_VM: physical memmap section at pfn 0x{sec.FirstNumber:x} holds device-private pages of {pg}; in the redesign they have no PFN");
+            var pages = sec.Pages;
+            for (int i = 0; i < pages.Length; i++)
+            {
+                ref var d = ref pages[i];
+                if (d.MapCount == 0 && (d.Flags & (uint)PageFlags.Buddy) == 0)
+                    continue;
+                var page = new Page(sec, i);
+                if ((d.Flags & (uint)PageFlags.Buddy) != 0)
+                {
+                    if (d.MapCount != 0 || d.RefCount != 0)
+                        ThrowHelper.KernelBug($"DEBUG_VM: free {page} has mapcount {d.MapCount}, refcount {d.RefCount}");
+                    continue;
+                }
+                if (!counts.PteMaps.ContainsKey(page))
+                    ThrowHelper.KernelBug($"DEBUG_VM: {page} has mapcount {d.MapCount} but no page table maps it");
+            }
+        }
+    }
+
+    /// <summary>After every process has exited: every page is back in the buddy except what the kernel
+    /// keeps for itself (zero pages, the hugetlb pool, open files' page cache, device memory).</summary>
+    public static void CheckTeardown(KernelState kernel, long bootFreePages)
+    {
+        var vs = kernel.VmStat;
+        foreach (var item in new[] { VmStatItem.NrAnonPages, VmStatItem.NrMapped, VmStatItem.NrPageTablePages, VmStatItem.NrAnonTransparentHugepages })
+            if (vs[item] != 0)
+                ThrowHelper.KernelBug($"DEBUG_VM: after every process exited, {HmmSim.Kernel.VmStat.Name(item)} is {vs[item]}, not 0");
+        long kept = vs[VmStatItem.NrShmem] + (kernel.HugeZeroPfn.Value != ulong.MaxValue ? Arch.PtrsPerTable : 0);
+        long free = kernel.Buddy.NrFreePages;
+        if (free + kept != bootFreePages)
+            ThrowHelper.KernelBug($"DEBUG_VM: leak at teardown: {free} pages free + {kept} kept by the kernel, but {bootFreePages} were free at boot ({bootFreePages - free - kept} pages lost)");
+    }
+
+    /// <summary>Non-present entries between operations: device-private and device-exclusive entries are
+    /// mappings (they hold a mapcount and a reference); a migration entry must never outlive the
+    /// migration that made it; markers hold nothing.</summary>
+    private static void CheckNonPresent(KernelState kernel, Vma vma, ulong addr, SwapEntry entry, bool pmdLevel, Counts counts)
+    {
+        var sw = kernel.Swapops;
+        if (sw.SoftleafIsMarker(entry) && !pmdLevel)
+            return;
+        if (sw.SoftleafIsMigration(entry))
+            ThrowHelper.KernelBug($"DEBUG_VM: migration entry {entry} at 0x{addr:x} in {vma} outlived its migration (folio {sw.SoftleafToFolio(entry)})");
+        if (sw.SoftleafIsDevicePrivate(entry))
+        {
+            var page = sw.SoftleafToPage(entry);
+            var folio = page.Folio;
+            if (!page.IsDevicePrivate)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private entry at 0x{addr:x} names {page}, which is not device-private");
+            if (kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace && !page.Section.InDevicePrivateSpace)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private {page} at 0x{addr:x} was reached through the physical memmap in the redesign");
+            if (!vma.IsAnonymous || !folio.IsAnon)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private {folio} mapped at 0x{addr:x} in {vma}, but device-private folios are always anonymous");
+            if (folio.RefCount <= 0)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private entry at 0x{addr:x} names freed {folio}");
+            if (pmdLevel)
+            {
+                if (folio.Order != Arch.HpagePmdOrder || folio.Page() != page)
+                    ThrowHelper.KernelBug($"DEBUG_VM: device-private PMD at 0x{addr:x} names {page}, not the head of an order-9 folio");
+                Bump(counts.PmdMaps, folio);
+                Bump(counts.Total, folio);
+                CheckRmap(folio, vma, addr, addr);
+                return;
+            }
+            Bump(counts.PteMaps, page);
+            Bump(counts.Total, folio);
+            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+            return;
+        }
+        if (sw.SoftleafIsDeviceExclusive(entry) && !pmdLevel)
+        {
+            var page = sw.SoftleafToPage(entry);
+            var folio = page.Folio;
+            if (!folio.IsAnon)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-exclusive entry at 0x{addr:x} names non-anonymous {folio}");
+            Bump(counts.PteMaps, page);
+            Bump(counts.Total, folio);
+            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+            return;
+        }
+        ThrowHelper.KernelBug($"DEBUG_VM: unexpected {(pmdLevel ? "PMD" : "PTE")} entry {entry} at 0x{addr:x} in {vma}");
+    }
+}
+

@@ -1,0 +1,224 @@
+namespace HmmSim.Kernel;
+
+/// <summary>mem_section[] and vmemmap: where every struct page lives. Sections are described when
+/// memory is added (RAM at boot, ZONE_DEVICE by memremap) and get their memmap arrays the first
+/// time a page in them is looked up, so registering a TiB of device memory costs nothing per page.
+/// The device-private address space of the redesign has its own section table.</summary>
+internal sealed class Memmap
+{
+    private const int LeafShift = 9;
+    private const int LeafSize = 1 << LeafShift;
+
+    private readonly KernelState _kernel;
+    private readonly Lock _lock = new();
+    private readonly SectionTable _phys;
+    private readonly SectionTable _devicePrivate;
+    private readonly List<PresentRange> _present = [];
+    private readonly ulong _vmemmapEndPfn;
+    private long _memmapBytes;
+    private long _kernelStructPageBytes;
+
+    public Memmap(KernelState kernel, int sectionShift, int physBits, int devicePrivateBits, ulong vmemmapEndPfn)
+    {
+        _kernel = kernel;
+        SectionShift = sectionShift;
+        PagesPerSection = 1 << (sectionShift - Arch.PageShift);
+        _phys = new SectionTable(physBits - sectionShift);
+        _devicePrivate = new SectionTable(devicePrivateBits - sectionShift);
+        _vmemmapEndPfn = vmemmapEndPfn;
+    }
+
+    public int SectionShift { get; }
+    public int PagesPerSection { get; }
+    public PageDataPool Data { get; } = new();
+    public MappingTable Mappings { get; } = new();
+    public KernelState Kernel => _kernel;
+
+    /// <summary>Bytes of memmap arrays the model has materialized.</summary>
+    public long ModelMemmapBytes => Interlocked.Read(ref _memmapBytes);
+    /// <summary>What the kernel would spend on struct pages for all memory added so far (64 B a page).</summary>
+    public long KernelStructPageBytes => Interlocked.Read(ref _kernelStructPageBytes);
+
+    private sealed record PresentRange(bool DevicePrivateSpace, ulong First, ulong Pages, ZoneType Zone, DevPagemap? Pgmap);
+
+    /// <summary>Describes memory whose memmap will be built on first use (sparse_add_section).</summary>
+    public void AddRange(bool devicePrivateSpace, ulong first, ulong pages, ZoneType zone, DevPagemap? pgmap)
+    {
+        lock (_lock)
+        {
+            _present.Add(new PresentRange(devicePrivateSpace, first, pages, zone, pgmap));
+            Interlocked.Add(ref _kernelStructPageBytes, (long)pages * 64);
+        }
+    }
+
+    /// <summary>Removes a range added by <see cref="AddRange"/> and the sections it alone covered.</summary>
+    public void RemoveRange(bool devicePrivateSpace, ulong first, ulong pages)
+    {
+        lock (_lock)
+        {
+            int i = _present.FindIndex(r => r.DevicePrivateSpace == devicePrivateSpace && r.First == first && r.Pages == pages);
+            if (i < 0)
+                ThrowHelper.KernelBug($"memmap: removing range 0x{first:x}+0x{pages:x} that was never added");
+            _present.RemoveAt(i);
+            Interlocked.Add(ref _kernelStructPageBytes, -(long)pages * 64);
+            var table = devicePrivateSpace ? _devicePrivate : _phys;
+            for (ulong s = first >> (SectionShift - Arch.PageShift); s <= (first + pages - 1) >> (SectionShift - Arch.PageShift); s++)
+            {
+                if (FindPresent(devicePrivateSpace, s << (SectionShift - Arch.PageShift)) is null && table.Get(s) is { } sec)
+                {
+                    table.Set(s, null);
+                    Interlocked.Add(ref _memmapBytes, -(long)sec.Pages.Length * 24);
+                }
+            }
+        }
+    }
+
+    /// <summary>pfn_valid: a memmap exists (or will on first use) for this PFN.</summary>
+    public bool PfnValid(Pfn pfn) => pfn.Value < _vmemmapEndPfn && (_phys.Get(pfn.Value >> SectionPageShift) is not null || FindPresent(false, pfn.Value) is not null);
+
+    private int SectionPageShift => SectionShift - Arch.PageShift;
+
+    /// <summary>pfn_to_page. A PFN outside every memmap is a BUG, as is one past the end of the
+    /// vmemmap (arm64 sizes it to the linear map: reading past it is the corruption of seed 004).</summary>
+    public Page PfnToPage(Pfn pfn)
+    {
+        if (pfn.Value >= _vmemmapEndPfn)
+            ThrowHelper.KernelBug($"pfn_to_page({pfn}): beyond the end of vmemmap (pfn 0x{_vmemmapEndPfn:x}); the struct page read would be outside the memmap");
+        ulong s = pfn.Value >> SectionPageShift;
+        var sec = _phys.Get(s) ?? Materialize(false, s) ?? ThrowHelper.KernelBug<MemSection>($"pfn_to_page({pfn}): no memmap covers this PFN");
+        return new Page(sec, (int)(pfn.Value - sec.FirstNumber));
+    }
+
+    /// <summary>device_private_offset_to_page (the redesign).</summary>
+    public Page DevicePrivateOffsetToPage(DevicePrivateIndex index)
+    {
+        ulong s = index.Value >> SectionPageShift;
+        var sec = _devicePrivate.Get(s) ?? Materialize(true, s) ?? ThrowHelper.KernelBug<MemSection>($"device_private_offset_to_page({index}): no device-private pagemap covers this offset");
+        return new Page(sec, (int)(index.Value - sec.FirstNumber));
+    }
+
+    private PresentRange? FindPresent(bool devicePrivateSpace, ulong number)
+    {
+        foreach (var r in _present)
+            if (r.DevicePrivateSpace == devicePrivateSpace && number - r.First < r.Pages)
+                return r;
+        return null;
+    }
+
+    private MemSection? Materialize(bool devicePrivateSpace, ulong sectionNr)
+    {
+        lock (_lock)
+        {
+            var table = devicePrivateSpace ? _devicePrivate : _phys;
+            if (table.Get(sectionNr) is { } existing)
+                return existing;
+            ulong first = sectionNr << SectionPageShift;
+            PresentRange? covering = null;
+            foreach (var r in _present)
+            {
+                if (r.DevicePrivateSpace == devicePrivateSpace && r.First < first + (ulong)PagesPerSection && first < r.First + r.Pages)
+                {
+                    covering = r;
+                    break;
+                }
+            }
+            if (covering is null)
+                return null;
+            var sec = new MemSection(this, first, PagesPerSection, covering.Zone, devicePrivateSpace);
+            if (covering.Zone == ZoneType.Device)
+                InitZoneDevice(sec, devicePrivateSpace);
+            Interlocked.Add(ref _memmapBytes, (long)PagesPerSection * 24 + (sec.SubsectionPgmap?.Length ?? 0) * 8);
+            table.Set(sectionNr, sec);
+            return sec;
+        }
+    }
+
+    /// <summary>memmap_init_zone_device for one section: every page of every pagemap that covers it
+    /// gets its pgmap, and compound folios of order vmemmap_shift are laid out.</summary>
+    private void InitZoneDevice(MemSection sec, bool devicePrivateSpace)
+    {
+        foreach (var r in _present)
+        {
+            if (r.DevicePrivateSpace != devicePrivateSpace || r.Pgmap is null)
+                continue;
+            ulong lo = Math.Max(r.First, sec.FirstNumber), hi = Math.Min(r.First + r.Pages, sec.FirstNumber + (ulong)PagesPerSection);
+            for (ulong n = lo; n < hi; n += 1UL << MemSection.SubsectionShift)
+                sec.SubsectionPgmap![(int)(n - sec.FirstNumber) >> MemSection.SubsectionShift] = r.Pgmap;
+            int order = r.Pgmap.VmemmapShift;
+            for (ulong n = lo; n < hi; n++)
+            {
+                int i = (int)(n - sec.FirstNumber);
+                ref var d = ref sec.Pages[i];
+                d = default;
+                ulong inFolio = (n - r.First) & ((1UL << order) - 1);
+                if (order > 0 && inFolio != 0)
+                {
+                    d.Flags = (uint)PageFlags.Tail;
+                    d.Mapping = (uint)inFolio;
+                    if (inFolio == 1)
+                        d.Flags |= (uint)order << 24;
+                }
+                else if (order > 0)
+                {
+                    d.Flags = (uint)PageFlags.Head;
+                }
+            }
+        }
+    }
+
+    /// <summary>The last reference to a folio is gone: __folio_put.</summary>
+    public void FreeFolio(Folio folio)
+    {
+        if (folio.IsZoneDevice)
+            Memremap.FreeZoneDeviceFolio(folio);
+        else if (folio.IsHugetlb)
+            _kernel.Hugetlb.FreeFolio(folio);
+        else
+            _kernel.Buddy.FreeFolio(folio);
+    }
+
+    /// <summary>Every materialized section, for the invariant checker and reports.</summary>
+    public IEnumerable<MemSection> Sections()
+    {
+        foreach (var s in _phys.All())
+            yield return s;
+        foreach (var s in _devicePrivate.All())
+            yield return s;
+    }
+
+    /// <summary>A two-level table of section pointers, so a 48-bit space costs only what it uses.</summary>
+    private sealed class SectionTable(int bits)
+    {
+        private readonly MemSection?[]?[] _root = new MemSection?[]?[Math.Max(1, 1 << Math.Max(0, bits - LeafShift))];
+
+        public MemSection? Get(ulong nr)
+        {
+            ulong r = nr >> LeafShift;
+            if (r >= (ulong)_root.Length)
+                return null;
+            var leaf = Volatile.Read(ref _root[r]);
+            return leaf is null ? null : Volatile.Read(ref leaf[nr & (LeafSize - 1)]);
+        }
+
+        public void Set(ulong nr, MemSection? sec)
+        {
+            ulong r = nr >> LeafShift;
+            if (r >= (ulong)_root.Length)
+                ThrowHelper.KernelBug($"memmap: section {nr} is beyond the address space");
+            var leaf = _root[r] ??= new MemSection?[LeafSize];
+            Volatile.Write(ref leaf[nr & (LeafSize - 1)], sec);
+        }
+
+        public IEnumerable<MemSection> All()
+        {
+            foreach (var leaf in _root)
+            {
+                if (leaf is null)
+                    continue;
+                foreach (var s in leaf)
+                    if (s is not null)
+                        yield return s;
+            }
+        }
+    }
+}

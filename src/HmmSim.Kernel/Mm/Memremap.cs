@@ -1,0 +1,216 @@
+namespace HmmSim.Kernel;
+
+/// <summary>mm/memremap.c: registering ZONE_DEVICE memory, in today's kernel (memremap_pages over a
+/// physical range) and in the redesign (memremap_device_private_pagemap over the device-private
+/// address space), and the life of a device folio (zone_device_folio_init, the free path, split).
+/// <see cref="AddDevicePrivateMemory"/> is the one place the two designs differ for a driver.</summary>
+public static class Memremap
+{
+    /// <summary>MAX_FOLIO_ORDER: the largest vmemmap_shift memremap_pages accepts (PUD order).</summary>
+    internal const int MaxFolioOrder = Arch.PudShift - Arch.PageShift;
+
+    /// <summary>memremap_pages over one physical range [start, start+length).</summary>
+    public static Errno MemremapPages(KernelState kernel, DevPagemap pgmap, PhysicalRange range)
+    {
+        if (range.Length == 0 || (range.Start | range.Length) % Arch.PmdSize != 0)
+            return Warn(kernel, Errno.EINVAL, $"memremap_pages: range {range.Start:x}+{range.Length:x} is empty or not 2 MiB (subsection) aligned");
+        if (pgmap.VmemmapShift > MaxFolioOrder)
+            return Warn(kernel, Errno.EINVAL, "memremap_pages: vmemmap_shift exceeds MAX_FOLIO_ORDER");
+        switch (pgmap.Type)
+        {
+            case MemoryType.DevicePrivate:
+                if (kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
+                    return Warn(kernel, Errno.EINVAL, "memremap_pages: Use memremap_device_private_pagemap() for MEMORY_DEVICE_PRIVATE");
+                if (pgmap.Ops.MigrateToRam is null || pgmap.Ops.FolioFree is null || pgmap.Owner is null)
+                    return Warn(kernel, Errno.EINVAL, "memremap_pages: MEMORY_DEVICE_PRIVATE needs migrate_to_ram, folio_free and an owner");
+                break;
+            case MemoryType.DeviceCoherent:
+                if (pgmap.Ops.FolioFree is null || pgmap.Owner is null)
+                    return Warn(kernel, Errno.EINVAL, "memremap_pages: MEMORY_DEVICE_COHERENT needs folio_free and an owner");
+                break;
+        }
+        ulong first = range.Start >> Arch.PageShift, pages = range.Length >> Arch.PageShift;
+        lock (kernel.PgmapLock)
+        {
+            foreach (var other in kernel.PhysPgmaps)
+                if (first < other.First + other.NrPages && other.First < first + pages)
+                    return Warn(kernel, Errno.ENOMEM, $"memremap_pages: {range.Start:x}+{range.Length:x} overlaps {other}");
+            if (kernel.Resources.RegionIntersects(range.Start, range.Length, IoResourceFlags.SystemRam, IoResDesc.None) != RegionIntersection.Disjoint)
+                return Warn(kernel, Errno.ENXIO, $"memremap_pages: {range.Start:x}+{range.Length:x} intersects System RAM");
+            ulong end = range.Start + range.Length;
+            if (end > 1UL << kernel.Config.PhysicalAddressBits)
+                return Warn(kernel, Errno.E2BIG, "memremap_pages: range is beyond the physical address space");
+            // add_pages / arch_add_memory: the memmap of the range joins ZONE_DEVICE. On arm64 the vmemmap
+            // covers only the linear map, so a struct page past it would be outside vmemmap: the kernel
+            // no longer lets request_free_mem_region place one there; pfn_to_page of such a PFN is a BUG here.
+            pgmap.First = first;
+            pgmap.NrPages = pages;
+            pgmap.InDevicePrivateSpace = false;
+            kernel.PhysPgmaps.Add(pgmap);
+            kernel.Memmap.AddRange(false, first, pages, ZoneType.Device, pgmap);
+        }
+        return Errno.None;
+    }
+
+    /// <summary>memunmap_pages: kill the reference, wait for every page to be freed, remove the memmap.</summary>
+    public static void MemunmapPages(KernelState kernel, DevPagemap pgmap)
+    {
+        if (pgmap.InDevicePrivateSpace)
+            ThrowHelper.KernelBug($"memunmap_pages on {pgmap}: use memunmap_device_private_pagemap");
+        pgmap.KillAndWait();
+        lock (kernel.PgmapLock)
+        {
+            kernel.PhysPgmaps.Remove(pgmap);
+            kernel.Memmap.RemoveRange(false, pgmap.First, pgmap.NrPages);
+        }
+    }
+
+    /// <summary>memremap_device_private_pagemap (the redesign): reserve <paramref name="nrPages"/> offsets
+    /// in the device-private address space; no physical address space is used.</summary>
+    public static Errno MemremapDevicePrivatePagemap(KernelState kernel, DevPagemap pgmap, ulong nrPages)
+    {
+        if (kernel.DevicePrivateSpace is null)
+            return Warn(kernel, Errno.EINVAL, "memremap_device_private_pagemap: this kernel has no device-private address space (PhysicalAddressSpace design)");
+        if (pgmap.Type != MemoryType.DevicePrivate || pgmap.Ops.MigrateToRam is null || pgmap.Owner is null || nrPages == 0)
+            return Warn(kernel, Errno.EINVAL, "memremap_device_private_pagemap: needs MEMORY_DEVICE_PRIVATE, migrate_to_ram, an owner and nr_pages");
+        var err = kernel.DevicePrivateSpace.Alloc(pgmap, nrPages);
+        if (err != Errno.None)
+            return Warn(kernel, err, $"memremap_device_private_pagemap: no room for {nrPages} pages in the device-private address space");
+        kernel.Memmap.AddRange(true, pgmap.First, nrPages, ZoneType.Device, pgmap);
+        return Errno.None;
+    }
+
+    /// <summary>memunmap_device_private_pagemap.</summary>
+    public static void MemunmapDevicePrivatePagemap(KernelState kernel, DevPagemap pgmap)
+    {
+        if (!pgmap.InDevicePrivateSpace)
+            ThrowHelper.KernelBug($"memunmap_device_private_pagemap on {pgmap}, which is not in the device-private address space");
+        pgmap.KillAndWait();
+        kernel.Memmap.RemoveRange(true, pgmap.First, pgmap.NrPages);
+        kernel.DevicePrivateSpace!.Erase(pgmap);
+    }
+
+    /// <summary>The seam a driver calls for device-private memory of <paramref name="size"/> bytes:
+    /// today's kernel reserves physical address space (request_free_mem_region) and maps it
+    /// (memremap_pages); the redesign takes offsets in the device-private address space.</summary>
+    public static Errno AddDevicePrivateMemory(KernelState kernel, DevPagemap pgmap, ulong size, string name)
+    {
+        if (kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
+            return MemremapDevicePrivatePagemap(kernel, pgmap, size >> Arch.PageShift);
+        var err = kernel.Resources.RequestFreeMemRegion(size, name, out var res);
+        if (err != Errno.None)
+        {
+            kernel.Dmesg.Log($"{name}: request_free_mem_region of {size >> 20} MiB failed ({ErrName(err)}): no free physical address space for device-private memory");
+            return err;
+        }
+        err = MemremapPages(kernel, pgmap, new PhysicalRange(res!.Start, size));
+        if (err != Errno.None)
+            kernel.Resources.ReleaseRegion(res.Start, size);
+        else
+            pgmap.Region = res;
+        return err;
+    }
+
+    /// <summary>The inverse of <see cref="AddDevicePrivateMemory"/> for either design.</summary>
+    public static void RemoveDevicePrivateMemory(KernelState kernel, DevPagemap pgmap)
+    {
+        if (pgmap.InDevicePrivateSpace)
+        {
+            MemunmapDevicePrivatePagemap(kernel, pgmap);
+            return;
+        }
+        MemunmapPages(kernel, pgmap);
+        kernel.Resources.ReleaseRegion(pgmap.First << Arch.PageShift, pgmap.NrPages << Arch.PageShift);
+    }
+
+    /// <summary>The page a driver names by its PFN or (redesign) its device-private offset.</summary>
+    public static Page PageOf(KernelState kernel, DevPagemap pgmap, ulong indexInPgmap)
+    {
+        if (indexInPgmap >= pgmap.NrPages)
+            ThrowHelper.Argument(nameof(indexInPgmap), $"page {indexInPgmap} is outside {pgmap}");
+        return pgmap.InDevicePrivateSpace
+            ? kernel.Memmap.DevicePrivateOffsetToPage(new DevicePrivateIndex(pgmap.First + indexInPgmap))
+            : kernel.Memmap.PfnToPage(new Pfn(pgmap.First + indexInPgmap));
+    }
+
+    /// <summary>zone_device_folio_init: hand a free device folio of order <paramref name="order"/> out with
+    /// refcount 1, locked, its pages holding pgmap references (compound when order &gt; 0).</summary>
+    public static Folio ZoneDeviceFolioInit(Page page, int order)
+    {
+        var pgmap = page.Section.SubsectionPgmap?[page.Index >> MemSection.SubsectionShift]
+            ?? ThrowHelper.KernelBug<DevPagemap>($"zone_device_folio_init on {page}, which is not ZONE_DEVICE");
+        if (order is 1 or < 0 or > MaxFolioOrder || (page.Index & ((1 << order) - 1)) != 0)
+            ThrowHelper.Argument(nameof(order), $"order {order} is not a valid device folio order at {page}");
+        int nr = 1 << order;
+        for (int i = 0; i < nr; i++)
+        {
+            ref var d = ref page.Nth(i).Desc;
+            if (d.RefCount != 0)
+                ThrowHelper.KernelBug($"zone_device_folio_init: {page.Nth(i)} still has refcount {d.RefCount}");
+            if (d.MapCount != 0)
+                ThrowHelper.KernelBug($"zone_device_folio_init: {page.Nth(i)} is still mapped");
+            d = default;
+        }
+        if (!pgmap.TryGetRefs(nr))
+            ThrowHelper.KernelBug($"zone_device_folio_init on {pgmap}, which is being torn down");
+        ref var head = ref page.Desc;
+        head.RefCount = 1;
+        head.Flags = (uint)PageFlags.Locked;
+        if (order > 0)
+        {
+            head.Flags |= (uint)(PageFlags.Head | PageFlags.LargeRmappable);
+            for (int i = 1; i < nr; i++)
+            {
+                ref var t = ref page.Nth(i).Desc;
+                t.Flags = (uint)PageFlags.Tail;
+                t.Mapping = (uint)i;
+            }
+            page.Nth(1).Desc.Flags |= (uint)order << 24;
+        }
+        return page.Folio;
+    }
+
+    /// <summary>Splits an unmapped large device folio (locked, one reference held by the caller) to
+    /// order 0, as folio_split_unmapped does for a folio under migration: every new folio comes back
+    /// locked with one reference, and the pagemap's folio_split hears of each.</summary>
+    internal static Errno SplitDeviceFolio(KernelState kernel, Folio folio)
+    {
+        if (!folio.IsZoneDevice || !folio.IsLarge)
+            ThrowHelper.KernelBug($"split of {folio}: not a large ZONE_DEVICE folio");
+        return HugeMemory.SplitFolio(kernel, folio, unmappedMigration: true);
+    }
+
+    private static Errno Warn(KernelState kernel, Errno err, string message)
+    {
+        kernel.Dmesg.Log($"WARNING: {message} ({ErrName(err)})");
+        return err;
+    }
+
+    public static string ErrName(Errno e) => $"-{e}";
+
+    /// <summary>free_zone_device_folio: the pagemap's folio_free gets the folio back; its pgmap
+    /// references are dropped, and its refcount stays 0 until zone_device_folio_init hands it out again.</summary>
+    internal static void FreeZoneDeviceFolio(Folio folio)
+    {
+        var pgmap = folio.Pgmap ?? ThrowHelper.KernelBug<DevPagemap>($"freeing ZONE_DEVICE {folio} without a pgmap");
+        int nr = folio.NrPages;
+        if (folio.IsAnon)
+            for (int i = 0; i < nr; i++)
+                folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+        folio.ClearFlag(PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty);
+        folio.Mapping = 0;
+        switch (pgmap.Type)
+        {
+            case MemoryType.DevicePrivate or MemoryType.DeviceCoherent:
+                pgmap.Ops.FolioFree?.Invoke(folio);
+                pgmap.PutRefs(nr);
+                break;
+            case MemoryType.Generic:
+                folio.Head.RefCount = 1;
+                break;
+            default:
+                pgmap.Ops.FolioFree?.Invoke(folio);
+                break;
+        }
+    }
+}

@@ -1,0 +1,262 @@
+namespace HmmSim.Kernel;
+
+/// <summary>mm/migrate.c and the migration half of mm/rmap.c: migration entries are installed in
+/// place of a folio's mappings (try_to_migrate), replaced by the new folio's mappings when the copy
+/// is done (remove_migration_ptes), and waited on by anyone who faults on one.</summary>
+internal static class Migrate
+{
+    /// <summary>Replaces one present or device-private PTE that maps <paramref name="page"/> by a
+    /// migration entry: WRITE if it was writable, READ_EXCLUSIVE if the page was anon-exclusive, else
+    /// READ, with the young/dirty bits when the arch keeps them. The mapping's rmap and reference go.
+    /// Returns false (and changes nothing) when an exclusive page may be pinned.</summary>
+    public static bool InstallPteMigrationEntry(Vma vma, ref ulong slot, Page page)
+    {
+        var kernel = vma.Mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        ulong old = slot;
+        var folio = page.Folio;
+        bool write, young = false, dirty = false, softDirty;
+        if (arch.PtePresent(old))
+        {
+            write = arch.PteWrite(old);
+            young = arch.PteYoung(old);
+            dirty = arch.PteDirty(old);
+            softDirty = arch.PteSoftDirty(old);
+        }
+        else
+        {
+            write = sw.SoftleafIsDevicePrivateWrite(arch.PteToSwpEntry(old));
+            softDirty = arch.PteSwpSoftDirty(old);
+        }
+        bool anonExclusive = folio.IsAnon && page.AnonExclusive;
+        if (anonExclusive)
+        {
+            // folio_try_share_anon_rmap_pte: a possibly pinned exclusive page must stay where it is.
+            if (Fork.FolioMaybeDmaPinned(folio))
+                return false;
+            page.Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+        }
+        if (dirty)
+            folio.SetFlag(PageFlags.Dirty);
+        var entry = MakeMigrationEntry(sw, page, write, anonExclusive, young, dirty);
+        ulong pte = arch.SwpEntryToPte(entry);
+        if (softDirty)
+            pte = arch.PteSwpMksoftDirty(pte);
+        slot = pte;
+        Rmap.FolioRemoveRmapPtes(folio, page, 1, vma);
+        folio.Put();
+        return true;
+    }
+
+    /// <summary>set_pmd_migration_entry: the PMD form, for a PMD-mapped THP or device-private PMD.</summary>
+    public static bool InstallPmdMigrationEntry(Vma vma, ref ulong slot, Folio folio)
+    {
+        var kernel = vma.Mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        ulong old = slot;
+        var page = folio.Page();
+        bool write, young = false, dirty = false;
+        if (arch.PmdPresent(old))
+        {
+            write = arch.PmdWrite(old);
+            young = arch.PmdYoung(old);
+            dirty = arch.PmdDirty(old);
+        }
+        else
+        {
+            write = sw.SoftleafIsDevicePrivateWrite(arch.PmdToSwpEntry(old));
+        }
+        bool anonExclusive = folio.IsAnon && page.AnonExclusive;
+        if (anonExclusive)
+        {
+            if (Fork.FolioMaybeDmaPinned(folio))
+                return false;
+            for (int i = 0; i < folio.NrPages; i++)
+                folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+        }
+        if (dirty)
+            folio.SetFlag(PageFlags.Dirty);
+        var entry = MakeMigrationEntry(sw, page, write, anonExclusive, young, dirty);
+        slot = arch.SwpEntryToPmd(entry);
+        Rmap.FolioRemoveRmapPmd(folio, vma);
+        folio.Put();
+        return true;
+    }
+
+    /// <summary>The migration entry for a page: WRITE if its mapping was writable, READ_EXCLUSIVE if the
+    /// page was anon-exclusive, else READ (the redesign's device-private variants for device-private
+    /// pages), with the young and dirty bits kept where the arch has room for them.</summary>
+    public static SwapEntry MakeMigrationEntry(Swapops sw, Page page, bool write, bool anonExclusive, bool young, bool dirty)
+    {
+        var entry = write ? sw.MakeWritableMigrationEntryFromPage(page)
+            : anonExclusive ? sw.MakeReadableExclusiveMigrationEntryFromPage(page)
+            : sw.MakeReadableMigrationEntryFromPage(page);
+        if (young)
+            entry = sw.MakeMigrationEntryYoung(entry);
+        if (dirty)
+            entry = sw.MakeMigrationEntryDirty(entry);
+        return entry;
+    }
+
+    /// <summary>try_to_migrate: every remaining mapping of a locked folio becomes a migration entry.</summary>
+    public static void TryToMigrate(KernelState kernel, Folio folio, List<Rmap.Mapping>? scratch = null)
+    {
+        var arch = kernel.Arch;
+        scratch ??= [];
+        Rmap.Walk(folio, scratch);
+        foreach (var m in scratch)
+        {
+            var vma = m.Vma;
+            var mm = vma.Mm;
+            MmuNotifier.InvalidateRange(mm, MmuNotifyEvent.Clear, Math.Max(vma.Start, m.Address), Math.Min(vma.End, m.Address + folio.Size), null);
+            for (int i = 0; i < folio.NrPages; i++)
+            {
+                ulong addr = m.Address + ((ulong)i << Arch.PageShift);
+                if (addr < vma.Start || addr >= vma.End || !mm.PmdTable(addr, alloc: false, out var pmdTable))
+                    continue;
+                lock (mm.PageTableLock)
+                {
+                    ref ulong pmd = ref mm.PmdRef(pmdTable, addr);
+                    if (pmd == 0)
+                        continue;
+                    if (!arch.IsTable(pmd))
+                    {
+                        if (i == 0 && MapsFolio(kernel, pmd, pmdLevel: true, folio.Page()))
+                            InstallPmdMigrationEntry(vma, ref pmd, folio);
+                        continue;
+                    }
+                    ref ulong pte = ref mm.Table(arch.TablePfn(pmd))[MmStruct.PteIndex(addr)];
+                    if (pte != 0 && MapsFolio(kernel, pte, pmdLevel: false, folio.Page(i)))
+                        InstallPteMigrationEntry(vma, ref pte, folio.Page(i));
+                }
+            }
+        }
+    }
+
+    /// <summary>Whether a present or device-private entry maps exactly <paramref name="page"/>.</summary>
+    private static bool MapsFolio(KernelState kernel, ulong e, bool pmdLevel, Page page)
+    {
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        if (pmdLevel ? arch.PmdPresent(e) : arch.PtePresent(e))
+        {
+            if (!pmdLevel && arch.PteSpecial(e) || pmdLevel && HugeMemory.IsHugeZeroPmd(kernel, e))
+                return false;
+            return kernel.Memmap.PfnValid(pmdLevel ? arch.PmdPfn(e) : arch.PtePfn(e))
+                && kernel.Memmap.PfnToPage(pmdLevel ? arch.PmdPfn(e) : arch.PtePfn(e)) == page;
+        }
+        var entry = pmdLevel ? arch.PmdToSwpEntry(e) : arch.PteToSwpEntry(e);
+        return sw.SoftleafIsDevicePrivate(entry) && sw.SoftleafToPage(entry) == page;
+    }
+
+    /// <summary>remove_migration_ptes(src, dst): every migration entry that refers to a page of
+    /// <paramref name="src"/> becomes a mapping of the same page of <paramref name="dst"/> (or, for a
+    /// device-private dst, a device-private entry of the same writability).</summary>
+    public static void RemoveMigrationPtes(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping>? scratch = null)
+    {
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        scratch ??= [];
+        Rmap.Walk(dst, scratch);
+        foreach (var m in scratch)
+        {
+            var vma = m.Vma;
+            var mm = vma.Mm;
+            for (int i = 0; i < dst.NrPages; i++)
+            {
+                ulong addr = m.Address + ((ulong)i << Arch.PageShift);
+                if (addr < vma.Start || addr >= vma.End || !mm.PmdTable(addr, alloc: false, out var pmdTable))
+                    continue;
+                lock (mm.PageTableLock)
+                {
+                    ref ulong pmd = ref mm.PmdRef(pmdTable, addr);
+                    if (pmd == 0)
+                        continue;
+                    if (!arch.IsTable(pmd))
+                    {
+                        if (i == 0 && !arch.PmdPresent(pmd) && IsMigrationOf(sw, arch.PmdToSwpEntry(pmd), src.Page()))
+                            RemoveMigrationPmd(vma, ref pmd, dst);
+                        continue;
+                    }
+                    ref ulong pte = ref mm.Table(arch.TablePfn(pmd))[MmStruct.PteIndex(addr)];
+                    if (pte != 0 && !arch.PtePresent(pte) && IsMigrationOf(sw, arch.PteToSwpEntry(pte), src.Page(i)))
+                        RemoveMigrationPte(vma, ref pte, dst.Page(i));
+                }
+            }
+        }
+    }
+
+    private static bool IsMigrationOf(Swapops sw, SwapEntry entry, Page page) =>
+        sw.SoftleafIsMigration(entry) && sw.SoftleafToPage(entry) == page;
+
+    /// <summary>remove_migration_pte for one PTE.</summary>
+    private static void RemoveMigrationPte(Vma vma, ref ulong slot, Page newPage)
+    {
+        var kernel = vma.Mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        ulong old = slot;
+        var entry = arch.PteToSwpEntry(old);
+        var folio = newPage.Folio;
+        bool write = sw.SoftleafIsMigrationWrite(entry);
+        bool exclusive = folio.IsAnon && !sw.SoftleafIsMigrationRead(entry);
+        folio.Get();
+        if (folio.IsAnon)
+            Rmap.FolioAddAnonRmapPtes(folio, newPage, 1, vma, exclusive);
+        else
+            Rmap.FolioAddFileRmapPtes(folio, newPage, 1, vma);
+        if (newPage.IsDevicePrivate)
+        {
+            var dev = write ? sw.MakeWritableDevicePrivateEntryFromPage(newPage) : sw.MakeReadableDevicePrivateEntryFromPage(newPage);
+            ulong e = arch.SwpEntryToPte(dev);
+            if (arch.PteSwpSoftDirty(old))
+                e = arch.PteSwpMksoftDirty(e);
+            slot = e;
+            return;
+        }
+        // Young only if the entry kept the accessed bit; dirty only if both folio and entry are.
+        ulong pte = arch.PfnPte(newPage.ToPfn(), vma.PageProt);
+        pte = sw.IsMigrationEntryYoung(entry) ? arch.PteMkyoung(pte) : arch.PteMkold(pte);
+        if (folio.Test(PageFlags.Dirty) && sw.IsMigrationEntryDirty(entry))
+            pte = arch.PteMkdirty(pte);
+        if (arch.PteSwpSoftDirty(old))
+            pte = arch.PteMksoftDirty(pte);
+        slot = write ? arch.PteMkwrite(pte) : arch.PteWrprotect(pte);
+    }
+
+    /// <summary>remove_migration_pmd.</summary>
+    private static void RemoveMigrationPmd(Vma vma, ref ulong slot, Folio folio)
+    {
+        var kernel = vma.Mm.Kernel;
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        var entry = arch.PmdToSwpEntry(slot);
+        bool write = sw.SoftleafIsMigrationWrite(entry);
+        bool exclusive = folio.IsAnon && !sw.SoftleafIsMigrationRead(entry);
+        folio.Get();
+        Rmap.FolioAddAnonRmapPmd(folio, vma, exclusive);
+        if (folio.IsDevicePrivate)
+        {
+            var dev = write ? sw.MakeWritableDevicePrivateEntryFromPage(folio.Page()) : sw.MakeReadableDevicePrivateEntryFromPage(folio.Page());
+            slot = arch.SwpEntryToPmd(dev);
+            return;
+        }
+        ulong pmd = arch.PfnPmd(folio.Page().ToPfn(), vma.PageProt);
+        pmd = sw.IsMigrationEntryYoung(entry) ? arch.PmdMkyoung(pmd) : arch.PmdMkold(pmd);
+        if (folio.Test(PageFlags.Dirty) && sw.IsMigrationEntryDirty(entry))
+            pmd = arch.PmdMkdirty(pmd);
+        slot = write ? arch.PmdMkwrite(pmd) : arch.PmdWrprotect(pmd);
+    }
+
+    /// <summary>migration_entry_wait: sleep until the folio the entry names is unlocked. The caller
+    /// holds no page-table lock; the fault is retried afterwards.</summary>
+    public static void MigrationEntryWait(KernelState kernel, SwapEntry entry)
+    {
+        var folio = kernel.Swapops.SoftleafToFolio(entry);
+        var spin = new SpinWait();
+        while (folio.IsLocked)
+            spin.SpinOnce(sleep1Threshold: 20);
+    }
+}

@@ -1,0 +1,149 @@
+namespace HmmSim.Kernel;
+
+/// <summary>enum mmu_notifier_event (include/linux/mmu_notifier.h), with the kernel's values.</summary>
+public enum MmuNotifyEvent
+{
+    Unmap = 0, Clear, ProtectionVma, ProtectionPage, SoftDirty, Release, Migrate, Exclusive,
+}
+
+/// <summary>struct mmu_notifier_range.</summary>
+public readonly record struct MmuNotifierRange(ulong Start, ulong End, MmuNotifyEvent Event, object? Owner);
+
+/// <summary>struct mmu_interval_notifier: a driver's subscription to invalidations of [Start, End).
+/// The sequence protocol is the kernel's: read_begin returns an even sequence; an invalidation
+/// that overlaps makes it odd (set_seq in the callback) and read_retry then reports true.</summary>
+public sealed class MmuIntervalNotifier
+{
+    private long _invalidateSeq = 2;
+
+    internal MmuIntervalNotifier(ulong start, ulong end, Func<MmuIntervalNotifier, MmuNotifierRange, long, bool> invalidate)
+    {
+        Start = start;
+        End = end;
+        Invalidate = invalidate;
+    }
+
+    public ulong Start { get; }
+    public ulong End { get; }
+    internal Func<MmuIntervalNotifier, MmuNotifierRange, long, bool> Invalidate { get; }
+    internal MmuNotifierSubscriptions? Subscriptions { get; set; }
+
+    /// <summary>mmu_interval_read_begin: waits out an invalidation in progress, returns its sequence.</summary>
+    internal long ReadBegin()
+    {
+        var subs = Subscriptions;
+        var spin = new SpinWait();
+        while (true)
+        {
+            long seq = Interlocked.Read(ref _invalidateSeq);
+            if (subs is null || !subs.InvalidateInProgress(this))
+                return seq;
+            spin.SpinOnce();
+        }
+    }
+
+    /// <summary>mmu_interval_read_retry: true if an invalidation began since <paramref name="seq"/>.</summary>
+    internal bool ReadRetry(long seq) => Interlocked.Read(ref _invalidateSeq) != seq;
+
+    /// <summary>mmu_interval_set_seq: called from the invalidate callback under the driver's lock.</summary>
+    internal void SetSeq(long seq) => Interlocked.Exchange(ref _invalidateSeq, seq);
+}
+
+/// <summary>struct mmu_notifier_subscriptions of one mm: its interval notifiers.</summary>
+internal sealed class MmuNotifierSubscriptions
+{
+    private readonly Lock _lock = new();
+    private readonly List<MmuIntervalNotifier> _intervals = [];
+    private readonly List<MmuNotifierRange> _active = [];
+    private long _seq = 1;
+
+    internal void Insert(MmuIntervalNotifier n)
+    {
+        lock (_lock)
+        {
+            _intervals.Add(n);
+            n.Subscriptions = this;
+        }
+    }
+
+    internal void Remove(MmuIntervalNotifier n)
+    {
+        lock (_lock)
+        {
+            _intervals.Remove(n);
+            n.Subscriptions = null;
+        }
+    }
+
+    internal bool InvalidateInProgress(MmuIntervalNotifier n)
+    {
+        lock (_lock)
+        {
+            foreach (var r in _active)
+                if (r.Start < n.End && n.Start < r.End)
+                    return true;
+            return false;
+        }
+    }
+
+    internal void Start(MmuNotifierRange range)
+    {
+        MmuIntervalNotifier[] hits;
+        long seq;
+        lock (_lock)
+        {
+            _active.Add(range);
+            _seq += 2;
+            seq = _seq;   // odd while invalidating
+            hits = [.. _intervals.Where(n => n.Start < range.End && range.Start < n.End)];
+        }
+        foreach (var n in hits)
+            n.Invalidate(n, range, seq);
+    }
+
+    internal void End(MmuNotifierRange range)
+    {
+        lock (_lock)
+            _active.Remove(range);
+    }
+}
+
+/// <summary>mmu_notifier_invalidate_range_start/_end and mmu_interval_notifier_insert/remove.</summary>
+public static class MmuNotifier
+{
+    /// <summary>Start and end of an invalidation around a change the caller has just made or is about
+    /// to make; the model calls both at once since page-table changes happen under mmap/ptl locks.</summary>
+    internal static void InvalidateRange(MmStruct mm, MmuNotifyEvent ev, ulong start, ulong end, object? owner)
+    {
+        var subs = mm.Notifiers;
+        if (subs is null)
+            return;
+        var range = new MmuNotifierRange(start, end, ev, owner);
+        subs.Start(range);
+        subs.End(range);
+    }
+
+    internal static void InvalidateRangeStart(MmStruct mm, MmuNotifierRange range) => mm.Notifiers?.Start(range);
+    internal static void InvalidateRangeEnd(MmStruct mm, MmuNotifierRange range) => mm.Notifiers?.End(range);
+
+    public static MmuIntervalNotifier MmuIntervalNotifierInsert(MmStruct mm, ulong start, ulong length,
+        Func<MmuIntervalNotifier, MmuNotifierRange, long, bool> invalidate)
+    {
+        var n = new MmuIntervalNotifier(start, start + length, invalidate);
+        lock (mm.PageTableLock)
+            mm.Notifiers ??= new MmuNotifierSubscriptions();
+        mm.Notifiers.Insert(n);
+        return n;
+    }
+
+    public static void MmuIntervalNotifierRemove(MmuIntervalNotifier n) => n.Subscriptions?.Remove(n);
+
+    /// <summary>mmu_interval_read_begin: waits out an invalidation in progress, returns its sequence.</summary>
+    public static long MmuIntervalReadBegin(MmuIntervalNotifier mni) => mni.ReadBegin();
+
+    /// <summary>mmu_interval_read_retry: true if an invalidation began since <paramref name="seq"/>.</summary>
+    public static bool MmuIntervalReadRetry(MmuIntervalNotifier mni, long seq) => mni.ReadRetry(seq);
+
+    /// <summary>mmu_interval_set_seq: from the invalidate callback, under the driver's lock.</summary>
+    public static void MmuIntervalSetSeq(MmuIntervalNotifier mni, long seq) => mni.SetSeq(seq);
+}

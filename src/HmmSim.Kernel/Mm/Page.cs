@@ -1,0 +1,129 @@
+using System.Runtime.CompilerServices;
+
+namespace HmmSim.Kernel;
+
+/// <summary>A struct page pointer: a handle to one entry of some section's memmap.</summary>
+public readonly struct Page : IEquatable<Page>
+{
+    internal readonly MemSection Section;
+    internal readonly int Index;
+
+    internal Page(MemSection section, int index)
+    {
+        Section = section;
+        Index = index;
+    }
+
+    public bool IsNull => Section is null;
+    internal ref PageDesc Desc => ref Section.Pages[Index];
+    internal PageFlags Flags => (PageFlags)Desc.Flags;
+    internal bool Test(PageFlags flag) => (Desc.Flags & (uint)flag) != 0;
+    internal Memmap Memmap => Section.Owner;
+
+    public bool IsZoneDevice => Section.Zone == ZoneType.Device;
+    /// <summary>is_device_private_page.</summary>
+    public bool IsDevicePrivate => IsZoneDevice && Pgmap!.Type == MemoryType.DevicePrivate;
+    public bool IsDeviceCoherent => IsZoneDevice && Pgmap!.Type == MemoryType.DeviceCoherent;
+    public bool IsPciP2pDma => IsZoneDevice && Pgmap!.Type == MemoryType.PciP2pDma;
+
+    /// <summary>page_to_pfn. A page of the device-private address space has no PFN: asking for one
+    /// is the confusion the redesign makes impossible, so it is a BUG.</summary>
+    public Pfn ToPfn()
+    {
+        if (Section.InDevicePrivateSpace)
+            ThrowHelper.KernelBug($"page_to_pfn on device-private page {ToDevicePrivateIndex()}: it has no PFN in this design");
+        return new Pfn(Section.FirstNumber + (ulong)Index);
+    }
+
+    /// <summary>device_private_page_to_offset.</summary>
+    public DevicePrivateIndex ToDevicePrivateIndex()
+    {
+        if (!Section.InDevicePrivateSpace)
+            ThrowHelper.KernelBug($"device_private_page_to_offset on a page of the physical address space (pfn 0x{Section.FirstNumber + (ulong)Index:x})");
+        return new DevicePrivateIndex(Section.FirstNumber + (ulong)Index);
+    }
+
+    /// <summary>The page's number in its own space: its PFN, or its device-private index in the redesign.
+    /// For indexing a driver's per-page arrays; never to be turned into a <see cref="Pfn"/>.</summary>
+    internal ulong Number => Section.FirstNumber + (ulong)Index;
+
+    /// <summary>A name for messages: the PFN or the device-private index, whichever the page has.</summary>
+    public string Identity => Section.InDevicePrivateSpace
+        ? $"dpi 0x{Section.FirstNumber + (ulong)Index:x}"
+        : $"pfn 0x{Section.FirstNumber + (ulong)Index:x}";
+
+    /// <summary>page_folio.</summary>
+    public Folio Folio
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            ref var d = ref Desc;
+            return (d.Flags & (uint)PageFlags.Tail) == 0
+                ? new Folio(Section, Index)
+                : new Folio(Section, Index - (int)d.Mapping);
+        }
+    }
+
+    /// <summary>page_pgmap: read through the folio, so head and tail pages agree (seed 003).</summary>
+    public DevPagemap? Pgmap => Folio.Pgmap;
+
+    /// <summary>The page's own mapcount (page_mapcount).</summary>
+    internal int MapCount => Volatile.Read(ref Desc.MapCount);
+    internal bool AnonExclusive => Test(PageFlags.AnonExclusive);
+
+    /// <summary>nth_page.</summary>
+    public Page Nth(int n) => new(Section, Index + n);
+
+    public bool Equals(Page other) => ReferenceEquals(Section, other.Section) && Index == other.Index;
+    public override bool Equals(object? obj) => obj is Page p && Equals(p);
+    public override int GetHashCode() => HashCode.Combine(RuntimeHelpers.GetHashCode(Section), Index);
+    public static bool operator ==(Page a, Page b) => a.Equals(b);
+    public static bool operator !=(Page a, Page b) => !a.Equals(b);
+    public override string ToString() => IsNull ? "page (null)" : $"page {Identity}";
+
+    /// <summary>The page's bytes for the CPU to read: the shared zero buffer when never written.
+    /// A device-private page is not CPU addressable; touching it is the oops the kernel would take.</summary>
+    internal ReadOnlySpan<byte> ReadData()
+    {
+        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+        int slot = Desc.Private;
+        return slot == 0 ? PageDataPool.Zeros : Memmap.Data.Get(slot - 1);
+    }
+
+    /// <summary>The page's bytes for the CPU to write; allocates the backing bytes on first write.</summary>
+    internal Span<byte> WriteData()
+    {
+        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+        if (Test(PageFlags.Zero))
+            ThrowHelper.KernelBug($"write to the shared zero page ({this})");
+        ref int slot = ref Desc.Private;
+        if (slot == 0)
+            Memmap.Data.AllocateFor(ref slot);
+        return Memmap.Data.Get(slot - 1);
+    }
+
+    /// <summary>copy_highpage: this page's bytes become <paramref name="src"/>'s (zeros if it never held
+    /// any), without zeroing a fresh slot first.</summary>
+    internal void CopyDataFrom(Page src)
+    {
+        if (!src.HasData)
+        {
+            if (HasData)
+                WriteData().Clear();
+            return;
+        }
+        var from = src.ReadData();
+        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+        ref int slot = ref Desc.Private;
+        if (slot == 0)
+            Memmap.Data.AllocateFor(ref slot, zero: false);
+        from.CopyTo(Memmap.Data.Get(slot - 1));
+    }
+
+    /// <summary>Whether the page has backing bytes (written at least once since allocation).</summary>
+    internal bool HasData => Desc.Private != 0;
+}

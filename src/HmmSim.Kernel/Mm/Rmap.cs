@@ -1,0 +1,156 @@
+namespace HmmSim.Kernel;
+
+/// <summary>mm/rmap.c: mapcount bookkeeping when folios are mapped and unmapped, and the reverse
+/// walk from a folio to every (vma, address) that maps it.</summary>
+internal static partial class Rmap
+{
+    /// <summary>folio_add_new_anon_rmap: a fresh anon folio mapped once, exclusively, at <paramref name="address"/>
+    /// (the folio's first address). A large folio is mapped by one PMD here (mapped by PTEs, use the pte variant after).</summary>
+    public static void FolioAddNewAnonRmap(Folio folio, Vma vma, ulong address, bool pmdMapped)
+    {
+        var anonVma = vma.AnonVma ?? ThrowHelper.KernelBug<AnonVma>($"folio_add_new_anon_rmap: {vma} has no anon_vma");
+        folio.SetFlag(PageFlags.Anon | PageFlags.SwapBacked);
+        folio.Mapping = anonVma.Handle;
+        folio.PgIndex = vma.LinearPageIndex(address);
+        for (int i = 0; i < folio.NrPages; i++)
+            folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+        if (pmdMapped)
+            AddPmd(folio, vma.Mm.Kernel, anon: true);
+        else
+            AddPtes(folio, folio.Page(), folio.NrPages, vma.Mm.Kernel, anon: true);
+    }
+
+    /// <summary>folio_add_anon_rmap_ptes: <paramref name="nr"/> more PTE mappings of pages of an anon folio.</summary>
+    public static void FolioAddAnonRmapPtes(Folio folio, Page page, int nr, Vma vma, bool exclusive)
+    {
+        if (!folio.IsAnon)
+            ThrowHelper.KernelBug($"folio_add_anon_rmap_ptes on non-anon {folio}");
+        AddPtes(folio, page, nr, vma.Mm.Kernel, anon: true);
+        if (exclusive)
+            for (int i = 0; i < nr; i++)
+                page.Nth(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+    }
+
+    public static void FolioAddAnonRmapPmd(Folio folio, Vma vma, bool exclusive)
+    {
+        AddPmd(folio, vma.Mm.Kernel, anon: true);
+        if (exclusive)
+            for (int i = 0; i < folio.NrPages; i++)
+                folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+    }
+
+    public static void FolioAddFileRmapPtes(Folio folio, Page page, int nr, Vma vma) => AddPtes(folio, page, nr, vma.Mm.Kernel, anon: false);
+    public static void FolioAddFileRmapPmd(Folio folio, Vma vma) => AddPmd(folio, vma.Mm.Kernel, anon: false);
+
+    /// <summary>folio_dup_file_rmap_ptes / folio_try_dup_anon_rmap_ptes (fork): same bookkeeping as adding.</summary>
+    public static void FolioDupRmapPtes(Folio folio, Page page, int nr, KernelState kernel) => AddPtes(folio, page, nr, kernel, folio.IsAnon);
+    public static void FolioDupRmapPmd(Folio folio, KernelState kernel) => AddPmd(folio, kernel, folio.IsAnon);
+
+    public static void FolioRemoveRmapPtes(Folio folio, Page page, int nr, Vma vma)
+    {
+        var kernel = vma.Mm.Kernel;
+        bool anon = folio.IsAnon;
+        int nowUnmapped = 0;
+        for (int i = 0; i < nr; i++)
+        {
+            int mc = Interlocked.Decrement(ref page.Nth(i).Desc.MapCount);
+            if (mc < 0)
+                ThrowHelper.KernelBug($"folio_remove_rmap_ptes: mapcount of {page.Nth(i)} went negative in {vma}");
+            if (mc == 0 && (!folio.IsLarge || folio.EntireMapCount == 0))
+                nowUnmapped++;
+        }
+        if (folio.IsLarge)
+            Interlocked.Add(ref folio.Tail(1).RefCount, -nr);
+        Account(kernel, folio, anon, -nowUnmapped);
+    }
+
+    public static void FolioRemoveRmapPmd(Folio folio, Vma vma)
+    {
+        var kernel = vma.Mm.Kernel;
+        int entire = (int)Interlocked.Decrement(ref folio.Tail(1).Index);
+        Interlocked.Decrement(ref folio.Tail(1).RefCount);
+        if (entire < 0)
+            ThrowHelper.KernelBug($"folio_remove_rmap_pmd: entire mapcount of {folio} went negative in {vma}");
+        if (entire == 0)
+        {
+            int unmapped = 0;
+            for (int i = 0; i < folio.NrPages; i++)
+                if (folio.Page(i).Desc.MapCount == 0)
+                    unmapped++;
+            Account(kernel, folio, folio.IsAnon, -unmapped);
+            if (folio.IsAnon && !folio.IsHugetlb)
+                kernel.VmStat.Add(VmStatItem.NrAnonTransparentHugepages, -1);
+        }
+    }
+
+    private static void AddPtes(Folio folio, Page page, int nr, KernelState kernel, bool anon)
+    {
+        int nowMapped = 0;
+        for (int i = 0; i < nr; i++)
+        {
+            if (Interlocked.Increment(ref page.Nth(i).Desc.MapCount) == 1 && (!folio.IsLarge || folio.EntireMapCount == 0))
+                nowMapped++;
+        }
+        if (folio.IsLarge)
+            Interlocked.Add(ref folio.Tail(1).RefCount, nr);
+        Account(kernel, folio, anon, nowMapped);
+    }
+
+    private static void AddPmd(Folio folio, KernelState kernel, bool anon)
+    {
+        if (!folio.IsLarge)
+            ThrowHelper.KernelBug($"PMD-mapping small {folio}");
+        int entire = (int)Interlocked.Increment(ref folio.Tail(1).Index);
+        Interlocked.Increment(ref folio.Tail(1).RefCount);
+        if (entire == 1)
+        {
+            int mapped = 0;
+            for (int i = 0; i < folio.NrPages; i++)
+                if (folio.Page(i).Desc.MapCount == 0)
+                    mapped++;
+            Account(kernel, folio, anon, mapped);
+            if (anon && !folio.IsHugetlb)
+                kernel.VmStat.Inc(VmStatItem.NrAnonTransparentHugepages);
+        }
+    }
+
+    private static void Account(KernelState kernel, Folio folio, bool anon, int pages)
+    {
+        if (pages == 0 || folio.IsHugetlb || folio.IsZoneDevice && folio.IsDevicePrivate)
+            return;
+        kernel.VmStat.Add(anon ? VmStatItem.NrAnonPages : VmStatItem.NrMapped, pages);
+    }
+
+    /// <summary>One place a folio is mapped: the VMA and the address of the folio's first page there
+    /// (which may lie outside the VMA for a large folio that is only partly mapped).</summary>
+    public readonly record struct Mapping(Vma Vma, ulong Address);
+
+    /// <summary>rmap_walk: every VMA that may map the folio, with the address its index has there.
+    /// The caller checks the page tables (page_vma_mapped_walk) for an actual mapping.</summary>
+    public static List<Mapping> Walk(Folio folio)
+    {
+        var result = new List<Mapping>();
+        Walk(folio, result);
+        return result;
+    }
+
+    /// <summary>rmap_walk into a caller-owned list (cleared first), so a migration walks without allocating per page.</summary>
+    public static void Walk(Folio folio, List<Mapping> result)
+    {
+        result.Clear();
+        var owner = folio.Memmap.Mappings.Get(folio.Mapping);
+        if (owner is AnonVma anonVma)
+            anonVma.CollectMappings(folio.PgIndex, folio.Size, result);
+        else if (owner is AddressSpace mapping)
+            mapping.CollectMappings(folio.PgIndex, folio.Size, result);
+    }
+
+    internal static void AddIfOverlaps(List<Mapping> result, Vma vma, ulong index, ulong span)
+    {
+        // The folio's first page's address in this VMA's linear layout, even if it falls outside.
+        long delta = (long)(index - vma.PgOff) << Arch.PageShift;
+        ulong first = (ulong)((long)vma.Start + delta);
+        if (first < vma.End && first + span > vma.Start)
+            result.Add(new Mapping(vma, first));
+    }
+}

@@ -1,0 +1,96 @@
+using System.Runtime.CompilerServices;
+
+namespace HmmSim.Kernel;
+
+/// <summary>The CPU's view of user memory: the MMU walk, and on a miss or protection failure
+/// arch/x86/mm/fault.c do_user_addr_fault (access_error, handle_mm_fault, SIGSEGV/SIGBUS). Hardware
+/// sets the accessed and dirty bits as it goes.</summary>
+internal static class UserAccess
+{
+    /// <summary>Copies between user memory and a buffer, page by page, faulting as needed.</summary>
+    public static void Access(MmStruct mm, ulong addr, Span<byte> buffer, bool write)
+    {
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            ulong a = addr + (ulong)done;
+            int inPage = (int)(a & (Arch.PageSize - 1));
+            int n = Math.Min(buffer.Length - done, (int)Arch.PageSize - inPage);
+            var chunk = buffer.Slice(done, n);
+            mm.MmapLock.EnterReadLock();
+            try
+            {
+                for (int attempt = 0; ; attempt++)
+                {
+                    if (TryAccessPage(mm, a, chunk, inPage, write))
+                        break;
+                    if (attempt > 8)
+                        ThrowHelper.KernelBug($"user access at 0x{a:x} kept faulting without making progress");
+                    DoUserAddrFault(mm, a, write);
+                }
+            }
+            finally
+            {
+                mm.MmapLock.ExitReadLock();
+            }
+            done += n;
+        }
+    }
+
+    /// <summary>The MMU: a present, permitted translation completes the access; anything else faults.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TryAccessPage(MmStruct mm, ulong addr, Span<byte> chunk, int inPage, bool write)
+    {
+        var arch = mm.Arch;
+        if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
+            return false;
+        lock (mm.PageTableLock)
+        {
+            ref ulong pmd = ref mm.PmdRef(pmdTable, addr);
+            ulong p = pmd;
+            if (p == 0)
+                return false;
+            Page page;
+            if (!arch.IsTable(p))
+            {
+                // A PROT_NONE huge PMD has the hardware present bit clear: the access faults.
+                if (!arch.PmdPresent(p) || arch.PmdProtNone(p) || write && !arch.PmdWrite(p))
+                    return false;
+                page = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(p)).Nth(MmStruct.PteIndex(addr));
+                pmd = write ? arch.PmdMkdirty(arch.PmdMkyoung(p)) : arch.PmdMkyoung(p);
+            }
+            else
+            {
+                ref ulong pte = ref mm.Table(arch.TablePfn(p))[MmStruct.PteIndex(addr)];
+                ulong e = pte;
+                if (e == 0 || !arch.PtePresent(e) || arch.PteProtNone(e) || write && !arch.PteWrite(e))
+                    return false;
+                page = mm.Kernel.Memmap.PfnToPage(arch.PtePfn(e));
+                pte = write ? arch.PteMkdirty(arch.PteMkyoung(e)) : arch.PteMkyoung(e);
+            }
+            if (write)
+                chunk.CopyTo(page.WriteData()[inPage..]);
+            else
+                page.ReadData().Slice(inPage, chunk.Length).CopyTo(chunk);
+            return true;
+        }
+    }
+
+    /// <summary>do_user_addr_fault: find the VMA, check the access against it, handle the fault.</summary>
+    private static void DoUserAddrFault(MmStruct mm, ulong addr, bool write)
+    {
+        var vma = mm.Vmas.Lookup(addr);
+        if (vma is null)
+            ThrowHelper.Segv(addr, "no mapping (SEGV_MAPERR)");
+        // access_error: a write needs VM_WRITE, any access needs some access right.
+        if (write ? (vma.Flags & VmFlags.Write) == 0 : (vma.Flags & (VmFlags.Read | VmFlags.Exec | VmFlags.Write)) == 0)
+            ThrowHelper.Segv(addr, $"access not permitted by {vma} (SEGV_ACCERR)");
+        var ret = Memory.HandleMmFault(vma, addr, FaultFlags.User | FaultFlags.AllowRetry | (write ? FaultFlags.Write : 0));
+        if ((ret & VmFaultResult.Sigbus) != 0)
+            throw KernelExceptions.Sigbus(addr, $"SIGBUS at 0x{addr:x}");
+        if ((ret & VmFaultResult.Sigsegv) != 0)
+            ThrowHelper.Segv(addr, "fault handler returned VM_FAULT_SIGSEGV");
+        if ((ret & VmFaultResult.Oom) != 0)
+            ThrowHelper.KernelBug($"out of memory handling a fault at 0x{addr:x} (the OOM killer is not modelled)");
+    }
+}

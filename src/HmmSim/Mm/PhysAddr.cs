@@ -1,7 +1,0 @@
-namespace HmmSim;
-
-/// <summary>A CPU physical address (phys_addr_t).</summary>
-public readonly record struct PhysAddr(ulong Value)
-{
-    public override string ToString() => $"0x{Value:x}";
-}
