@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using HmmSim.Cli.Layout;
+using HmmSim.Kernel;
 
 namespace HmmSim.Cli;
 
@@ -71,7 +72,7 @@ internal static class LayoutCommand
             error = $"--arch must be X86_64 or Arm64, not '{archText}'";
             return false;
         }
-        int maxBits = Arch.For(a).MaxPhysmemBits;
+        int maxBits = Machine.MaxPhysmemBits(a);
         if (!int.TryParse(bitsText, out int bits) || bits < 32 || bits > maxBits)
         {
             error = $"--phys-bits must be a number from 32 to {maxBits} on {a}, not '{bitsText}'";

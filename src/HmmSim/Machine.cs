@@ -134,6 +134,29 @@ public sealed class Machine : IDisposable
     /// <summary>/proc/iomem.</summary>
     public string Iomem() => Kernel.Resources.ProcIomem();
 
+    // What `hmmsim layout` needs from the kernel beyond the /proc text, in plain types (the CLI
+    // sees only the contract): the top level of the resource tree with the descriptor the text
+    // lacks, the device-private address space, and the architecture's physical address limit.
+
+    /// <summary>The name /proc/iomem gives the PCI host bridge window.</summary>
+    internal const string PciBusName = ResourceTree.PciBusName;
+
+    /// <summary>/proc/iomem's top level: [Start, End) per region, and whether its descriptor is
+    /// IORES_DESC_DEVICE_PRIVATE_MEMORY (not shown in the text).</summary>
+    internal IReadOnlyList<(string? Name, ulong Start, ulong End, bool DevicePrivate)> IomemTopLevel() =>
+        [.. Kernel.Resources.TopLevel.Select(r => (r.Name, r.Start, r.End + 1, r.Desc == IoResDesc.DevicePrivateMemory))];
+
+    /// <summary>The redesign's device-private address space as byte ranges [Start, End) named by
+    /// their owner (the dmirror device, else the memory type); null in today's design.</summary>
+    internal IReadOnlyList<(string Name, ulong Start, ulong End)>? DevicePrivateSpaceRanges() =>
+        Kernel.DevicePrivateSpace is { } space
+            ? [.. space.Snapshot().Select(p => ((p.Owner as DmirrorDevice)?.Name ?? p.Type.ToString(),
+                p.First << Arch.PageShift, (p.First + p.NrPages) << Arch.PageShift))]
+            : null;
+
+    /// <summary>MAX_PHYSMEM_BITS of <paramref name="architecture"/>.</summary>
+    internal static int MaxPhysmemBits(Architecture architecture) => Arch.For((K.Architecture)architecture).MaxPhysmemBits;
+
     /// <summary>The kernel log.</summary>
     public IReadOnlyList<string> Dmesg() => Kernel.Dmesg.Snapshot();
 

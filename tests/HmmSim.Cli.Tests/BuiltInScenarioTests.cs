@@ -1,6 +1,6 @@
 using HmmSim.Cli.Workloads;
 
-namespace HmmSim.Tests.Hmm;
+namespace HmmSim.Cli.Tests;
 
 /// <summary>The figures `hmmsim run` prints for the built-in scenario.</summary>
 public class BuiltInScenarioTests

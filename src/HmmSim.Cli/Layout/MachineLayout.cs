@@ -23,16 +23,15 @@ internal sealed record MachineLayout(
     {
         using var m = new Machine(config);
         var physEnd = 1UL << config.PhysicalAddressBits;
-        var top = m.Kernel.Resources.TopLevel
-            .Select(r => new LayoutRange(r.Name ?? "<BAD>", r.Start, r.End + 1, KindOf(r)))
+        var top = m.IomemTopLevel()
+            .Select(r => new LayoutRange(r.Name ?? "<BAD>", r.Start, r.End, KindOf(r.Name, r.DevicePrivate)))
             .ToList();
         IReadOnlyList<LayoutRange>? dp = null;
-        ulong limit = 1UL << Arch.For(config.Architecture).MaxPhysmemBits;
-        if (m.Kernel.DevicePrivateSpace is { } space)
+        ulong limit = 1UL << Machine.MaxPhysmemBits(config.Architecture);
+        if (m.DevicePrivateSpaceRanges() is { } space)
         {
-            dp = FillGaps(space.Snapshot()
-                .Select(p => new LayoutRange((p.Owner as DmirrorDevice)?.Name ?? p.Type.ToString(), p.First << Arch.PageShift,
-                    (p.First + p.NrPages) << Arch.PageShift, LayoutKind.DevicePrivate))
+            dp = FillGaps(space
+                .Select(p => new LayoutRange(p.Name, p.Start, p.End, LayoutKind.DevicePrivate))
                 .ToList(), limit);
         }
         var probed = Enumerable.Range(0, 4).Where(m.HasDmirror).Select(u => $"hmm_dmirror{u}").ToList();
@@ -50,15 +49,15 @@ internal sealed record MachineLayout(
         return close > 0 ? line[(close + 2)..] : line;
     }
 
-    private static LayoutKind KindOf(Resource r)
+    private static LayoutKind KindOf(string? name, bool devicePrivate)
     {
-        if (r.Desc == IoResDesc.DevicePrivateMemory)
+        if (devicePrivate)
             return LayoutKind.DevicePrivate;
-        if (r.Name == "System RAM")
+        if (name == "System RAM")
             return LayoutKind.SystemRam;
-        if (r.Name == ResourceTree.PciBusName)
+        if (name == Machine.PciBusName)
             return LayoutKind.PciWindow;
-        if (r.Name is { } n && n.StartsWith("hmm_dmirror", StringComparison.Ordinal))
+        if (name is { } n && n.StartsWith("hmm_dmirror", StringComparison.Ordinal))
             return LayoutKind.DeviceCoherent;
         return LayoutKind.Other;
     }

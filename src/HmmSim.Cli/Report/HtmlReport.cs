@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using HmmSim.Cli.Layout;
 using HmmSim.Cli.Workloads;
+using HmmSim.Kernel;
 
 namespace HmmSim.Cli.Report;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using HmmSim.Kernel;
 
 namespace HmmSim.Cli.Workloads;
 
@@ -110,16 +111,16 @@ public static class HmmWorkloads
         double ioctl = npages / sw.Elapsed.TotalSeconds;
 
         var mm = p.Mm;
-        var notifier = MmuNotifier.IntervalNotifierInsert(mm, addr, bytes, (_, _, _) => true);
+        var notifier = MmuNotifier.MmuIntervalNotifierInsert(mm, addr, bytes, (_, _, _) => true);
         var range = new HmmRange { Notifier = notifier, HmmPfns = new ulong[npages], Start = addr, End = addr + bytes };
         sw.Restart();
-        range.NotifierSeq = notifier.ReadBegin();
-        mm.MmapLock.EnterReadLock();
+        range.NotifierSeq = MmuNotifier.MmuIntervalReadBegin(notifier);
+        Mm.MmapReadLock(mm);
         var err = RangeFault.HmmRangeFault(mm, range);
-        mm.MmapLock.ExitReadLock();
+        Mm.MmapReadUnlock(mm);
         sw.Stop();
-        MmuNotifier.IntervalNotifierRemove(notifier);
-        if (err != Errno.None || (range.HmmPfns[^1] & HmmPfn.Valid) == 0)
+        MmuNotifier.MmuIntervalNotifierRemove(notifier);
+        if (err != HmmSim.Kernel.Errno.None || (range.HmmPfns[^1] & HmmPfn.Valid) == 0)
             throw new InvalidOperationException($"hmm_range_fault failed: {err}");
         return (ioctl, npages / sw.Elapsed.TotalSeconds);
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using HmmSim.Kernel;
 
 namespace HmmSim.Cli.Workloads;
 
@@ -48,8 +49,8 @@ public static class MmWorkloads
             var p = m.CreateProcess();
             // Warm the JIT and the page-data pool on a first region, then measure a second one.
             PopulateAnon(p, 64 * Mib, thp: false);
-            long memmapBefore = m.Kernel.Memmap.ModelMemmapBytes;
-            long tablesBefore = m.Kernel.VmStat[VmStatItem.NrPageTablePages];
+            long memmapBefore = m.VmStat["struct_page_bytes_model"];
+            long tablesBefore = m.VmStat["nr_page_table_pages"];
             long allocBefore = GC.GetAllocatedBytesForCurrentThread();
             var sw = Stopwatch.StartNew();
             ulong addr = PopulateAnon(p, bytes, thp: false);
@@ -58,8 +59,8 @@ public static class MmWorkloads
             figures.Add(new("anon write faults, 4 KiB", pages / sw.Elapsed.TotalSeconds, "faults/s"));
             figures.Add(new("managed allocation per 4 KiB fault (page data chunks included)", (double)allocated / pages, "bytes"));
             // What mapping these pages added: their struct pages and the page tables that map them.
-            long memmap = m.Kernel.Memmap.ModelMemmapBytes - memmapBefore;
-            long tables = (m.Kernel.VmStat[VmStatItem.NrPageTablePages] - tablesBefore) * (long)Arch.PageSize;
+            long memmap = m.VmStat["struct_page_bytes_model"] - memmapBefore;
+            long tables = (m.VmStat["nr_page_table_pages"] - tablesBefore) * (long)Arch.PageSize;
             figures.Add(new("model metadata per mapped 4 KiB page (memmap + page tables)", (double)(memmap + tables) / pages, "bytes"));
             figures.Add(new("kernel struct page per 4 KiB page", 64, "bytes"));
             sw.Restart();
@@ -86,7 +87,7 @@ public static class MmWorkloads
             for (ulong off = 0; off < bytes; off += Arch.PmdSize)
                 p.WriteInt32(addr + off, 1);
             sw.Stop();
-            long thps = m.Kernel.VmStat[VmStatItem.ThpFaultAlloc];
+            long thps = m.VmStat["thp_fault_alloc"];
             figures.Add(new("anon write faults, THP", thps / sw.Elapsed.TotalSeconds, "faults/s"));
             figures.Add(new("THP write fault throughput", thps * 2.0 / sw.Elapsed.TotalSeconds / 1024, "GiB/s mapped"));
             p.Dispose();

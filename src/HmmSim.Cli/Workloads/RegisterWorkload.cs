@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using HmmSim.Kernel;
 
 namespace HmmSim.Cli.Workloads;
 
@@ -20,11 +21,11 @@ public static class RegisterWorkload
                 FolioFree = _ => { },
                 MigrateToRam = _ => VmFaultResult.Sigbus,
             });
-            long model0 = k.Memmap.ModelMemmapBytes, kernel0 = k.Memmap.KernelStructPageBytes;
+            long model0 = m.VmStat["struct_page_bytes_model"], kernel0 = m.VmStat["struct_page_bytes_kernel"];
             var sw = Stopwatch.StartNew();
-            var err = Memremap.AddDevicePrivateMemory(k, pgmap, bytes, "bench");
+            var err = (Errno)Memremap.AddDevicePrivateMemory(k, pgmap, bytes, "bench");
             sw.Stop();
-            long model = k.Memmap.ModelMemmapBytes - model0, kernel = k.Memmap.KernelStructPageBytes - kernel0;
+            long model = m.VmStat["struct_page_bytes_model"] - model0, kernel = m.VmStat["struct_page_bytes_kernel"] - kernel0;
             long afterUse = model;
             if (err == Errno.None)
             {
@@ -35,7 +36,7 @@ public static class RegisterWorkload
                     f.Unlock();
                     f.Put();
                 }
-                afterUse = k.Memmap.ModelMemmapBytes - model0;
+                afterUse = m.VmStat["struct_page_bytes_model"] - model0;
                 Memremap.RemoveDevicePrivateMemory(k, pgmap);
             }
             rows.Add(new Row(design, bytes, err, sw.Elapsed.TotalMilliseconds, model, kernel, afterUse));

@@ -2,7 +2,6 @@ using ArchBase = HmmSim.Kernel.Arch;
 
 namespace HmmSim.Kernel.Tests.Arch;
 
-
 public class Arm64ArchTests
 {
     private static readonly ArchBase _a64 = ArchBase.For(Architecture.Arm64);

@@ -2,8 +2,6 @@ using ArchBase = HmmSim.Kernel.Arch;
 
 namespace HmmSim.Kernel.Tests.Arch;
 
-
-
 public class SwapRoundTripTests
 {
     [Flags]
@@ -19,7 +17,7 @@ public class SwapRoundTripTests
             for (uint type = 0; type < 32; type++)
                 foreach (ulong offset in new[] { 0UL, 1UL, maxPfn, migAd })
                     foreach (var bits in new[] { SwpBits.None, SwpBits.SoftDirty, SwpBits.Exclusive, SwpBits.UffdWp, SwpBits.All })
-                        data.Add(arch, type, offset, bits);
+                        data.Add((HmmSim.Architecture)arch, type, offset, bits);
         }
         return data;
     }
@@ -40,7 +38,7 @@ public class SwapRoundTripTests
         Assert.Equal(bits.HasFlag(SwpBits.Exclusive), arch.PteSwpExclusive(pte));
         Assert.Equal(bits.HasFlag(SwpBits.UffdWp), arch.PteSwpUffdWp(pte));
         // arm64 has no soft-dirty: the bit is never recorded there.
-        Assert.Equal(bits.HasFlag(SwpBits.SoftDirty) && kind == Architecture.X86_64, arch.PteSwpSoftDirty(pte));
+        Assert.Equal(bits.HasFlag(SwpBits.SoftDirty) && kind == HmmSim.Architecture.X86_64, arch.PteSwpSoftDirty(pte));
         Assert.Equal(entry, arch.PteToSwpEntry(arch.PteSwpClearExclusive(pte)));
     }
 
@@ -60,6 +58,6 @@ public class SwapRoundTripTests
         Assert.False(arch.PmdLeaf(pmd));
         Assert.Equal(bits.HasFlag(SwpBits.Exclusive), arch.PmdSwpExclusive(pmd));
         Assert.Equal(bits.HasFlag(SwpBits.UffdWp), arch.PmdSwpUffdWp(pmd));
-        Assert.Equal(bits.HasFlag(SwpBits.SoftDirty) && kind == Architecture.X86_64, arch.PmdSwpSoftDirty(pmd));
+        Assert.Equal(bits.HasFlag(SwpBits.SoftDirty) && kind == HmmSim.Architecture.X86_64, arch.PmdSwpSoftDirty(pmd));
     }
 }

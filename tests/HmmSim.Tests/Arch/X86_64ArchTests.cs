@@ -2,7 +2,6 @@ using ArchBase = HmmSim.Kernel.Arch;
 
 namespace HmmSim.Kernel.Tests.Arch;
 
-
 public class X86_64ArchTests
 {
     private static readonly ArchBase _x86 = ArchBase.For(Architecture.X86_64);

@@ -1,12 +1,11 @@
 namespace HmmSim.Kernel.Tests.Memremap;
 
-
 public class MemremapTests
 {
     private const ulong Mib = 1UL << 20;
     private const ulong Gib = 1UL << 30;
 
-    public static TheoryData<HmmSim.DevicePrivateDesign> Designs => [DevicePrivateDesign.PhysicalAddressSpace, DevicePrivateDesign.DeviceAddressSpace];
+    public static TheoryData<HmmSim.DevicePrivateDesign> Designs => [HmmSim.DevicePrivateDesign.PhysicalAddressSpace, HmmSim.DevicePrivateDesign.DeviceAddressSpace];
 
     private static readonly object _owner = new();
 
@@ -23,24 +22,24 @@ public class MemremapTests
     {
         PhysicalAddressBits = 43,
         RamBytes = 8 * Gib,
-        PciWindows = [new PhysicalRange(8 * Gib, (1UL << 43) - 8 * Gib)],
+        PciWindows = [new HmmSim.PhysicalRange(8 * Gib, (1UL << 43) - 8 * Gib)],
         DevicePrivateDesign = design,
     };
 
     /// <summary>arm64 with 48-bit physical addresses whose only free space lies above the linear map (2^47).</summary>
     private static MachineConfig Arm64FreeSpaceAboveLinearMap(HmmSim.DevicePrivateDesign design) => new()
     {
-        Architecture = Architecture.Arm64,
+        Architecture = HmmSim.Architecture.Arm64,
         PhysicalAddressBits = 48,
         RamBytes = 8 * Gib,
-        PciWindows = [new PhysicalRange(8 * Gib, (1UL << 47) - 8 * Gib)],
+        PciWindows = [new HmmSim.PhysicalRange(8 * Gib, (1UL << 47) - 8 * Gib)],
         DevicePrivateDesign = design,
     };
 
     [Fact]
     public void DevicePrivateMemoryCannotBePlacedOnTheSeedVmInTodaysDesign()
     {
-        using var m = new Machine(Seed43Bit(DevicePrivateDesign.PhysicalAddressSpace));
+        using var m = new Machine(Seed43Bit(HmmSim.DevicePrivateDesign.PhysicalAddressSpace));
         var err = HmmSim.Kernel.Memremap.AddDevicePrivateMemory(m.Kernel, PrivatePgmap(), 256 * Mib, "hmm_dmirror");
         Assert.Equal(Errno.ERANGE, err);
         Assert.Contains(m.Dmesg(), l => l.Contains("request_free_mem_region", StringComparison.Ordinal) && l.Contains("-ERANGE", StringComparison.Ordinal));
@@ -50,7 +49,7 @@ public class MemremapTests
     [Fact]
     public void DevicePrivateMemoryIsPlacedOnTheSeedVmInTheRedesign()
     {
-        using var m = new Machine(Seed43Bit(DevicePrivateDesign.DeviceAddressSpace));
+        using var m = new Machine(Seed43Bit(HmmSim.DevicePrivateDesign.DeviceAddressSpace));
         var pgmap = PrivatePgmap();
         Assert.Equal(Errno.None, HmmSim.Kernel.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 256 * Mib, "hmm_dmirror"));
         Assert.True(pgmap.InDevicePrivateSpace);
@@ -66,7 +65,7 @@ public class MemremapTests
     [Fact]
     public void TodaysDesignReservesPhysicalAddressSpaceShownInIomem()
     {
-        using var m = new Machine(new MachineConfig { DevicePrivateDesign = DevicePrivateDesign.PhysicalAddressSpace });
+        using var m = new Machine(new MachineConfig { DevicePrivateDesign = HmmSim.DevicePrivateDesign.PhysicalAddressSpace });
         var pgmap = PrivatePgmap();
         Assert.Equal(Errno.None, HmmSim.Kernel.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 256 * Mib, "testdev"));
         Assert.False(pgmap.InDevicePrivateSpace);
@@ -86,14 +85,14 @@ public class MemremapTests
     [Fact]
     public void Arm64TodaysDesignFindsNoSpaceBelowTheLinearMapEnd()
     {
-        using var m = new Machine(Arm64FreeSpaceAboveLinearMap(DevicePrivateDesign.PhysicalAddressSpace));
+        using var m = new Machine(Arm64FreeSpaceAboveLinearMap(HmmSim.DevicePrivateDesign.PhysicalAddressSpace));
         Assert.Equal(Errno.ERANGE, HmmSim.Kernel.Memremap.AddDevicePrivateMemory(m.Kernel, PrivatePgmap(), 256 * Mib, "hmm_dmirror"));
     }
 
     [Fact]
     public void Arm64RedesignPlacesDevicePrivateMemory()
     {
-        using var m = new Machine(Arm64FreeSpaceAboveLinearMap(DevicePrivateDesign.DeviceAddressSpace));
+        using var m = new Machine(Arm64FreeSpaceAboveLinearMap(HmmSim.DevicePrivateDesign.DeviceAddressSpace));
         var pgmap = PrivatePgmap();
         Assert.Equal(Errno.None, HmmSim.Kernel.Memremap.AddDevicePrivateMemory(m.Kernel, pgmap, 256 * Mib, "hmm_dmirror"));
         var folio = HmmSim.Kernel.Memremap.ZoneDeviceFolioInit(HmmSim.Kernel.Memremap.PageOf(m.Kernel, pgmap, 0), 0);
@@ -105,7 +104,7 @@ public class MemremapTests
     [Fact]
     public void Arm64PfnToPageBeyondVmemmapIsABugNotSilentCorruption()
     {
-        using var m = new Machine(Arm64FreeSpaceAboveLinearMap(DevicePrivateDesign.PhysicalAddressSpace));
+        using var m = new Machine(Arm64FreeSpaceAboveLinearMap(HmmSim.DevicePrivateDesign.PhysicalAddressSpace));
         // What older kernels did: device-private pages placed above the linear map, whose struct pages
         // would lie past the end of vmemmap.
         var pgmap = PrivatePgmap();
@@ -246,7 +245,7 @@ public class MemremapTests
     [Fact]
     public void MemremapPagesRefusesDevicePrivateInTheRedesign()
     {
-        using var m = new Machine(new MachineConfig { DevicePrivateDesign = DevicePrivateDesign.DeviceAddressSpace });
+        using var m = new Machine(new MachineConfig { DevicePrivateDesign = HmmSim.DevicePrivateDesign.DeviceAddressSpace });
         Assert.Equal(Errno.EINVAL, HmmSim.Kernel.Memremap.MemremapPages(m.Kernel, PrivatePgmap(), new PhysicalRange(16 * Gib, 256 * Mib)));
         Assert.Contains(m.Dmesg(), l => l.Contains("memremap_device_private_pagemap", StringComparison.Ordinal));
     }
@@ -254,7 +253,7 @@ public class MemremapTests
     [Fact]
     public void MemremapDevicePrivatePagemapRefusesOtherTypesAndMissingCallbacks()
     {
-        using var m = new Machine(new MachineConfig { DevicePrivateDesign = DevicePrivateDesign.DeviceAddressSpace });
+        using var m = new Machine(new MachineConfig { DevicePrivateDesign = HmmSim.DevicePrivateDesign.DeviceAddressSpace });
         var coherent = new DevPagemap(MemoryType.DeviceCoherent, _owner, new DevPagemapOps { FolioFree = _ => { } });
         Assert.Equal(Errno.EINVAL, HmmSim.Kernel.Memremap.MemremapDevicePrivatePagemap(m.Kernel, coherent, 1024));
         var noFault = new DevPagemap(MemoryType.DevicePrivate, _owner, new DevPagemapOps { FolioFree = _ => { } });
@@ -266,7 +265,7 @@ public class MemremapTests
     [Fact]
     public void TodaysDesignHasNoDevicePrivateAddressSpace()
     {
-        using var m = new Machine(new MachineConfig { DevicePrivateDesign = DevicePrivateDesign.PhysicalAddressSpace });
+        using var m = new Machine(new MachineConfig { DevicePrivateDesign = HmmSim.DevicePrivateDesign.PhysicalAddressSpace });
         Assert.Equal(Errno.EINVAL, HmmSim.Kernel.Memremap.MemremapDevicePrivatePagemap(m.Kernel, PrivatePgmap(), 1024));
     }
 

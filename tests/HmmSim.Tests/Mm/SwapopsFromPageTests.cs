@@ -16,7 +16,7 @@ public class SwapopsFromPageTests
             ? kernel.Memmap.DevicePrivateOffsetToPage(new DevicePrivateIndex(first + 7))
             : kernel.Memmap.PfnToPage(new Pfn(first + 7));
         var ram = kernel.Memmap.PfnToPage(new Pfn(0x123));
-        return (new Swapops(kernel.Arch, design, kernel.Memmap), device, ram);
+        return (new Swapops(kernel.Arch, (HmmSim.Kernel.DevicePrivateDesign)design, kernel.Memmap), device, ram);
     }
 
     [Fact]

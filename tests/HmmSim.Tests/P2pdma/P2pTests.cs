@@ -167,7 +167,7 @@ public class P2pTests
         var err = RangeFault.HmmRangeFault(mm, range);
         mm.MmapLock.ExitReadLock();
         MmuNotifier.MmuIntervalNotifierRemove(notifier);
-        Assert.Equal(Errno.None, err);
+        Assert.Equal(HmmSim.Kernel.Errno.None, err);
         Assert.All(range.HmmPfns, p => Assert.True(HmmPfn.ToPage(s.M.Kernel, p).IsDevicePrivate));
         Assert.Equal(design == DevicePrivateDesign.DeviceAddressSpace, (range.HmmPfns[0] & HmmPfn.DevicePrivate) != 0);
     }
@@ -177,8 +177,14 @@ public class P2pTests
     public void TheBarsShowInIomemAndTheirStructPagesAreCounted(DevicePrivateDesign design)
     {
         using var m = new Machine(new MachineConfig { DevicePrivateDesign = design });
-        Assert.Contains("BAR1 (hmm_dmirror0)", m.Iomem(), StringComparison.Ordinal);
-        Assert.Contains("BAR1 (hmm_dmirror1)", m.Iomem(), StringComparison.Ordinal);
+        // Firmware assigns the BARs before any driver binds, so /proc/iomem names each after its PCI
+        // function ("0000:01:00.0 BAR1"); the function is the one dmirror unit N probed on.
+        for (int unit = 0; unit < 2; unit++)
+        {
+            var ep = m.Kernel.Pci.Endpoints[unit];
+            Assert.Equal($"hmm_dmirror{unit}", Assert.IsType<HmmSim.Drivers.TestHmm.DmirrorDevice>(ep.Driver).Name);
+            Assert.Contains($"{ep.Bar.Start:x8}-{ep.Bar.Start + ep.Bar.Length - 1:x8} : {ep.Name} BAR1\n", m.Iomem(), StringComparison.Ordinal);
+        }
         // Every participating device page needs a second struct page, the P2PDMA one: 2 BARs of 1 GiB.
         long ram = 8L << 30 >> 12, bars = 2 * (1L << 30 >> 12), chunks = 4 * (256L << 20 >> 12);
         Assert.Equal((ram + bars + chunks) * 64, m.VmStat["struct_page_bytes_kernel"]);

@@ -1,6 +1,5 @@
 namespace HmmSim.Kernel.Tests.Resource;
 
-
 public class ResourceTreeTests
 {
     private const ulong MiB = 1UL << 20;
@@ -13,25 +12,25 @@ public class ResourceTreeTests
     public void RequestResource_OverlappingSibling_ReturnsEbusy()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        Assert.Equal(Errno.None, tree.RequestResource(tree.Root, new HmmSim.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem)));
-        Assert.Equal(Errno.EBUSY, tree.RequestResource(tree.Root, new HmmSim.Resource("b", 0x1800, 0x27ff, IoResourceFlags.Mem)));
+        Assert.Equal(Errno.None, tree.RequestResource(tree.Root, new HmmSim.Kernel.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem)));
+        Assert.Equal(Errno.EBUSY, tree.RequestResource(tree.Root, new HmmSim.Kernel.Resource("b", 0x1800, 0x27ff, IoResourceFlags.Mem)));
     }
 
     [Fact]
     public void RequestResource_OutsideParent_ReturnsEbusy()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        var parent = new HmmSim.Resource("p", 0x1000, 0x1fff, IoResourceFlags.Mem);
+        var parent = new HmmSim.Kernel.Resource("p", 0x1000, 0x1fff, IoResourceFlags.Mem);
         tree.RequestResource(tree.Root, parent);
-        Assert.Equal(Errno.EBUSY, tree.RequestResource(parent, new HmmSim.Resource("c", 0x1f00, 0x20ff, IoResourceFlags.Mem)));
+        Assert.Equal(Errno.EBUSY, tree.RequestResource(parent, new HmmSim.Kernel.Resource("c", 0x1f00, 0x20ff, IoResourceFlags.Mem)));
     }
 
     [Fact]
     public void RequestResource_InsideParent_NestsAsChild()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        var parent = new HmmSim.Resource("p", 0x1000, 0x1fff, IoResourceFlags.Mem);
-        var child = new HmmSim.Resource("c", 0x1100, 0x11ff, IoResourceFlags.Mem);
+        var parent = new HmmSim.Kernel.Resource("p", 0x1000, 0x1fff, IoResourceFlags.Mem);
+        var child = new HmmSim.Kernel.Resource("c", 0x1100, 0x11ff, IoResourceFlags.Mem);
         tree.RequestResource(tree.Root, parent);
         Assert.Equal(Errno.None, tree.RequestResource(parent, child));
         Assert.Same(parent, child.Parent);
@@ -42,29 +41,29 @@ public class ResourceTreeTests
     public void ReleaseResource_FreesTheRangeForAnotherRequest()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        var a = new HmmSim.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem);
+        var a = new HmmSim.Kernel.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem);
         tree.RequestResource(tree.Root, a);
         Assert.Equal(Errno.None, tree.ReleaseResource(a));
         Assert.Null(a.Parent);
-        Assert.Equal(Errno.None, tree.RequestResource(tree.Root, new HmmSim.Resource("b", 0x1800, 0x27ff, IoResourceFlags.Mem)));
+        Assert.Equal(Errno.None, tree.RequestResource(tree.Root, new HmmSim.Kernel.Resource("b", 0x1800, 0x27ff, IoResourceFlags.Mem)));
     }
 
     [Fact]
     public void ReleaseResource_NotInTree_ReturnsEinval()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        Assert.Equal(Errno.EINVAL, tree.ReleaseResource(new HmmSim.Resource("x", 0, 0xfff, IoResourceFlags.Mem)));
+        Assert.Equal(Errno.EINVAL, tree.ReleaseResource(new HmmSim.Kernel.Resource("x", 0, 0xfff, IoResourceFlags.Mem)));
     }
 
     [Fact]
     public void InsertResource_AroundExisting_AdoptsThemAsChildren()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        var a = new HmmSim.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem);
-        var b = new HmmSim.Resource("b", 0x3000, 0x3fff, IoResourceFlags.Mem);
+        var a = new HmmSim.Kernel.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem);
+        var b = new HmmSim.Kernel.Resource("b", 0x3000, 0x3fff, IoResourceFlags.Mem);
         tree.RequestResource(tree.Root, a);
         tree.RequestResource(tree.Root, b);
-        var big = new HmmSim.Resource("big", 0x0, 0xffff, IoResourceFlags.Mem);
+        var big = new HmmSim.Kernel.Resource("big", 0x0, 0xffff, IoResourceFlags.Mem);
         Assert.Equal(Errno.None, tree.InsertResource(tree.Root, big));
         Assert.Equal(new[] { big }, tree.TopLevel);
         Assert.Equal(new[] { a, b }, big.Children());
@@ -75,17 +74,17 @@ public class ResourceTreeTests
     public void InsertResource_PartialOverlap_ReturnsEbusy()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        tree.RequestResource(tree.Root, new HmmSim.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem));
-        Assert.Equal(Errno.EBUSY, tree.InsertResource(tree.Root, new HmmSim.Resource("x", 0x1800, 0x2fff, IoResourceFlags.Mem)));
+        tree.RequestResource(tree.Root, new HmmSim.Kernel.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem));
+        Assert.Equal(Errno.EBUSY, tree.InsertResource(tree.Root, new HmmSim.Kernel.Resource("x", 0x1800, 0x2fff, IoResourceFlags.Mem)));
     }
 
     [Fact]
     public void RemoveResource_MovesChildrenBackUp()
     {
         var tree = new ResourceTree(32, uint.MaxValue);
-        var a = new HmmSim.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem);
+        var a = new HmmSim.Kernel.Resource("a", 0x1000, 0x1fff, IoResourceFlags.Mem);
         tree.RequestResource(tree.Root, a);
-        var big = new HmmSim.Resource("big", 0x0, 0xffff, IoResourceFlags.Mem);
+        var big = new HmmSim.Kernel.Resource("big", 0x0, 0xffff, IoResourceFlags.Mem);
         tree.InsertResource(tree.Root, big);
         Assert.Equal(Errno.None, tree.RemoveResource(big));
         Assert.Equal(new[] { a }, tree.TopLevel);
@@ -254,7 +253,7 @@ public class ResourceTreeTests
     public void ProcIomem_RootBelow64K_UsesWidthFour()
     {
         var tree = new ResourceTree(16, 0xffff);
-        tree.RequestResource(tree.Root, new HmmSim.Resource("a", 0x10, 0x1f, IoResourceFlags.Mem));
+        tree.RequestResource(tree.Root, new HmmSim.Kernel.Resource("a", 0x10, 0x1f, IoResourceFlags.Mem));
         Assert.Equal("0010-001f : a\n", tree.ProcIomem());
     }
 
