@@ -41,7 +41,7 @@ internal sealed class DmirrorDevice
     /// <summary>The device's PCI endpoint.</summary>
     public PciDev Pdev { get; }
     /// <summary>The BAR window exposing device memory as P2PDMA pages (nouveau's BAR1 in the series); 0 if none.</summary>
-    public ulong P2pSize => Pdev.P2pdma?.Range.Length ?? 0;
+    public ulong P2pSize => P2pdma.PciP2pdmaProvider(Pdev)?.Range.Length ?? 0;
 
     public KernelState Kernel { get; }
     /// <summary>The /dev node's file operations (its mmap).</summary>
@@ -441,7 +441,7 @@ internal sealed class DmirrorDevice
     /// alias in the BAR, or ENOMEM when P2P is off or the page lies beyond the exposed window.</summary>
     private (Errno, Pfn) GetDmaPfn(Page page)
     {
-        var provider = Pdev.P2pdma;
+        var provider = P2pdma.PciP2pdmaProvider(Pdev);
         if (provider is null)
             return (Errno.ENOMEM, default);
         ulong offset = DeviceOffset(page);
@@ -454,7 +454,7 @@ internal sealed class DmirrorDevice
     /// backing memory (what the GPU would serve from its VRAM through BAR1).</summary>
     public Page AliasTarget(Page p2pPage)
     {
-        var provider = Pdev.P2pdma ?? throw Bug($"{Name} has no P2P BAR but {p2pPage} aliases it");
+        var provider = P2pdma.PciP2pdmaProvider(Pdev) ?? throw Bug($"{Name} has no P2P BAR but {p2pPage} aliases it");
         ulong offset = p2pPage.ToPfn().Value - (provider.Range.Start >> Arch.PageShift);
         ulong perChunk = DevmemChunkSize >> Arch.PageShift;
         DmirrorChunk chunk;

@@ -71,6 +71,21 @@ public sealed class Machine : IDisposable
         return d;
     }
 
+    /// <summary>insmod: run an out-of-tree driver's module init against this machine's kernel. The driver
+    /// sees only the kernel's exported API (namespace HmmSim.Kernel); what the init returns is the
+    /// module, for the caller to drive. Operations the driver runs later take the machine's locks
+    /// themselves (mmap_lock and the rest), as a module's do.</summary>
+    public T LoadModule<T>(Func<KernelState, T> moduleInit)
+    {
+        ArgumentNullException.ThrowIfNull(moduleInit);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        T module;
+        using (Operation())
+            module = moduleInit(Kernel);
+        AfterOperation();
+        return module;
+    }
+
     /// <summary>Whether unit N probed (its /dev node exists).</summary>
     public bool HasDmirror(int unit) => _testHmm.Device(unit) is not null;
 

@@ -17,7 +17,8 @@ public sealed class Process : IDisposable
     }
 
     public int Pid { get; }
-    internal MmStruct Mm { get; }
+    /// <summary>current->mm: the address space a driver's open() is handed (see Machine.LoadModule).</summary>
+    public MmStruct Mm { get; }
     internal Machine Machine => _machine;
 
     public Errno Mmap(ulong addr, ulong length, Prot prot, MapFlags flags, out ulong mapped, ShmemFile? file = null, ulong offset = 0)

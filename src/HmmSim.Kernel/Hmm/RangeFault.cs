@@ -5,10 +5,13 @@ namespace HmmSim.Kernel;
 /// caller holds; a fault makes the walk start again from the faulting address.</summary>
 public static class RangeFault
 {
-    private const Errno WalkAgain = (Errno)(-1);   // the kernel's internal -EBUSY after a fault
+    /// <summary>HMM_NEED_FAULT and HMM_NEED_WRITE_FAULT: what hmm_pte_need_fault asks of a page.</summary>
+    [Flags]
+    private enum HmmNeed { None = 0, Fault = 1 << 0, WriteFault = 1 << 1, AllBits = Fault | WriteFault }
 
     /// <summary>hmm_range_fault. Returns 0, or EBUSY when the notifier sequence moved (the caller
-    /// retries), EFAULT, EPERM or ENOMEM.</summary>
+    /// retries), EFAULT, EPERM or ENOMEM. As in the kernel, a walk that faulted something in returns
+    /// EBUSY and the walk starts again, after the sequence is checked.</summary>
     public static Errno HmmRangeFault(MmStruct mm, HmmRange range)
     {
         ulong last = range.Start;
@@ -17,7 +20,7 @@ public static class RangeFault
             if (range.Notifier.ReadRetry(range.NotifierSeq))
                 return Errno.EBUSY;
             var ret = Walk(mm, range, ref last);
-            if (ret != WalkAgain)
+            if (ret != Errno.EBUSY)
             {
                 if (ret == Errno.None)
                     mm.Kernel.VmStat.Add(VmStatItem.HmmRangeFaultPages, (long)((range.End - range.Start) >> Arch.PageShift));
@@ -33,26 +36,26 @@ public static class RangeFault
     /// <summary>The request for one page: (hmm_pfns[i] &amp; pfn_flags_mask) | default_flags.</summary>
     private static ulong Req(HmmRange range, int i) => (range.HmmPfns[i] & range.PfnFlagsMask) | range.DefaultFlags;
 
-    /// <summary>hmm_pte_need_fault: 0, or FAULT (1) | WRITE_FAULT (2).</summary>
-    private static int NeedFault(ulong req, ulong cpuFlags)
+    /// <summary>hmm_pte_need_fault.</summary>
+    private static HmmNeed NeedFault(ulong req, ulong cpuFlags)
     {
         if ((req & HmmPfn.ReqFault) == 0)
-            return 0;
+            return HmmNeed.None;
         if ((req & HmmPfn.ReqWrite) != 0 && (cpuFlags & HmmPfn.Write) == 0)
-            return 3;
-        return (cpuFlags & HmmPfn.Valid) == 0 ? 1 : 0;
+            return HmmNeed.Fault | HmmNeed.WriteFault;
+        return (cpuFlags & HmmPfn.Valid) == 0 ? HmmNeed.Fault : HmmNeed.None;
     }
 
     /// <summary>hmm_range_need_fault over [start, end).</summary>
-    private static int RangeNeedFault(HmmRange range, ulong start, ulong end, ulong cpuFlags)
+    private static HmmNeed RangeNeedFault(HmmRange range, ulong start, ulong end, ulong cpuFlags)
     {
         if (((range.DefaultFlags | range.PfnFlagsMask) & HmmPfn.ReqFault) == 0)
-            return 0;
-        int required = 0;
+            return HmmNeed.None;
+        var required = HmmNeed.None;
         for (ulong a = start; a < end; a += Arch.PageSize)
         {
             required |= NeedFault(Req(range, Index(range, a)), cpuFlags);
-            if (required == 3)
+            if (required == HmmNeed.AllBits)
                 break;
         }
         return required;
@@ -68,11 +71,11 @@ public static class RangeFault
     }
 
     /// <summary>hmm_vma_fault: fault [addr, end) in and make the walk start again at addr.</summary>
-    private static Errno Fault(Vma vma, ulong addr, ulong end, int required, ref ulong last)
+    private static Errno Fault(Vma vma, ulong addr, ulong end, HmmNeed required, ref ulong last)
     {
         last = addr;
         var flags = FaultFlags.Remote;
-        if ((required & 2) != 0)
+        if ((required & HmmNeed.WriteFault) != 0)
         {
             if ((vma.Flags & VmFlags.Write) == 0)
                 return Errno.EPERM;
@@ -84,7 +87,7 @@ public static class RangeFault
             if ((ret & VmFaultResult.Error) != 0)
                 return (ret & VmFaultResult.Oom) != 0 ? Errno.ENOMEM : Errno.EFAULT;
         }
-        return WalkAgain;
+        return Errno.EBUSY;
     }
 
     private static Errno Walk(MmStruct mm, HmmRange range, ref ulong last)
@@ -130,8 +133,8 @@ public static class RangeFault
 
     private static Errno Hole(Vma vma, HmmRange range, ulong addr, ulong end, ref ulong last)
     {
-        int required = RangeNeedFault(range, addr, end, 0);
-        if (required != 0)
+        var required = RangeNeedFault(range, addr, end, 0);
+        if (required != HmmNeed.None)
             return Fault(vma, addr, end, required, ref last);
         Fill(range, addr, end, 0);
         return Errno.None;
@@ -158,14 +161,14 @@ public static class RangeFault
                 ulong cpu = arch.PmdWrite(pmd) ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
                 if (vma.IsHugetlb)
                 {
-                    int req = NeedFault(Req(range, Index(range, addr)), cpu);
-                    if (req != 0)
+                    var req = NeedFault(Req(range, Index(range, addr)), cpu);
+                    if (req != HmmNeed.None)
                         return Fault(vma, addr, end, req, ref last);
                 }
                 else
                 {
-                    int required = RangeNeedFault(range, addr, end, cpu);
-                    if (required != 0)
+                    var required = RangeNeedFault(range, addr, end, cpu);
+                    if (required != HmmNeed.None)
                         return Fault(vma, addr, end, required, ref last);
                 }
                 ulong pfn = arch.PmdPfn(pmd).Value + ((addr - haddr) >> Arch.PageShift);
@@ -196,8 +199,8 @@ public static class RangeFault
                 }
                 if (aliased)
                     return Errno.None;
-                int required = RangeNeedFault(range, addr, end, 0);
-                if (required != 0)
+                var required = RangeNeedFault(range, addr, end, 0);
+                if (required != HmmNeed.None)
                     return Fault(vma, addr, end, required, ref last);
                 Fill(range, addr, end, HmmPfn.Error);
                 return Errno.None;
@@ -211,7 +214,7 @@ public static class RangeFault
                 }
                 last = addr;
                 Migrate.MigrationEntryWait(kernel, entry);
-                return WalkAgain;
+                return Errno.EBUSY;
             }
             if (RangeNeedFault(range, addr, end, 0) != 0)
                 return Errno.EFAULT;
@@ -241,8 +244,8 @@ public static class RangeFault
             pte = mm.PteRef(pteTable, addr);
         if (pte == 0)
         {
-            int required = NeedFault(req, 0);
-            if (required != 0)
+            var required = NeedFault(req, 0);
+            if (required != HmmNeed.None)
                 return Fault(vma, addr, end, required, ref last);
             Set(range, i, 0);
             return Errno.None;
@@ -252,8 +255,8 @@ public static class RangeFault
             var entry = arch.PteToSwpEntry(pte);
             if (sw.SoftleafIsDevicePrivate(entry) && HandleDevicePrivate(range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
                 return Errno.None;
-            int required = NeedFault(req, 0);
-            if (required == 0)
+            var required = NeedFault(req, 0);
+            if (required == HmmNeed.None)
             {
                 Set(range, i, 0);
                 return Errno.None;
@@ -262,15 +265,15 @@ public static class RangeFault
             {
                 last = addr;
                 Migrate.MigrationEntryWait(kernel, entry);
-                return WalkAgain;
+                return Errno.EBUSY;
             }
             if (sw.SoftleafIsDevicePrivate(entry) || sw.SoftleafIsDeviceExclusive(entry) || sw.SoftleafIsSwap(entry))
                 return Fault(vma, addr, end, required, ref last);
             return Errno.EFAULT;
         }
         ulong cpuFlags = arch.PteProtNone(pte) ? 0 : HmmPfn.Valid | (arch.PteWrite(pte) ? HmmPfn.Write : 0);
-        int need = NeedFault(req, cpuFlags);
-        if (need != 0)
+        var need = NeedFault(req, cpuFlags);
+        if (need != HmmNeed.None)
             return Fault(vma, addr, end, need, ref last);
         var pfn = arch.PtePfn(pte);
         if (arch.PteSpecial(pte) && pfn != kernel.ZeroPfn)

@@ -90,10 +90,10 @@ internal static class Fork
                     continue;
                 if (!arch.PtePresent(pte))
                 {
-                    ulong childPte = SwapFaults.CopyNonPresentPte(dst, src, ref sslot, addr);
-                    if (childPte == ulong.MaxValue - 1)
-                        return false;   // a device-exclusive folio was locked: -EBUSY
-                    if (childPte != ulong.MaxValue)
+                    var copied = SwapFaults.CopyNonPresentPte(dst, src, ref sslot, addr, out ulong childPte);
+                    if (copied == Errno.EBUSY)
+                        return false;   // a device-exclusive folio was locked
+                    if (copied == Errno.None)
                     {
                         lock (dmm.PageTableLock)
                             dmm.PteRef(dpteT, addr) = childPte;

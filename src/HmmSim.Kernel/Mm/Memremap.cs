@@ -135,6 +135,10 @@ public static class Memremap
 
     /// <summary>zone_device_folio_init: hand a free device folio of order <paramref name="order"/> out with
     /// refcount 1, locked, its pages holding pgmap references (compound when order &gt; 0).</summary>
+    /// <summary>zone_device_page_init: an order-0 device folio handed out by its driver, locked,
+    /// with one reference.</summary>
+    public static Folio ZoneDevicePageInit(Page page) => ZoneDeviceFolioInit(page, 0);
+
     public static Folio ZoneDeviceFolioInit(Page page, int order)
     {
         var pgmap = page.Section.SubsectionPgmap?[page.Index >> MemSection.SubsectionShift]

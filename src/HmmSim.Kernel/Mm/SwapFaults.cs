@@ -135,9 +135,10 @@ internal static class SwapFaults
 
     /// <summary>copy_nonpresent_pte (fork). Returns the child's entry, downgrading the parent's in
     /// place where COW demands it. A device-exclusive entry is restored in the parent first and the
-    /// result returned as ulong.MaxValue, telling the caller to copy it as a present PTE.</summary>
-    public static ulong CopyNonPresentPte(Vma dst, Vma src, ref ulong srcPte, ulong addr)
+    /// result is ENOENT, telling the caller to copy it as a present PTE (copy_nonpresent_pte's -ENOENT); EBUSY fails the fork.</summary>
+    public static Errno CopyNonPresentPte(Vma dst, Vma src, ref ulong srcPte, ulong addr, out ulong childPte)
     {
+        childPte = 0;
         var kernel = src.Mm.Kernel;
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
@@ -156,7 +157,8 @@ internal static class SwapFaults
                     n = arch.PteSwpMksoftDirty(n);
                 srcPte = pte = n;
             }
-            return pte;
+            childPte = pte;
+            return Errno.None;
         }
         if (sw.SoftleafIsDevicePrivate(entry))
         {
@@ -168,7 +170,8 @@ internal static class SwapFaults
             Rmap.FolioDupRmapPtes(folio, page, 1, kernel);
             if (sw.SoftleafIsDevicePrivateWrite(entry) && src.IsCowMapping)
                 srcPte = pte = arch.SwpEntryToPte(sw.MakeReadableDevicePrivateEntry(entry.Offset));
-            return pte;
+            childPte = pte;
+            return Errno.None;
         }
         if (sw.SoftleafIsDeviceExclusive(entry))
         {
@@ -176,7 +179,7 @@ internal static class SwapFaults
                 ThrowHelper.KernelBug($"fork: device-exclusive entry in a non-COW mapping {src}");
             var folio = sw.SoftleafToFolio(entry);
             if (!folio.TryLock())
-                return ulong.MaxValue - 1;   // -EBUSY: fork fails
+                return Errno.EBUSY;   // fork fails
             try
             {
                 srcPte = DeviceExclusive.RestoreExclusivePte(src, sw.SoftleafToPage(entry), pte);
@@ -185,12 +188,16 @@ internal static class SwapFaults
             {
                 folio.Unlock();
             }
-            return ulong.MaxValue;
+            return Errno.ENOENT;
         }
         if (sw.SoftleafIsMarker(entry))
-            return sw.SoftleafIsGuardMarker(entry) ? pte : 0;
+        {
+            childPte = sw.SoftleafIsGuardMarker(entry) ? pte : 0;
+            return Errno.None;
+        }
         ThrowHelper.KernelBug($"fork: unexpected entry {entry} at 0x{addr:x} in {src}");
-        return 0;
+        childPte = 0;
+        return Errno.None;
     }
 
     /// <summary>copy_huge_non_present_pmd (fork).</summary>

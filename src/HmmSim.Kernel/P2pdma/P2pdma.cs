@@ -21,6 +21,9 @@ public sealed class P2pdmaProvider(PciDev pdev, DevPagemap pgmap, PhysicalRange 
 /// devices, and the bus address a client uses for a provider's page.</summary>
 public static class P2pdma
 {
+    /// <summary>pdev->p2pdma: the device's P2PDMA provider, or null when it registered no BAR memory.</summary>
+    public static P2pdmaProvider? PciP2pdmaProvider(PciDev pdev) => pdev.P2pdmaState as P2pdmaProvider;
+
     /// <summary>pci_p2pdma_add_resource: a PCI_P2PDMA pagemap over <paramref name="size"/> bytes of the BAR.</summary>
     public static Errno PciP2pdmaAddResource(KernelState kernel, PciDev pdev, ulong size, ulong offset)
     {
@@ -31,8 +34,9 @@ public static class P2pdma
         var err = Memremap.MemremapPages(kernel, pgmap, range);
         if (err != Errno.None)
             return err;
-        pdev.P2pdma = new P2pdmaProvider(pdev, pgmap, range);
-        pgmap.DriverData = pdev.P2pdma;
+        var provider = new P2pdmaProvider(pdev, pgmap, range);
+        pdev.P2pdmaState = provider;
+        pgmap.DriverData = provider;
         kernel.Dmesg.Log($"pci {pdev.Name}: added peer-to-peer DMA memory {range.Start:x}-{range.End - 1:x}");
         return Errno.None;
     }

@@ -25,7 +25,7 @@ public sealed partial class KernelState
         if (config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
             DevicePrivateSpace = new DevicePrivateSpace(1UL << (Arch.MaxPhysmemBits - Arch.PageShift));
         Pci = PciTree.Build(config.PciTopology, 4);
-        PciBus.AssignBars(this, DevicePrivateBars, P2pBarSize);
+        Pci.AssignBars(Resources, DevicePrivateBars, P2pBarSize, Dmesg.Log);
     }
 
     /// <summary>The size of the BAR each of the first two endpoints exposes its memory through.</summary>

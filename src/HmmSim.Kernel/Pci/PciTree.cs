@@ -39,4 +39,29 @@ internal sealed class PciTree
         }
         return new PciTree(hb, eps);
     }
+
+    /// <summary>Firmware's BAR assignment at boot: each of the first <paramref name="count"/>
+    /// endpoints gets a BAR of <paramref name="size"/> inside a PCI window when the machine has any,
+    /// else in free physical space above RAM.</summary>
+    internal void AssignBars(ResourceTree resources, int count, ulong size, Action<string> log)
+    {
+        var windows = resources.TopLevel.Where(r => (r.Flags & IoResourceFlags.Window) != 0).ToList();
+        for (int unit = 0; unit < count && unit < Endpoints.Count; unit++)
+        {
+            var ep = Endpoints[unit];
+            string name = $"{ep.Name} BAR1";
+            Resource? bar = null;
+            foreach (var w in windows)
+                if (resources.GetFreeMemRegion(w, size, size, name, IoResDesc.None, GfrFlags.Descending | GfrFlags.RequestRegion, out bar) == Errno.None)
+                    break;
+            if (bar is null && windows.Count == 0)
+                resources.GetFreeMemRegion(size, size, name, IoResDesc.None, GfrFlags.Descending | GfrFlags.RequestRegion, out bar);
+            if (bar is null)
+            {
+                log($"pci {ep.Name}: no space for a {size >> 20} MB BAR1");
+                continue;
+            }
+            ep.Bar = new PhysicalRange(bar.Start, size);
+        }
+    }
 }

@@ -35,7 +35,8 @@ public sealed class PciDev
     /// <summary>The driver bound to the endpoint (dev_get_drvdata).</summary>
     public object? Driver { get; set; }
     /// <summary>The P2PDMA provider registered over the BAR, if any (pdev->p2pdma).</summary>
-    public P2pdmaProvider? P2pdma { get; internal set; }
+    /// <summary>pdev->p2pdma: the provider state p2pdma.c keeps (a P2pdmaProvider), opaque to the PCI core.</summary>
+    internal object? P2pdmaState { get; set; }
 
     internal PciDev HostBridge
     {
