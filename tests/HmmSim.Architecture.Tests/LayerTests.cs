@@ -18,7 +18,7 @@ public sealed partial class LayerTests
         ("Hmm", 5), ("P2pdma", 6), ("Exports", 7),
     ];
 
-    private static readonly Assembly Kernel = typeof(HmmSim.Kernel.KernelState).Assembly;
+    private static readonly Assembly _kernel = typeof(HmmSim.Kernel.KernelState).Assembly;
 
     [Fact]
     public void EveryKernelSourceFolderIsInTheLayerTable()
@@ -34,7 +34,7 @@ public sealed partial class LayerTests
     {
         var layers = LayerOfEveryType();
         var upward = new List<string>();
-        var result = Types.InAssembly(Kernel).Should()
+        var result = Types.InAssembly(_kernel).Should()
             .MeetCustomRule(t => UpwardReferences(t, layers, upward) == 0).GetResult();
         Assert.True(result.IsSuccessful, "references up the layer table:\n" + string.Join("\n", upward.Distinct().Order()));
         Assert.Empty(upward);
@@ -46,7 +46,7 @@ public sealed partial class LayerTests
         // The same walk over the table turned upside down must find references: the rule is not vacuous.
         var layers = LayerOfEveryType().ToDictionary(kv => kv.Key, kv => 10 - kv.Value);
         var upward = new List<string>();
-        Types.InAssembly(Kernel).Should().MeetCustomRule(t => UpwardReferences(t, layers, upward) == 0).GetResult();
+        Types.InAssembly(_kernel).Should().MeetCustomRule(t => UpwardReferences(t, layers, upward) == 0).GetResult();
         Assert.Contains(upward, u => u.StartsWith("Memmap (", StringComparison.Ordinal) && u.Contains("-> Pfn (", StringComparison.Ordinal));
     }
 
@@ -54,7 +54,7 @@ public sealed partial class LayerTests
     public void EveryKernelTypeHasALayer()
     {
         var layers = LayerOfEveryType();
-        var missing = Types.InAssembly(Kernel).GetTypes()
+        var missing = Types.InAssembly(_kernel).GetTypes()
             .Where(t => !t.FullName.Contains('<') && !t.FullName.Contains('/') && !layers.ContainsKey(t.Name))
             .Select(t => t.FullName).ToList();
         Assert.Empty(missing);
