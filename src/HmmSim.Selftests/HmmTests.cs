@@ -357,6 +357,29 @@ public sealed class HmmTests
         HmmBufferFree(p, buffer);
     }
 
+    public void migrate_file_private(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+
+        var fd = self.HmmCreateFile(size);
+        var buffer = NewBuffer(size, size);
+        buffer.Fd = fd;
+        buffer.Ptr = MmapOk(p, size, ProtRw, MapFlags.Private, fd);
+
+        // Every write COWs the file page into an anonymous folio of the file-backed VMA.
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
     public void migrate_fault(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);

@@ -3,7 +3,7 @@ using HmmSim.Selftests;
 namespace HmmSim.Tests.Selftests;
 
 /// <summary>Every TEST_F of tools/testing/selftests/mm/hmm-tests.c (ported in HmmSim.Selftests),
-/// for each fixture variant under each design: 144 cases, none skipped.</summary>
+/// for each fixture variant under each design: 148 cases, none skipped.</summary>
 public class HmmSelftests
 {
     public static TheoryData<string> Cases()
@@ -21,9 +21,9 @@ public class HmmSelftests
     [Fact]
     public void EveryKernelTestIsPortedForBothVariantsAndDesigns()
     {
-        // 36 TEST_Fs (benchmark_thp_migration is a benchmark, not a test) x 2 variants x 2 designs.
-        Assert.Equal(144, SelftestCatalog.All.Count);
-        Assert.Equal(36, SelftestCatalog.All.Select(c => c.Test).Distinct().Count());
-        Assert.Equal(144, SelftestCatalog.All.Select(c => c.Name).Distinct().Count());
+        // 37 TEST_Fs (benchmark_thp_migration is not ported yet) x 2 variants x 2 designs.
+        Assert.Equal(148, SelftestCatalog.All.Count);
+        Assert.Equal(37, SelftestCatalog.All.Select(c => c.Test).Distinct().Count());
+        Assert.Equal(148, SelftestCatalog.All.Select(c => c.Name).Distinct().Count());
     }
 }
