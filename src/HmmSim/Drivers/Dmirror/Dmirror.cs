@@ -218,8 +218,10 @@ public sealed class Dmirror : IDisposable
     /// <summary>dmirror_fault: hmm_range_fault in windows of 32 pages, each mapped into the mirror.</summary>
     private Errno Fault(ulong start, ulong end, bool write)
     {
+        // mmget_not_zero fails once the mirrored process has exited: -EFAULT, or dmirror_read and
+        // dmirror_write would fault an empty mirror again for ever.
         if (Mm.Exited)
-            return Errno.None;
+            return Errno.EFAULT;
         bool p2p = (Flags & DmirrorFlags.AllowP2P) != 0;
         var pfns = new ulong[FaultWindow];
         var allowP2p = new bool[FaultWindow];
