@@ -72,6 +72,7 @@ public abstract class Arch
     public abstract ulong PmdMkwrite(ulong pmd);
     public abstract ulong PmdWrprotect(ulong pmd);
     public abstract ulong PmdMkdirty(ulong pmd);
+    public abstract ulong PmdMksoftDirty(ulong pmd);
     public abstract ulong PmdMkyoung(ulong pmd);
     public abstract ulong PmdMkold(ulong pmd);
     public abstract ulong PmdModify(ulong pmd, ulong pgprot);

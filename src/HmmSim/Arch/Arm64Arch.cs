@@ -142,6 +142,7 @@ internal sealed class Arm64Arch : Arch
     public override ulong PmdMkwrite(ulong pmd) => PteMkwrite(pmd);
     public override ulong PmdWrprotect(ulong pmd) => PteWrprotect(pmd);
     public override ulong PmdMkdirty(ulong pmd) => PteMkdirty(pmd);
+    public override ulong PmdMksoftDirty(ulong pmd) => pmd;
     public override ulong PmdMkyoung(ulong pmd) => PteMkyoung(pmd);
     public override ulong PmdMkold(ulong pmd) => PteMkold(pmd);
     public override ulong PmdModify(ulong pmd, ulong pgprot) => PteModify(pmd, pgprot);

@@ -141,6 +141,7 @@ internal sealed class X86_64Arch : Arch
     public override ulong PmdMkwrite(ulong pmd) => pmd | PageRw;
     public override ulong PmdWrprotect(ulong pmd) => pmd & ~PageRw;
     public override ulong PmdMkdirty(ulong pmd) => pmd | PageDirty | PageSoftDirty;
+    public override ulong PmdMksoftDirty(ulong pmd) => pmd | PageSoftDirty;
     public override ulong PmdMkyoung(ulong pmd) => pmd | PageAccessed;
     public override ulong PmdMkold(ulong pmd) => pmd & ~PageAccessed;
 
