@@ -33,7 +33,7 @@ public class SelftestAndBenchCommandTests
     {
         var (exit, output, _) = Cli.Run("selftest", "--list");
         Assert.Equal(0, exit);
-        Assert.Equal(148, output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(152, output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
 
     [Theory]
