@@ -198,8 +198,10 @@ internal sealed class DmirrorFile : IDisposable
     /// <summary>dmirror_fault: hmm_range_fault in windows of 32 pages, each mapped into the mirror.</summary>
     private Errno Fault(ulong start, ulong end, bool write)
     {
+        // mmget_not_zero fails once the mirrored process has exited: -EFAULT, or dmirror_read and
+        // dmirror_write would fault an empty mirror again for ever.
         if (!MmgetNotZero(Mm))
-            return Errno.None;
+            return Errno.EFAULT;
         bool p2p = (Flags & DmirrorFlags.AllowP2P) != 0;
         var pfns = new ulong[FaultWindow];
         var allowP2p = new bool[FaultWindow];

@@ -136,6 +136,17 @@ internal sealed class HmmFixture : IDisposable
     /// <summary>default_huge_page_size (vm_util.c): the model's hugetlb pages are 2 MiB.</summary>
     public static ulong DefaultHugePageSize() => 2UL << 20;
 
+    /// <summary>hugetlb_free_default_pages (hugepage_settings.c): free pages of the default size. The
+    /// harness's HUGETLB_SETUP_DEFAULT_PAGES(1) asks for one; the model boots with a pool.</summary>
+    public long HugetlbFreeDefaultPages() => Machine.VmStat["hugetlb_pages_free"];
+
+    /// <summary>vm_util.h: PM_SWAP and PAGEMAP_PRESENT of a /proc/self/pagemap entry.</summary>
+    public const ulong PmSwap = 1UL << 62;
+    public static bool PagemapPresent(ulong entry) => (entry >> 63) != 0;
+
+    /// <summary>pagemap_get_entry (vm_util.c) on /proc/self/pagemap.</summary>
+    public static ulong PagemapGetEntry(Process p, ulong addr) => p.PagemapEntry(addr);
+
     public static ulong Align(ulong x, ulong a) => (x + (a - 1)) & ~(a - 1);
 
     /// <summary>hmm_dmirror_cmd: cmd.addr = buffer->ptr, cmd.ptr = buffer->mirror, cmd.npages = npages;
@@ -265,6 +276,58 @@ internal sealed class HmmFixture : IDisposable
             int want = expected(i);
             if (ints[(int)(i - from)] != want)
                 Assert.Fail($"ptr[{i}] == {ints[(int)(i - from)]}, expected {want}");
+        }
+    }
+
+    /// <summary>The CPU loop ASSERT_EQ(ptr[i]++, i) for i in [0, count): each int is one load and one
+    /// store, in order, as the C loop does, so the first load of a page takes its fault and the store
+    /// right after it any write fault. The loop makes no system call, so the DEBUG_VM checker runs once
+    /// it is done rather than between two ints.</summary>
+    public static void CpuCheckAndIncrementInts(Process p, ulong ptr, ulong count)
+    {
+        Span<byte> b = stackalloc byte[sizeof(int)];
+        using (p.Machine.Operation())
+        {
+            for (ulong i = 0; i < count; i++)
+            {
+                ulong a = ptr + i * sizeof(int);
+                p.AccessInOperation(a, b, write: false);
+                int v = MemoryMarshal.Read<int>(b);
+                if (v != (int)i)
+                    Assert.Fail($"ptr[{i}] == {v}, expected {(int)i}");
+                MemoryMarshal.Write(b, v + 1);
+                p.AccessInOperation(a, b, write: true);
+            }
+        }
+        p.Machine.AfterOperation();
+    }
+
+    /// <summary>The status waitpid() reports for a fork()ed child.</summary>
+    public readonly record struct WaitStatus(bool Exited, int ExitStatus, Exception? Abort)
+    {
+        /// <summary>ASSERT_TRUE(WIFEXITED(status)), naming what ended the child otherwise.</summary>
+        public void AssertExited()
+        {
+            if (!Exited)
+                Assert.Fail($"the child did not exit: {Abort}");
+        }
+    }
+
+    /// <summary>The child side of fork(): its code runs on <paramref name="child"/>, then _exit(0). A
+    /// failed ASSERT (or a kernel BUG) there ends the child abnormally, as the harness's abort() does;
+    /// the parent learns of it from waitpid().</summary>
+    public static WaitStatus RunChild(Process child, Action body)
+    {
+        try
+        {
+            body();
+            child.Dispose();
+            return new WaitStatus(Exited: true, ExitStatus: 0, Abort: null);
+        }
+        catch (Exception e)
+        {
+            child.Dispose();
+            return new WaitStatus(Exited: false, ExitStatus: 0, Abort: e);
         }
     }
 

@@ -5,10 +5,10 @@ using static HmmSim.Selftests.HmmFixture;
 
 namespace HmmSim.Selftests;
 
-/// <summary>tools/testing/selftests/mm/hmm-tests.c, FIXTURE(hmm): every TEST_F but
-/// benchmark_thp_migration, for both variants (dmirror unit 0, device private; unit 2, device
-/// coherent) and both device-private designs. A fork() in C is Process.Fork(); the child's code
-/// runs on the child object before the parent's waitpid() resumes, and child.Dispose() is its exit.</summary>
+/// <summary>tools/testing/selftests/mm/hmm-tests.c, FIXTURE(hmm): every TEST_F, for both variants
+/// (dmirror unit 0, device private; unit 2, device coherent) and both device-private designs. A fork()
+/// in C is Process.Fork(); the child's code runs on the child object (RunChild, which ends in its exit)
+/// before the parent's waitpid() resumes.</summary>
 public sealed class HmmTests
 {
     private const Prot ProtRw = Prot.Read | Prot.Write;
@@ -168,6 +168,7 @@ public sealed class HmmTests
                 }
 
                 var child = p.Fork();
+                var status = RunChild(child, () =>
                 {
                     // The child: its own copy of the buffer struct and mirror.
                     var cbuf = buffer.CloneForChild();
@@ -176,19 +177,17 @@ public sealed class HmmTests
                         AssertInts(cbuf.Mirror, 0, Ints(size), i => (int)-i, "mirror");
 
                     // The child needs its own mirror of its own mm (hmm_open(0) in every variant).
-                    using (var childFd = child.OpenDmirror(0))
-                    {
-                        Assert.Equal(Errno.None, HmmDmirrorCmd(childFd, HmmDmirrorRequest.Write, cbuf, npages));
-                        Assert.Equal(npages, cbuf.CPages);
-                        Assert.Equal(1UL, cbuf.Faults);
+                    using var childFd = child.OpenDmirror(0);
+                    Assert.Equal(Errno.None, HmmDmirrorCmd(childFd, HmmDmirrorRequest.Write, cbuf, npages));
+                    Assert.Equal(npages, cbuf.CPages);
+                    Assert.Equal(1UL, cbuf.Faults);
 
-                        if (migrate == 0)
-                            CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)-i);
-                    }
-                    child.Dispose();
-                }
+                    if (migrate == 0)
+                        CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)-i);
+                });
 
-                // The parent, after waitpid(): its buffer did not change.
+                // The parent, after waitpid(): the child exited and the parent's buffer did not change.
+                status.AssertExited();
                 CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
 
                 buffer.Ptr = oldPtr;
@@ -210,24 +209,23 @@ public sealed class HmmTests
         FillInts(buffer.Mirror, i => (int)-i);
 
         var child = p.Fork();
+        var status = RunChild(child, () =>
         {
             var cbuf = buffer.CloneForChild();
             CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)i);
             AssertInts(cbuf.Mirror, 0, Ints(size), i => (int)-i, "mirror");
 
-            using (var childFd = child.OpenDmirror(0))
-            {
-                Assert.Equal(Errno.None, HmmDmirrorCmd(childFd, HmmDmirrorRequest.Write, cbuf, npages));
-                Assert.Equal(npages, cbuf.CPages);
-                Assert.Equal(1UL, cbuf.Faults);
+            using var childFd = child.OpenDmirror(0);
+            Assert.Equal(Errno.None, HmmDmirrorCmd(childFd, HmmDmirrorRequest.Write, cbuf, npages));
+            Assert.Equal(npages, cbuf.CPages);
+            Assert.Equal(1UL, cbuf.Faults);
 
-                CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)-i);
-            }
-            child.Dispose();
-        }
+            CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)-i);
+        });
 
-        // The parent sees the child's device write: no COW of a shared mapping. The C test
-        // returns here without hmm_buffer_free.
+        // The parent, after waitpid(), sees the child's device write: no COW of a shared mapping. The
+        // C test returns here without hmm_buffer_free.
+        status.AssertExited();
         CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)-i);
     }
 
@@ -263,10 +261,14 @@ public sealed class HmmTests
         using var self = Hmm(variant, design);
         var p = self.Self;
         ulong defaultHsize = DefaultHugePageSize();
+
+        // The C test SKIPs without a free huge page (or when the mapping fails); the model boots with a
+        // hugetlb pool, so neither may happen here.
+        Assert.NotEqual(0L, self.HugetlbFreeDefaultPages());
+
         ulong size = Align(TwoMeg, defaultHsize);
         ulong npages = size >> PageShift;
 
-        // The C test SKIPs when the huge page cannot be mapped; the model reserves hugetlb pages.
         var buffer = NewBuffer(size, size);
         buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon | MapFlags.Hugetlb);
 
@@ -347,6 +349,29 @@ public sealed class HmmTests
         var buffer = NewBuffer(size, size);
         buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon);
 
+        CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
+        Assert.Equal(npages, buffer.CPages);
+
+        AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        HmmBufferFree(p, buffer);
+    }
+
+    public void migrate_file_private(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong npages = BufferPages();
+        ulong size = npages << PageShift;
+
+        var fd = self.HmmCreateFile(size);
+        var buffer = NewBuffer(size, size);
+        buffer.Fd = fd;
+        buffer.Ptr = MmapOk(p, size, ProtRw, MapFlags.Private, fd);
+
+        // Every write COWs the file page into an anonymous folio of the file-backed VMA.
         CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
 
         Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
@@ -553,15 +578,28 @@ public sealed class HmmTests
         HmmBufferFree(p, buffer);
     }
 
+    /// <summary>One huge page seen at PMD or at PUD level, as the default huge page size makes it: the
+    /// level is taken from the first page and every page must match it exactly.</summary>
+    private static void AssertOneMappingLevel(byte[] m, ulong npages, DmirrorProt access)
+    {
+        var prot = (byte)(access | ((m[0] & (byte)DmirrorProt.Pud) != 0 ? DmirrorProt.Pud : DmirrorProt.Pmd));
+        for (ulong i = 0; i < npages; ++i)
+            Assert.Equal(prot, m[i]);
+    }
+
     public void compound(string variant, DevicePrivateDesign design)
     {
         using var self = Hmm(variant, design);
         var p = self.Self;
         ulong defaultHsize = DefaultHugePageSize();
+
+        // The C test SKIPs without a free huge page and returns silently when the mapping fails; the
+        // model boots with a hugetlb pool, so neither may happen here.
+        Assert.NotEqual(0L, self.HugetlbFreeDefaultPages());
+
         ulong size = Align(TwoMeg, defaultHsize);
         ulong npages = size >> PageShift;
 
-        // The C test returns silently when the huge page cannot be mapped; the model has them.
         var buffer = NewBuffer(size, npages);
         buffer.Ptr = MmapOk(p, size, ProtRw, PrivateAnon | MapFlags.Hugetlb);
 
@@ -569,32 +607,17 @@ public sealed class HmmTests
 
         Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
         Assert.Equal(npages, buffer.CPages);
-        for (ulong i = 0; i < npages; ++i)
-            Assert.Equal((byte)(DmirrorProt.Write | DmirrorProt.Pmd), buffer.Mirror[i]);
+        AssertOneMappingLevel(buffer.Mirror, npages, DmirrorProt.Write);
 
         Assert.Equal(Errno.None, p.Mprotect(buffer.Ptr, size, Prot.Read));
 
         Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
         Assert.Equal(npages, buffer.CPages);
-        for (ulong i = 0; i < npages; ++i)
-            Assert.Equal((byte)(DmirrorProt.Read | DmirrorProt.Pmd), buffer.Mirror[i]);
+        AssertOneMappingLevel(buffer.Mirror, npages, DmirrorProt.Read);
 
         p.Munmap(buffer.Ptr, buffer.Size);
         buffer.Ptr = 0;
         HmmBufferFree(p, buffer);
-    }
-
-    /// <summary>The CPU loop ASSERT_EQ(ptr[i]++, i) over the buffer: every int is loaded (the first
-    /// load of a page restores its device-exclusive entry) and checked, then all are stored back
-    /// incremented. One load and one store of the whole buffer rather than one per int: the
-    /// invariant checker runs after each access, and the end state is the same.</summary>
-    private static void CpuCheckAndIncrement(Process p, ulong ptr, ulong size)
-    {
-        var data = new byte[size];
-        p.Read(ptr, data);
-        AssertInts(data, 0, Ints(size), i => (int)i, "ptr");
-        FillInts(data, i => (int)(i + 1));
-        p.Write(ptr, data);
     }
 
     public void exclusive(string variant, DevicePrivateDesign design)
@@ -613,7 +636,7 @@ public sealed class HmmTests
         AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
 
         // CPU access takes the pages back from the device.
-        CpuCheckAndIncrement(p, buffer.Ptr, size);
+        CpuCheckAndIncrementInts(p, buffer.Ptr, size / sizeof(int));
         CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)(i + 1));
 
         // The device's atomic access has been revoked.
@@ -658,17 +681,21 @@ public sealed class HmmTests
         Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Exclusive, buffer, npages));
         Assert.Equal(npages, buffer.CPages);
 
-        // fork() with the result ignored: parent and child both run the rest of the test.
         var child = p.Fork();
-        var cbuf = buffer.CloneForChild();
+        var status = RunChild(child, () =>
+        {
+            // The child verifies COW on its own, then _exit(0)s without the test's teardown.
+            CpuCheckAndIncrementInts(child, buffer.Ptr, size / sizeof(int));
+            CpuAssertInts(child, buffer.Ptr, 0, Ints(size), i => (int)(i + 1));
+        });
 
-        CpuCheckAndIncrement(p, buffer.Ptr, size);
+        // The parent increments too: COW works for both processes.
+        CpuCheckAndIncrementInts(p, buffer.Ptr, size / sizeof(int));
         CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)(i + 1));
 
-        CpuCheckAndIncrement(child, cbuf.Ptr, size);
-        CpuAssertInts(child, cbuf.Ptr, 0, Ints(size), i => (int)(i + 1));
-        HmmBufferFree(child, cbuf);
-        child.Dispose();
+        // waitpid(): the child exited, with status 0.
+        status.AssertExited();
+        Assert.Equal(0, status.ExitStatus);
 
         HmmBufferFree(p, buffer);
     }
@@ -738,12 +765,13 @@ public sealed class HmmTests
         Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
         Assert.Equal(npages, buffer.CPages);
 
-        // The child only spins until SIGTERM: it does nothing before its exit.
+        // The child only spins until the parent's SIGKILL: it does nothing before its exit.
         var child = p.Fork();
 
         // The parent writes the COW pages: private pages fault back to RAM first, then are copied.
         CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
 
+        // kill(pid, SIGKILL) and waitpid(): the child dies of the signal.
         child.Dispose();
 
         Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
@@ -846,15 +874,35 @@ public sealed class HmmTests
 
         ulong npages = size >> PageShift;
         ulong map = Align(buffer.Ptr, size);
-        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.HugePage));
         ulong oldPtr = buffer.Ptr;
         buffer.Ptr = map;
 
+        // Small pages first (no MADV_HUGEPAGE), then collapsed into a THP.
         CpuWriteInts(p, buffer.Ptr, size / sizeof(int), i => (int)i);
+
+        Assert.Equal(Errno.None, p.Madvise(map, size, Advice.Collapse));
 
         Assert.Equal(Errno.None, HmmMigrateSysToDev(self.Fd, buffer, npages));
         Assert.Equal(npages, buffer.CPages);
         AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
+
+        if (!HmmIsCoherentType(self.DeviceNumber))
+        {
+            // The THP moved as one: a writable device-private PMD, a swap entry to /proc/self/pagemap.
+            Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
+            Assert.Equal(npages, buffer.CPages);
+
+            var m = buffer.Mirror;
+            for (ulong i = 0; i < npages; ++i)
+                Assert.Equal((byte)(DmirrorProt.DevPrivateLocal | DmirrorProt.Write | DmirrorProt.Pmd), m[i]);
+
+            for (ulong i = 0; i < npages; ++i)
+            {
+                ulong entry = PagemapGetEntry(p, buffer.Ptr + i * PageSize);
+                Assert.NotEqual(0UL, entry & PmSwap);
+                Assert.False(PagemapPresent(entry));
+            }
+        }
 
         CpuAssertInts(p, buffer.Ptr, 0, Ints(size), i => (int)i);
 
@@ -867,7 +915,10 @@ public sealed class HmmTests
         using var self = Hmm(variant, design);
         var p = self.Self;
         ulong size = ReadPmdPagesize();
-        ulong[] offsets = [0, 512 * OneKb, OneMeg];
+        if (size == 0)
+            size = TwoMeg;
+        ulong unmapSize = size / 2;
+        ulong[] offsets = [0, size / 4, size / 2];
 
         for (int useThp = 0; useThp < 2; ++useThp)
         {
@@ -889,11 +940,11 @@ public sealed class HmmTests
                 Assert.Equal(npages, buffer.CPages);
                 AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
 
-                p.Munmap(buffer.Ptr + offsets[j], OneMeg);
+                p.Munmap(buffer.Ptr + offsets[j], unmapSize);
 
-                // Fault back what is still mapped: [0, offset) and [offset + 1 MiB, size).
+                // Fault back what is still mapped: [0, offset) and [offset + unmap_size, size).
                 CpuAssertInts(p, buffer.Ptr, 0, Ints(offsets[j]), i => (int)i);
-                CpuAssertInts(p, buffer.Ptr, Ints(offsets[j] + OneMeg), Ints(size), i => (int)i);
+                CpuAssertInts(p, buffer.Ptr, Ints(offsets[j] + unmapSize), Ints(size), i => (int)i);
 
                 buffer.Ptr = oldPtr;
                 HmmBufferFree(p, buffer);
@@ -906,8 +957,10 @@ public sealed class HmmTests
         using var self = Hmm(variant, design);
         var p = self.Self;
         ulong size = ReadPmdPagesize();
-        ulong[] offsets = [0, 512 * OneKb, OneMeg];
         ulong newPtr = 0;
+        if (size == 0)
+            size = TwoMeg;
+        ulong[] offsets = [0, size / 4, size / 2];
 
         for (int before = 0; before < 2; ++before)
         {
@@ -1059,5 +1112,94 @@ public sealed class HmmTests
 
         buffer.Ptr = oldPtr;
         HmmBufferFree(p, buffer);
+    }
+
+    /// <summary>struct benchmark_results: mean milliseconds a migration and the GB/s they make.</summary>
+    private readonly record struct BenchmarkResults(double SysToDevTime, double DevToSysTime, double ThroughputS2d, double ThroughputD2s);
+
+    /// <summary>hmm_buffer_alloc: a buffer of <paramref name="size"/> bytes whose mirror is all 0xFF.</summary>
+    private static HmmBuffer HmmBufferAlloc(ulong size)
+    {
+        var buffer = NewBuffer(size, size);
+        Array.Fill(buffer.Mirror, (byte)0xFF);
+        return buffer;
+    }
+
+    /// <summary>run_migration_benchmark: one buffer, migrated to the device and back once to warm up,
+    /// then <paramref name="iterations"/> timed times. 0, or -1 / -errno as the C function returns.</summary>
+    private static int RunMigrationBenchmark(Process p, Dmirror fd, bool useThp, ulong bufferSize, int iterations, out BenchmarkResults results)
+    {
+        results = default;
+        ulong npages = bufferSize / PageSize;
+        var buffer = HmmBufferAlloc(bufferSize);
+
+        if (p.Mmap(0, bufferSize, ProtRw, PrivateAnon, out buffer.Ptr) != Errno.None)
+            return -1;
+
+        if (p.Madvise(buffer.Ptr, bufferSize, useThp ? Advice.HugePage : Advice.NoHugePage) != Errno.None)
+            return -1;
+
+        // Touch every page so that it is allocated.
+        CpuWriteInts(p, buffer.Ptr, bufferSize / sizeof(int), i => (int)(i & 0xFF));
+
+        // Warm-up round.
+        var ret = HmmMigrateSysToDev(fd, buffer, npages);
+        if (ret != Errno.None)
+            return -(int)ret;
+        ret = HmmMigrateDevToSys(fd, buffer, npages);
+        if (ret != Errno.None)
+            return -(int)ret;
+
+        double s2dTotal = 0, d2sTotal = 0;
+        for (int i = 0; i < iterations; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            ret = HmmMigrateSysToDev(fd, buffer, npages);
+            if (ret != Errno.None)
+                return -(int)ret;
+            s2dTotal += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+
+            start = Stopwatch.GetTimestamp();
+            ret = HmmMigrateDevToSys(fd, buffer, npages);
+            if (ret != Errno.None)
+                return -(int)ret;
+            d2sTotal += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        double gib = bufferSize / (1024.0 * 1024.0 * 1024.0);
+        double s2d = s2dTotal / iterations, d2s = d2sTotal / iterations;
+        results = new BenchmarkResults(s2d, d2s, gib / (s2d / 1000.0), gib / (d2s / 1000.0));
+
+        HmmBufferFree(p, buffer);
+        return 0;
+    }
+
+    /// <summary>The suite runs benchmark_thp_migration small: sizes up to two THPs and two timed rounds
+    /// (the C test: up to 128 THPs, five rounds). `hmmsim bench migrate` runs the whole table.</summary>
+    private const ulong BenchmarkMaxSize = 2 * TwoMeg;
+    private const int BenchmarkIterations = 2;
+
+    public void benchmark_thp_migration(string variant, DevicePrivateDesign design)
+    {
+        using var self = Hmm(variant, design);
+        var p = self.Self;
+        ulong thpSize = ReadPmdPagesize();
+        int iterations = BenchmarkIterations;
+
+        if (thpSize == 0)
+            thpSize = TwoMeg;
+
+        ulong[] testSizes = [thpSize / 4, thpSize / 2, thpSize, thpSize * 2, thpSize * 4, thpSize * 8, thpSize * 128];
+
+        foreach (ulong size in testSizes)
+        {
+            // The C test stops at sizes past INT_MAX; the suite stops at its own bound.
+            if (size > int.MaxValue || size > BenchmarkMaxSize)
+                break;
+
+            // The results are what print_benchmark_results shows; a case has no output, so they go unprinted.
+            Assert.Equal(0, RunMigrationBenchmark(p, self.Fd, useThp: true, size, iterations, out _));
+            Assert.Equal(0, RunMigrationBenchmark(p, self.Fd, useThp: false, size, iterations, out _));
+        }
     }
 }

@@ -115,6 +115,11 @@ public sealed class Process : IDisposable
         _machine.AfterOperation();
     }
 
+    /// <summary>One CPU load or store inside an operation the caller already holds open
+    /// (<c>Machine.Operation()</c>), with the DEBUG_VM checker left to the caller: a loop of plain loads
+    /// and stores makes no system call, so the checker need not run between them.</summary>
+    internal void AccessInOperation(ulong addr, Span<byte> buffer, bool write) => UserAccess.Access(Mm, addr, buffer, write);
+
     /// <summary>The 64-bit /proc/pid/pagemap entry for <paramref name="addr"/>.</summary>
     public ulong PagemapEntry(ulong addr)
     {

@@ -72,6 +72,7 @@ public abstract class Arch
     internal abstract ulong PmdMkwrite(ulong pmd);
     internal abstract ulong PmdWrprotect(ulong pmd);
     internal abstract ulong PmdMkdirty(ulong pmd);
+    internal abstract ulong PmdMksoftDirty(ulong pmd);
     internal abstract ulong PmdMkyoung(ulong pmd);
     internal abstract ulong PmdMkold(ulong pmd);
     internal abstract ulong PmdModify(ulong pmd, ulong pgprot);

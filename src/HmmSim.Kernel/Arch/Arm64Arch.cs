@@ -142,6 +142,7 @@ internal sealed class Arm64Arch : Arch
     internal override ulong PmdMkwrite(ulong pmd) => PteMkwrite(pmd);
     internal override ulong PmdWrprotect(ulong pmd) => PteWrprotect(pmd);
     internal override ulong PmdMkdirty(ulong pmd) => PteMkdirty(pmd);
+    internal override ulong PmdMksoftDirty(ulong pmd) => pmd;
     internal override ulong PmdMkyoung(ulong pmd) => PteMkyoung(pmd);
     internal override ulong PmdMkold(ulong pmd) => PteMkold(pmd);
     internal override ulong PmdModify(ulong pmd, ulong pgprot) => PteModify(pmd, pgprot);

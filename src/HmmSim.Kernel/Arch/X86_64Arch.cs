@@ -141,6 +141,7 @@ internal sealed class X86_64Arch : Arch
     internal override ulong PmdMkwrite(ulong pmd) => pmd | PageRw;
     internal override ulong PmdWrprotect(ulong pmd) => pmd & ~PageRw;
     internal override ulong PmdMkdirty(ulong pmd) => pmd | PageDirty | PageSoftDirty;
+    internal override ulong PmdMksoftDirty(ulong pmd) => pmd | PageSoftDirty;
     internal override ulong PmdMkyoung(ulong pmd) => pmd | PageAccessed;
     internal override ulong PmdMkold(ulong pmd) => pmd & ~PageAccessed;
 

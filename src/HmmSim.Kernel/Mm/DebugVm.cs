@@ -261,8 +261,10 @@ internal static class DebugVm
                 ThrowHelper.KernelBug($"DEBUG_VM: device-private entry at 0x{addr:x} names {page}, which is not device-private");
             if (kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace && !page.Section.InDevicePrivateSpace)
                 ThrowHelper.KernelBug($"DEBUG_VM: device-private {page} at 0x{addr:x} was reached through the physical memmap in the redesign");
-            if (!vma.IsAnonymous || !folio.IsAnon)
-                ThrowHelper.KernelBug($"DEBUG_VM: device-private {folio} mapped at 0x{addr:x} in {vma}, but device-private folios are always anonymous");
+            // zap_nonpresent_ptes' WARN: the folio is anonymous; its VMA need not be (a COW folio of a
+            // MAP_PRIVATE file mapping may move to device-private memory).
+            if (!folio.IsAnon)
+                ThrowHelper.KernelBug($"DEBUG_VM: device-private {folio} mapped at 0x{addr:x} in {vma} is not anonymous");
             if (folio.RefCount <= 0)
                 ThrowHelper.KernelBug($"DEBUG_VM: device-private entry at 0x{addr:x} names freed {folio}");
             if (pmdLevel)

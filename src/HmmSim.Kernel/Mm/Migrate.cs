@@ -57,16 +57,18 @@ internal static class Migrate
         var sw = kernel.Swapops;
         ulong old = slot;
         var page = folio.Page();
-        bool write, young = false, dirty = false;
+        bool write, young = false, dirty = false, softDirty;
         if (arch.PmdPresent(old))
         {
             write = arch.PmdWrite(old);
             young = arch.PmdYoung(old);
             dirty = arch.PmdDirty(old);
+            softDirty = arch.PmdSoftDirty(old);
         }
         else
         {
             write = sw.SoftleafIsDevicePrivateWrite(arch.PmdToSwpEntry(old));
+            softDirty = arch.PmdSwpSoftDirty(old);
         }
         bool anonExclusive = folio.IsAnon && page.AnonExclusive;
         if (anonExclusive)
@@ -79,7 +81,8 @@ internal static class Migrate
         if (dirty)
             folio.SetFlag(PageFlags.Dirty);
         var entry = MakeMigrationEntry(sw, page, write, anonExclusive, young, dirty);
-        slot = arch.SwpEntryToPmd(entry);
+        ulong pmd = arch.SwpEntryToPmd(entry);
+        slot = softDirty ? arch.PmdSwpMksoftDirty(pmd) : pmd;
         Rmap.FolioRemoveRmapPmd(folio, vma);
         folio.Put();
         return true;
@@ -232,18 +235,23 @@ internal static class Migrate
         var kernel = vma.Mm.Kernel;
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
-        var entry = arch.PmdToSwpEntry(slot);
+        ulong old = slot;
+        var entry = arch.PmdToSwpEntry(old);
         bool write = sw.SoftleafIsMigrationWrite(entry);
         bool exclusive = folio.IsAnon && !sw.SoftleafIsMigrationRead(entry);
+        bool softDirty = arch.PmdSwpSoftDirty(old);
         folio.Get();
         Rmap.FolioAddAnonRmapPmd(folio, vma, exclusive);
         if (folio.IsDevicePrivate)
         {
             var dev = write ? sw.MakeWritableDevicePrivateEntryFromPage(folio.Page()) : sw.MakeReadableDevicePrivateEntryFromPage(folio.Page());
-            slot = arch.SwpEntryToPmd(dev);
+            ulong e = arch.SwpEntryToPmd(dev);
+            slot = softDirty ? arch.PmdSwpMksoftDirty(e) : e;
             return;
         }
         ulong pmd = arch.PfnPmd(folio.Page().ToPfn(), vma.PageProt);
+        if (softDirty)
+            pmd = arch.PmdMksoftDirty(pmd);
         pmd = sw.IsMigrationEntryYoung(entry) ? arch.PmdMkyoung(pmd) : arch.PmdMkold(pmd);
         if (folio.Test(PageFlags.Dirty) && sw.IsMigrationEntryDirty(entry))
             pmd = arch.PmdMkdirty(pmd);

@@ -210,12 +210,13 @@ internal static class SwapFaults
         var entry = arch.PmdToSwpEntry(pmd);
         var folio = sw.SoftleafToFolio(entry);
         Interlocked.Add(ref dst.Mm.AnonRss, Arch.PtrsPerTable);
+        // Both downgrades keep the soft-dirty bit of the parent's entry (and so the child's).
         if (sw.SoftleafIsMigration(entry))
         {
             if (sw.SoftleafIsMigrationWrite(entry) || sw.SoftleafIsMigrationReadExclusive(entry))
             {
                 var ro = sw.SoftleafIsMigrationDevicePrivate(entry) ? sw.MakeReadableMigrationDevicePrivateEntry(entry.Offset) : sw.MakeReadableMigrationEntry(entry.Offset);
-                srcPmd = pmd = arch.SwpEntryToPmd(ro);
+                srcPmd = pmd = KeepPmdSwpSoftDirty(arch, pmd, arch.SwpEntryToPmd(ro));
             }
             return pmd;
         }
@@ -226,12 +227,16 @@ internal static class SwapFaults
                 folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
             Rmap.FolioDupRmapPmd(folio, kernel);
             if (sw.SoftleafIsDevicePrivateWrite(entry))
-                srcPmd = pmd = arch.SwpEntryToPmd(sw.MakeReadableDevicePrivateEntry(entry.Offset));
+                srcPmd = pmd = KeepPmdSwpSoftDirty(arch, pmd, arch.SwpEntryToPmd(sw.MakeReadableDevicePrivateEntry(entry.Offset)));
             return pmd;
         }
         ThrowHelper.KernelBug($"fork: unexpected PMD entry {entry} at 0x{addr:x} in {src}");
         return 0;
     }
+
+    /// <summary><paramref name="pmd"/> with the swap soft-dirty bit of <paramref name="from"/>.</summary>
+    public static ulong KeepPmdSwpSoftDirty(Arch arch, ulong from, ulong pmd) =>
+        arch.PmdSwpSoftDirty(from) ? arch.PmdSwpMksoftDirty(pmd) : pmd;
 
     /// <summary>Splitting a non-present PMD (a migration entry or a device-private THP) into 512 PTE entries.</summary>
     public static void SplitNonPresentPmd(Vma vma, ulong pmd, Span<ulong> ptes, ulong haddr)
