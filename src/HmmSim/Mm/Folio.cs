@@ -19,7 +19,9 @@ public readonly struct Folio : IEquatable<Folio>
     internal ref PageDesc Head => ref Section.Pages[Index];
     internal ref PageDesc Tail(int n) => ref Section.Pages[Index + n];
     internal Memmap Memmap => Section.Owner;
-    public Page Page(int n = 0) => new(Section, Index + n);
+    /// <summary>folio_page: page <paramref name="n"/> of the folio, in a later section for the tails of a
+    /// ZONE_DEVICE folio larger than a section.</summary>
+    public Page Page(int n = 0) => new Page(Section, Index).Nth(n);
     internal bool Test(PageFlags flag) => (Head.Flags & (uint)flag) != 0;
 
     public bool IsLarge => Test(PageFlags.Head);
