@@ -59,12 +59,14 @@ public sealed class Process : IDisposable
             var mm = new MmStruct(_machine.Kernel);
             Errno err;
             Mm.MmapLock.EnterWriteLock();
+            Mm.WriteProtectSeqBegin();   // copy_page_range's write_protect_seq: GUP-fast pins back off
             try
             {
                 err = HmmSim.Fork.DupMmap(Mm, mm);
             }
             finally
             {
+                Mm.WriteProtectSeqEnd();
                 Mm.MmapLock.ExitWriteLock();
             }
             if (err != Errno.None)
@@ -149,6 +151,39 @@ public sealed class Process : IDisposable
         }
         _machine.AfterOperation();
         return n;
+    }
+
+    /// <summary>get_user_pages_fast on this process (the caller's own mm): FOLL_GET is implied and
+    /// <paramref name="gupFlags"/> are the caller's (FOLL_WRITE, FOLL_LONGTERM, ...). No mmap_lock
+    /// unless part of the range needs the slow path.</summary>
+    internal long GetUserPagesFast(ulong start, Span<Page> pages, FollFlags gupFlags) =>
+        Fast(start, pages, gupFlags, pin: false);
+
+    /// <summary>pin_user_pages_fast on this process: FOLL_PIN is implied; release with <see cref="Gup.UnpinUserPage"/>.</summary>
+    internal long PinUserPagesFast(ulong start, Span<Page> pages, FollFlags gupFlags) =>
+        Fast(start, pages, gupFlags, pin: true);
+
+    private long Fast(ulong start, Span<Page> pages, FollFlags gupFlags, bool pin)
+    {
+        ThrowIfExited();
+        long n;
+        using (_machine.Operation())
+            n = pin ? Gup.PinUserPagesFast(Mm, start, pages, gupFlags) : Gup.GetUserPagesFast(Mm, start, pages, gupFlags);
+        _machine.AfterOperation();
+        return n;
+    }
+
+    /// <summary>An ioctl on /sys/kernel/debug/gup_test (mm/gup_test.c) from this process: GUP over
+    /// [addr, addr+size) in calls of <paramref name="nrPagesPerCall"/> pages, then every page put back.
+    /// <paramref name="pinnedSize"/> is gup->size on return, the bytes the calls got.</summary>
+    internal Errno GupTest(GupTestCmd cmd, ulong addr, ulong size, uint nrPagesPerCall, FollFlags gupFlags, out ulong pinnedSize)
+    {
+        ThrowIfExited();
+        Errno err;
+        using (_machine.Operation())
+            err = HmmSim.GupTest.Ioctl(Mm, cmd, addr, size, nrPagesPerCall, gupFlags, out pinnedSize);
+        _machine.AfterOperation();
+        return err;
     }
 
 

@@ -69,13 +69,16 @@ public readonly struct Folio : IEquatable<Folio>
     public void GetMany(int n) => Interlocked.Add(ref Head.RefCount, n);
 
     /// <summary>folio_try_get: fails on a folio that is already on its way to being freed.</summary>
-    public bool TryGet()
+    public bool TryGet() => TryGetMany(1);
+
+    /// <summary>folio_ref_try_add: adds <paramref name="n"/> references unless the count is already 0.</summary>
+    public bool TryGetMany(int n)
     {
         ref int rc = ref Head.RefCount;
         int v = Volatile.Read(ref rc);
         while (v > 0)
         {
-            int seen = Interlocked.CompareExchange(ref rc, v + 1, v);
+            int seen = Interlocked.CompareExchange(ref rc, v + n, v);
             if (seen == v)
                 return true;
             v = seen;
