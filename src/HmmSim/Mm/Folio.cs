@@ -63,8 +63,21 @@ public readonly struct Folio : IEquatable<Folio>
     /// <summary>folio->mapping handle (anon_vma or address_space); see <see cref="Memmap.Mappings"/>.</summary>
     public uint Mapping { get => Head.Mapping; set => Head.Mapping = value; }
 
+    /// <summary>folio_get: the caller already holds a reference, so the count was at least 1
+    /// (VM_BUG_ON_FOLIO on a count of 0 or one wrapped negative, with the checker on).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Get() => Interlocked.Increment(ref Head.RefCount);   // folio_get
+    public void Get()
+    {
+        if (Interlocked.Increment(ref Head.RefCount) is <= 1 and > -127)
+            GetOfUnreferencedFolio();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void GetOfUnreferencedFolio()
+    {
+        if (Memmap.Kernel.Config.CheckInvariants)
+            ThrowHelper.KernelBug($"VM_BUG_ON_FOLIO: folio_get on {this} with refcount {RefCount - 1}");
+    }
 
     public void GetMany(int n) => Interlocked.Add(ref Head.RefCount, n);
 
