@@ -406,7 +406,7 @@ public class GupFastTests
             (GupTestCmd.GupBasicTest, FollFlags.None),
             (GupTestCmd.GupFastBenchmark, FollFlags.None),
             (GupTestCmd.PinFastBenchmark, FollFlags.Longterm),
-            (GupTestCmd.PinLongtermBenchmark, FollFlags.Longterm),
+            (GupTestCmd.PinLongtermBenchmark, FollFlags.None),   // gup_test adds FOLL_LONGTERM itself
         ];
         for (int i = 0; i < steps.Length; i++)
         {
