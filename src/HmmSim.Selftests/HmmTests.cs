@@ -702,8 +702,11 @@ public sealed class HmmTests
 
     /// <summary>One gup_test ioctl on one page (nr_pages_per_call = 1, size = page_size, gup_flags =
     /// FOLL_WRITE | flags), with the references or pins dropped again as mm/gup_test.c does.</summary>
-    private static void GupTestExec(Process p, ulong addr, GupTestCmd cmd, bool longterm = false) =>
-        Assert.Equal(1L, p.GupTest(cmd, addr, 1, longterm));
+    private static void GupTestExec(Process p, ulong addr, GupTestRequest cmd, bool longterm = false)
+    {
+        Assert.Equal(Errno.None, p.GupTest(cmd, addr, PageSize, longterm, out ulong size));
+        Assert.Equal(PageSize, size);
+    }
 
     public void hmm_gup_test(string variant, DevicePrivateDesign design)
     {
@@ -721,13 +724,13 @@ public sealed class HmmTests
         AssertInts(buffer.Mirror, 0, Ints(size), i => (int)i, "mirror");
 
         // GUP_BASIC_TEST: get_user_pages.
-        GupTestExec(p, buffer.Ptr, GupTestCmd.GupBasicTest);
+        GupTestExec(p, buffer.Ptr, GupTestRequest.GupBasicTest);
         // GUP_FAST_BENCHMARK: get_user_pages_fast (falls back to the slow path for a non-present pte).
-        GupTestExec(p, buffer.Ptr + 1 * PageSize, GupTestCmd.GupFastBenchmark);
+        GupTestExec(p, buffer.Ptr + 1 * PageSize, GupTestRequest.GupFastBenchmark);
         // PIN_FAST_BENCHMARK with FOLL_LONGTERM: pin_user_pages_fast.
-        GupTestExec(p, buffer.Ptr + 2 * PageSize, GupTestCmd.PinFastBenchmark, longterm: true);
+        GupTestExec(p, buffer.Ptr + 2 * PageSize, GupTestRequest.PinFastBenchmark, longterm: true);
         // PIN_LONGTERM_BENCHMARK: pin_user_pages with FOLL_LONGTERM added by gup_test.
-        GupTestExec(p, buffer.Ptr + 3 * PageSize, GupTestCmd.PinLongtermBenchmark);
+        GupTestExec(p, buffer.Ptr + 3 * PageSize, GupTestRequest.PinLongtermBenchmark);
 
         Assert.Equal(Errno.None, HmmDmirrorCmd(self.Fd, HmmDmirrorRequest.Snapshot, buffer, npages));
         Assert.Equal(npages, buffer.CPages);

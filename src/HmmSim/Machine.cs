@@ -52,6 +52,7 @@ public sealed class Machine : IDisposable
         DevicePrivateDesign = (K.DevicePrivateDesign)c.DevicePrivateDesign,
         PciTopology = (K.PciTopology)c.PciTopology,
         Seed = c.Seed,
+        CheckInvariants = c.CheckInvariants,
         Thp = (K.ThpPolicy)c.Thp,
         HugetlbPages = c.HugetlbPages,
     };

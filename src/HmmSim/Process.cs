@@ -63,12 +63,14 @@ public sealed class Process : IDisposable
             var mm = new MmStruct(_machine.Kernel);
             K.Errno err;
             Mm.MmapLock.EnterWriteLock();
+            Mm.WriteProtectSeqBegin();   // copy_page_range's write_protect_seq: GUP-fast pins back off
             try
             {
                 err = K.Fork.DupMmap(Mm, mm);
             }
             finally
             {
+                Mm.WriteProtectSeqEnd();
                 Mm.MmapLock.ExitWriteLock();
             }
             if (err != K.Errno.None)
@@ -160,34 +162,43 @@ public sealed class Process : IDisposable
         return n;
     }
 
+    /// <summary>get_user_pages_fast on this process (the caller's own mm): FOLL_GET is implied and
+    /// <paramref name="gupFlags"/> are the caller's (FOLL_WRITE, FOLL_LONGTERM, ...). No mmap_lock
+    /// unless part of the range needs the slow path.</summary>
+    internal long GetUserPagesFast(ulong start, Span<Page> pages, FollFlags gupFlags) =>
+        Fast(start, pages, gupFlags, pin: false);
 
-    /// <summary>One ioctl of mm/gup_test.c's /sys/kernel/debug/gup_test on <paramref name="nrPages"/>
-    /// pages at <paramref name="addr"/>, FOLL_WRITE set: the pages are taken (got or pinned) and
-    /// released again; returns how many were taken, or -errno.</summary>
-    internal long GupTest(GupTestCmd cmd, ulong addr, int nrPages, bool longterm = false)
+    /// <summary>pin_user_pages_fast on this process: FOLL_PIN is implied; release with <see cref="Gup.UnpinUserPage"/>.</summary>
+    internal long PinUserPagesFast(ulong start, Span<Page> pages, FollFlags gupFlags) =>
+        Fast(start, pages, gupFlags, pin: true);
+
+    private long Fast(ulong start, Span<Page> pages, FollFlags gupFlags, bool pin)
     {
-        var flags = FollFlags.Write | (longterm ? FollFlags.Longterm : 0) | cmd switch
-        {
-            GupTestCmd.GupBasicTest or GupTestCmd.GupFastBenchmark => FollFlags.Get,
-            GupTestCmd.PinFastBenchmark => FollFlags.Pin,
-            GupTestCmd.PinLongtermBenchmark => FollFlags.Pin | FollFlags.Longterm,
-            _ => throw new ArgumentOutOfRangeException(nameof(cmd)),
-        };
-        var pages = new Page[nrPages];
-        long n = GetUserPages(addr, pages, flags);
+        ThrowIfExited();
+        long n;
         using (_machine.Operation())
-        {
-            for (long i = 0; i < n; i++)
-            {
-                if ((flags & FollFlags.Pin) != 0)
-                    Gup.UnpinUserPage(pages[i]);
-                else
-                    Gup.PutPage(pages[i]);
-            }
-        }
+            n = pin ? Gup.PinUserPagesFast(Mm, start, pages, gupFlags) : Gup.GetUserPagesFast(Mm, start, pages, gupFlags);
         _machine.AfterOperation();
         return n;
     }
+
+    /// <summary>An ioctl on /sys/kernel/debug/gup_test (mm/gup_test.c) from this process: GUP over
+    /// [addr, addr+size) in calls of <paramref name="nrPagesPerCall"/> pages, then every page put back.
+    /// <paramref name="pinnedSize"/> is gup->size on return, the bytes the calls got.</summary>
+    internal Errno GupTest(GupTestCmd cmd, ulong addr, ulong size, uint nrPagesPerCall, FollFlags gupFlags, out ulong pinnedSize)
+    {
+        ThrowIfExited();
+        K.Errno err;
+        using (_machine.Operation())
+            err = K.GupTest.Ioctl(Mm, cmd, addr, size, nrPagesPerCall, gupFlags, out pinnedSize);
+        _machine.AfterOperation();
+        return (Errno)err;
+    }
+
+    /// <summary>The same ioctl as the selftests issue it, one page per call with FOLL_WRITE, through
+    /// the user-space names of gup_test.h (<see cref="GupTestRequest"/>).</summary>
+    internal Errno GupTest(GupTestRequest request, ulong addr, ulong size, bool longterm, out ulong pinnedSize) =>
+        GupTest((GupTestCmd)request, addr, size, 1, FollFlags.Write | (longterm ? FollFlags.Longterm : 0), out pinnedSize);
 
     public Dmirror OpenDmirror(int unit) => _machine.OpenDmirror(this, unit);
 
@@ -227,5 +238,5 @@ public sealed class Process : IDisposable
     }
 }
 
-/// <summary>The gup_test ioctl commands (mm/gup_test.h) the HMM selftests use.</summary>
-internal enum GupTestCmd { GupFastBenchmark, PinFastBenchmark, PinLongtermBenchmark, GupBasicTest }
+/// <summary>The gup_test ioctl numbers of mm/gup_test.h, as user space (the selftests) names them.</summary>
+internal enum GupTestRequest { GupFastBenchmark = 1, PinFastBenchmark = 2, PinLongtermBenchmark = 3, GupBasicTest = 4, PinBasicTest = 5 }

@@ -11,6 +11,8 @@ internal sealed record KernelConfig
     public IReadOnlyList<PhysicalRange> PciWindows { get; init; } = [];
     public DevicePrivateDesign DevicePrivateDesign { get; init; } = DevicePrivateDesign.DeviceAddressSpace;
     public PciTopology PciTopology { get; init; } = PciTopology.CommonSwitch;
+    /// <summary>CONFIG_DEBUG_VM with panic_on_warn: VM_BUG_ON and VM_WARN_ON checks throw.</summary>
+    public bool CheckInvariants { get; init; } = true;
     public ulong Seed { get; init; }
     /// <summary>transparent_hugepage/enabled.</summary>
     public ThpPolicy Thp { get; init; } = ThpPolicy.Madvise;

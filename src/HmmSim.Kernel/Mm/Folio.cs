@@ -19,7 +19,9 @@ public readonly struct Folio : IEquatable<Folio>
     internal ref PageDesc Head => ref Section.Pages[Index];
     internal ref PageDesc Tail(int n) => ref Section.Pages[Index + n];
     internal Memmap Memmap => Section.Owner;
-    public Page Page(int n = 0) => new(Section, Index + n);
+    /// <summary>folio_page: page <paramref name="n"/> of the folio, in a later section for the tails of a
+    /// ZONE_DEVICE folio larger than a section.</summary>
+    public Page Page(int n = 0) => new Page(Section, Index).Nth(n);
     internal bool Test(PageFlags flag) => (Head.Flags & (uint)flag) != 0;
 
     public bool IsLarge => Test(PageFlags.Head);
@@ -61,19 +63,35 @@ public readonly struct Folio : IEquatable<Folio>
     /// <summary>folio->mapping handle (anon_vma or address_space); see <see cref="Memmap.Mappings"/>.</summary>
     public uint Mapping { get => Head.Mapping; set => Head.Mapping = value; }
 
+    /// <summary>folio_get: the caller already holds a reference, so the count was at least 1
+    /// (VM_BUG_ON_FOLIO on a count of 0 or one wrapped negative, with the checker on).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Get() => Interlocked.Increment(ref Head.RefCount);   // folio_get
+    public void Get()
+    {
+        if (Interlocked.Increment(ref Head.RefCount) is <= 1 and > -127)
+            GetOfUnreferencedFolio();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void GetOfUnreferencedFolio()
+    {
+        if (Memmap.Kernel.Config.CheckInvariants)
+            ThrowHelper.KernelBug($"VM_BUG_ON_FOLIO: folio_get on {this} with refcount {RefCount - 1}");
+    }
 
     internal void GetMany(int n) => Interlocked.Add(ref Head.RefCount, n);
 
     /// <summary>folio_try_get: fails on a folio that is already on its way to being freed.</summary>
-    internal bool TryGet()
+    internal bool TryGet() => TryGetMany(1);
+
+    /// <summary>folio_ref_try_add: adds <paramref name="n"/> references unless the count is already 0.</summary>
+    internal bool TryGetMany(int n)
     {
         ref int rc = ref Head.RefCount;
         int v = Volatile.Read(ref rc);
         while (v > 0)
         {
-            int seen = Interlocked.CompareExchange(ref rc, v + 1, v);
+            int seen = Interlocked.CompareExchange(ref rc, v + n, v);
             if (seen == v)
                 return true;
             v = seen;

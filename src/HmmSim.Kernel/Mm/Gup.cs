@@ -37,6 +37,8 @@ internal static partial class Gup
     {
         if ((flags & (FollFlags.Get | FollFlags.Pin)) == (FollFlags.Get | FollFlags.Pin))
             ThrowHelper.Argument(nameof(flags), "FOLL_GET and FOLL_PIN are exclusive");
+        // __get_user_pages: pages to fill but neither a reference nor a pin to take on them.
+        VmWarn.On(mm.Kernel, !pages.IsEmpty && (flags & (FollFlags.Get | FollFlags.Pin)) == 0, "__get_user_pages: pages wanted without FOLL_GET or FOLL_PIN");
         int i = 0;
         for (; i < pages.Length; i++)
         {
@@ -47,7 +49,8 @@ internal static partial class Gup
                 return i > 0 ? i : -(long)err;
             Page page;
             int tries = 0;
-            while (!FollowPage(vma!, addr, flags, out page))
+            Errno grabbed;
+            while ((grabbed = FollowPage(vma!, addr, flags, out page)) == Errno.EAGAIN)
             {
                 var fflags = FaultFlags.Remote;
                 if ((flags & FollFlags.Write) != 0)
@@ -61,6 +64,8 @@ internal static partial class Gup
                     return i > 0 ? i : -(long)e;
                 }
             }
+            if (grabbed != Errno.None)
+                return i > 0 ? i : -(long)grabbed;
             pages[i] = page;
         }
         return i;
@@ -87,47 +92,53 @@ internal static partial class Gup
     private static bool NeedsUnshare(Vma vma, ulong addr, FollFlags flags) => (flags & FollFlags.Pin) != 0;
 
     /// <summary>follow_page_mask: the page if mapped with enough permission (and, for a pin of anon memory,
-    /// exclusive); takes the reference or pin. False means a fault is needed.</summary>
-    private static bool FollowPage(Vma vma, ulong addr, FollFlags flags, out Page page)
+    /// exclusive); takes the reference or pin. EAGAIN means a fault is needed; ENOMEM is try_grab_folio
+    /// failing on a folio with no reference left.</summary>
+    private static Errno FollowPage(Vma vma, ulong addr, FollFlags flags, out Page page)
     {
         page = default;
         var mm = vma.Mm;
         var arch = mm.Arch;
         bool write = (flags & FollFlags.Write) != 0;
         if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
-            return false;
+            return Errno.EAGAIN;
         lock (mm.PageTableLock)
         {
             ulong pmd = mm.PmdRef(pmdTable, addr);
             if (pmd == 0)
-                return false;
+                return Errno.EAGAIN;
             if (!arch.IsTable(pmd))
             {
                 if (!arch.PmdPresent(pmd) || write && !arch.PmdWrite(pmd))
-                    return false;
+                    return Errno.EAGAIN;
                 page = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Nth(MmStruct.PteIndex(addr));
             }
             else
             {
                 ulong pte = mm.Table(arch.TablePfn(pmd))[MmStruct.PteIndex(addr)];
                 if (pte == 0 || !arch.PtePresent(pte) || arch.PteProtNone(pte) || write && !arch.PteWrite(pte))
-                    return false;
+                    return Errno.EAGAIN;
                 page = arch.PteSpecial(pte) ? mm.Kernel.Memmap.PfnToPage(arch.PtePfn(pte)) : Memory.VmNormalPage(vma, pte);
             }
             var folio = page.Folio;
             if ((flags & FollFlags.Pin) != 0 && folio.IsAnon && !page.AnonExclusive)
-                return false;   // FAULT_FLAG_UNSHARE first
+                return Errno.EAGAIN;   // FAULT_FLAG_UNSHARE first
             if (folio.IsZero)
-                return true;    // the zero page is never refcounted or pinned
-            TryGrabFolio(folio, flags);
-            return true;
+                return Errno.None;     // the zero page is never refcounted or pinned
+            return TryGrabFolio(folio, flags);
         }
     }
 
     /// <summary>try_grab_folio: FOLL_GET takes a reference; FOLL_PIN adds GUP_PIN_COUNTING_BIAS to a small
-    /// folio's refcount, or one reference and one _pincount to a large folio.</summary>
-    public static void TryGrabFolio(Folio folio, FollFlags flags)
+    /// folio's refcount, or one reference and one _pincount to a large folio. The caller holds a stable
+    /// reference (the mapping's), so a folio with none left is a warning and ENOMEM.</summary>
+    public static Errno TryGrabFolio(Folio folio, FollFlags flags)
     {
+        if ((flags & (FollFlags.Get | FollFlags.Pin)) != 0 && folio.RefCount <= 0)
+        {
+            VmWarn.Warn(folio.Memmap.Kernel, $"try_grab_folio: {folio} has refcount {folio.RefCount}");
+            return Errno.ENOMEM;
+        }
         if ((flags & FollFlags.Pin) != 0)
         {
             if (folio.IsLarge)
@@ -144,11 +155,13 @@ internal static partial class Gup
         {
             folio.Get();
         }
+        return Errno.None;
     }
 
     /// <summary>unpin_user_page.</summary>
     public static void UnpinUserPage(Page page)
     {
+        SanityCheckPinnedPages(page.Memmap.Kernel, new ReadOnlySpan<Page>(in page));
         var folio = page.Folio;
         if (folio.IsZero)
             return;
@@ -233,7 +246,7 @@ internal static partial class Gup
             ulong s = Math.Max(start, vma.Start), e = Math.Min(end, vma.End);
             for (ulong a = s; a < e; a += Arch.PageSize)
             {
-                if (FollowPage(vma, a, write ? FollFlags.Write : FollFlags.None, out _))
+                if (FollowPage(vma, a, write ? FollFlags.Write : FollFlags.None, out _) == Errno.None)
                     continue;
                 var ret = Memory.HandleMmFault(vma, a, write ? FaultFlags.Write : FaultFlags.None);
                 if ((ret & VmFaultResult.Error) != 0)

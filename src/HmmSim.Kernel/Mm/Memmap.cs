@@ -97,6 +97,12 @@ internal sealed class Memmap
         return new Page(sec, (int)(index.Value - sec.FirstNumber));
     }
 
+    /// <summary>The page numbered <paramref name="number"/> in the physical or the device-private
+    /// address space: pfn_to_page or device_private_offset_to_page.</summary>
+    public Page PageAt(bool devicePrivateSpace, ulong number) => devicePrivateSpace
+        ? DevicePrivateOffsetToPage(new DevicePrivateIndex(number))
+        : PfnToPage(new Pfn(number));
+
     private PresentRange? FindPresent(bool devicePrivateSpace, ulong number)
     {
         foreach (var r in _present)
@@ -158,9 +164,14 @@ internal sealed class Memmap
                     if (inFolio == 1)
                         d.Flags |= (uint)order << 24;
                 }
-                else if (order > 0)
+                else
                 {
-                    d.Flags = (uint)PageFlags.Head;
+                    if (order > 0)
+                        d.Flags = (uint)PageFlags.Head;
+                    // __init_zone_device_page: MEMORY_DEVICE_GENERIC pages keep the count of 1 that
+                    // __init_single_page gave them; every other type starts at 0 for its allocator.
+                    if (r.Pgmap.Type == MemoryType.Generic)
+                        d.RefCount = 1;
                 }
             }
         }

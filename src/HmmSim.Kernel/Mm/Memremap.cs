@@ -143,7 +143,7 @@ public static class Memremap
     {
         var pgmap = page.Section.SubsectionPgmap?[page.Index >> MemSection.SubsectionShift]
             ?? ThrowHelper.KernelBug<DevPagemap>($"zone_device_folio_init on {page}, which is not ZONE_DEVICE");
-        if (order is 1 or < 0 or > MaxFolioOrder || (page.Index & ((1 << order) - 1)) != 0)
+        if (order is 1 or < 0 or > MaxFolioOrder || (page.Number & ((1UL << order) - 1)) != 0)
             ThrowHelper.Argument(nameof(order), $"order {order} is not a valid device folio order at {page}");
         int nr = 1 << order;
         for (int i = 0; i < nr; i++)

@@ -52,17 +52,26 @@ public readonly struct Page : IEquatable<Page>
         ? $"dpi 0x{Section.FirstNumber + (ulong)Index:x}"
         : $"pfn 0x{Section.FirstNumber + (ulong)Index:x}";
 
-    /// <summary>page_folio.</summary>
+    /// <summary>page_folio. A tail page holds its distance back to the head; a ZONE_DEVICE folio
+    /// larger than a section (a PUD-order vmemmap_shift) has tails whose head is in an earlier section.</summary>
     public Folio Folio
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
             ref var d = ref Desc;
-            return (d.Flags & (uint)PageFlags.Tail) == 0
-                ? new Folio(Section, Index)
-                : new Folio(Section, Index - (int)d.Mapping);
+            if ((d.Flags & (uint)PageFlags.Tail) == 0)
+                return new Folio(Section, Index);
+            int head = Index - (int)d.Mapping;
+            return head >= 0 ? new Folio(Section, head) : FolioInEarlierSection(d.Mapping);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Folio FolioInEarlierSection(uint distance)
+    {
+        var head = Memmap.PageAt(Section.InDevicePrivateSpace, Number - distance);
+        return new Folio(head.Section, head.Index);
     }
 
     /// <summary>page_pgmap: read through the folio, so head and tail pages agree (seed 003).</summary>
@@ -72,8 +81,17 @@ public readonly struct Page : IEquatable<Page>
     internal int MapCount => Volatile.Read(ref Desc.MapCount);
     internal bool AnonExclusive => Test(PageFlags.AnonExclusive);
 
-    /// <summary>nth_page.</summary>
-    public Page Nth(int n) => new(Section, Index + n);
+    /// <summary>nth_page: the page <paramref name="n"/> further on in the same address space, which
+    /// may be in another section (the memmap is virtually contiguous in the kernel, per section here).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Page Nth(int n)
+    {
+        int i = Index + n;
+        return (uint)i < (uint)Section.Pages.Length ? new(Section, i) : NthInOtherSection(n);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Page NthInOtherSection(int n) => Memmap.PageAt(Section.InDevicePrivateSpace, Number + (ulong)(long)n);
 
     public bool Equals(Page other) => ReferenceEquals(Section, other.Section) && Index == other.Index;
     public override bool Equals(object? obj) => obj is Page p && Equals(p);

@@ -107,6 +107,7 @@ public sealed partial class MmStruct
             ThrowHelper.KernelBug($"freeing {page} as a page table, but it is not one");
         Interlocked.Add(ref PgtablesBytes, -(long)Arch.PageSize);
         Kernel.VmStat.Add(VmStatItem.NrPageTablePages, -1);
+        SyncLocklessWalkers();   // tlb_remove_table: no GUP-fast walk may still be reading it
         page.Folio.Put();
     }
 

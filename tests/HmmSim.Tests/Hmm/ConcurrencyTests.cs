@@ -22,7 +22,7 @@ public class ConcurrencyTests
     }
 
     /// <summary>Runs the bodies on their own threads and rethrows the first failure.</summary>
-    private static void RunThreads(params Action[] bodies)
+    internal static void RunThreads(params Action[] bodies)
     {
         var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
         var threads = bodies.Select(b => new Thread(() =>
