@@ -29,6 +29,31 @@ internal static partial class Rmap
         if (exclusive)
             for (int i = 0; i < nr; i++)
                 page.Nth(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+        CheckAnonExclusive(vma.Mm.Kernel, folio, page, nr);
+    }
+
+    /// <summary>__folio_add_anon_rmap's VM_WARN_ON_FOLIOs: a page marked exclusive to one mm is mapped
+    /// exactly once (the model's mapcounts start at 0 where the kernel's start at -1, so the kernel's
+    /// "_mapcount &gt; 0" is "MapCount &gt; 1" here).</summary>
+    private static void CheckAnonExclusive(KernelState kernel, Folio folio, Page page, int nr)
+    {
+        if (!folio.IsLarge)
+        {
+            if (page.AnonExclusive && page.MapCount > 1)
+                VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(!folio_test_large && PageAnonExclusive && _mapcount > 0): __folio_add_anon_rmap: {folio} is exclusive but mapped {page.MapCount} times");
+            return;
+        }
+        int entire = folio.EntireMapCount;
+        for (int i = 0; i < nr; i++)
+        {
+            var cur = page.Nth(i);
+            if (!cur.AnonExclusive)
+                continue;
+            if (entire > 1)
+                VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(folio_entire_mapcount > 1 && PageAnonExclusive): __folio_add_anon_rmap: {cur} of {folio} is exclusive but the folio is PMD-mapped {entire} times");
+            if (cur.MapCount > 1)
+                VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(_mapcount > 0 && PageAnonExclusive): __folio_add_anon_rmap: {cur} of {folio} is exclusive but mapped {cur.MapCount} times");
+        }
     }
 
     public static void FolioAddAnonRmapPmd(Folio folio, Vma vma, bool exclusive)
@@ -37,6 +62,7 @@ internal static partial class Rmap
         if (exclusive)
             for (int i = 0; i < folio.NrPages; i++)
                 folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+        CheckAnonExclusive(vma.Mm.Kernel, folio, folio.Page(), folio.NrPages);
     }
 
     public static void FolioAddFileRmapPtes(Folio folio, Page page, int nr, Vma vma) => AddPtes(folio, page, nr, vma.Mm.Kernel, anon: false);
