@@ -76,7 +76,9 @@ internal sealed class DmirrorFile : IDisposable
         ObjectDisposedException.ThrowIf(_closed, this);
         if ((user.Addr & ~VirtAddr.PageMask) != 0)
             return Errno.EINVAL;
-        if (user.Npages >= 1UL << (64 - Arch.PageShift) || user.Addr >= user.Addr + (user.Npages << Arch.PageShift))
+        // The kernel's only range check: npages << PAGE_SHIFT may wrap, and a wrapped size that still
+        // ends above addr passes (the commands then work on the wrapped size, as they do in C).
+        if (user.Addr >= user.Addr + (user.Npages << Arch.PageShift))
             return Errno.EINVAL;
         var cmd = new IoctlCmd { Addr = user.Addr, Npages = user.Npages, Ptr = ptr };
         var err = command switch
@@ -368,20 +370,38 @@ internal sealed class DmirrorFile : IDisposable
             MmapReadUnlock(Mm);
         }
         // Return the migrated data for verification: only pages now in this device's mirror.
-        ulong size = end - start;
-        var bounce = new byte[size];
         ulong cpages = 0;
-        Errno r;
-        lock (_mutex)
-            r = DoReadLocked(start, end, bounce, start, ref cpages);
-        if (r == Errno.None)
-        {
-            if ((ulong)cmd.Ptr.Length < size)
-                return Errno.EFAULT;
-            bounce.CopyTo(cmd.Ptr);
-        }
+        var r = ReadMirrorToUser(start, end, cmd.Ptr, ref cpages);
         cmd.Cpages = cpages;
         return r;
+    }
+
+    /// <summary>dmirror_do_read into a bounce buffer, then copy_to_user, without one array of the whole
+    /// size (a range of 2 GiB or more does not fit one): ENOENT if any page is missing from the mirror
+    /// (nothing copied), EFAULT if the user buffer is shorter than the range, else the data window by window.</summary>
+    private Errno ReadMirrorToUser(ulong start, ulong end, Span<byte> user, ref ulong cpages)
+    {
+        const ulong window = (ulong)Arch.PtrsPerTable << Arch.PageShift;
+        lock (_mutex)
+        {
+            for (ulong vpfn = start >> Arch.PageShift; vpfn < end >> Arch.PageShift; vpfn++)
+            {
+                if (!_pt.ContainsKey(vpfn))
+                    return Errno.ENOENT;
+                cpages++;
+            }
+            if ((ulong)user.Length < end - start)
+                return Errno.EFAULT;
+            var bounce = new byte[Math.Min(window, end - start)];
+            for (ulong w = start; w < end; w += window)
+            {
+                ulong wEnd = Math.Min(end, w + window);
+                ulong unused = 0;
+                DoReadLocked(w, wEnd, bounce, w, ref unused);
+                bounce.AsSpan(0, (int)(wEnd - w)).CopyTo(user[(int)(w - start)..]);
+            }
+        }
+        return Errno.None;
     }
 
     /// <summary>dmirror_migrate_alloc_and_copy: device pages (2 MiB ones for compound entries, with a
@@ -641,16 +661,8 @@ internal sealed class DmirrorFile : IDisposable
         }
         if (ret != Errno.None)
             return ret;
-        var bounce = new byte[end - start];
         ulong cpages = 0;
-        lock (_mutex)
-            ret = DoReadLocked(start, end, bounce, start, ref cpages);
-        if (ret == Errno.None)
-        {
-            if ((ulong)cmd.Ptr.Length < (ulong)bounce.Length)
-                return Errno.EFAULT;
-            bounce.CopyTo(cmd.Ptr);
-        }
+        ret = ReadMirrorToUser(start, end, cmd.Ptr, ref cpages);
         cmd.Cpages = cpages;
         return ret;
     }
@@ -658,9 +670,19 @@ internal sealed class DmirrorFile : IDisposable
     /// <summary>dmirror_check_atomic.</summary>
     private Errno CheckAtomic(ulong start, ulong end)
     {
+        ulong first = start >> Arch.PageShift, last = end >> Arch.PageShift;
         lock (_mutex)
         {
-            for (ulong vpfn = start >> Arch.PageShift; vpfn < end >> Arch.PageShift; vpfn++)
+            // xa_for_each_range visits only the entries present, so a huge range costs what the mirror
+            // holds, not one step per page number; a small range is cheaper looked up page by page.
+            if (last - first > (ulong)_pt.Count)
+            {
+                foreach (var (vpfn, e) in _pt)
+                    if (vpfn >= first && vpfn < last && e.Tag == TagAtomic)
+                        return Errno.EPERM;
+                return Errno.None;
+            }
+            for (ulong vpfn = first; vpfn < last; vpfn++)
                 if (_pt.TryGetValue(vpfn, out var e) && e.Tag == TagAtomic)
                     return Errno.EPERM;
         }

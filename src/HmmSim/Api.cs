@@ -19,7 +19,7 @@ public enum MapFlags
     Populate = 0x8000, Hugetlb = 0x40000, FixedNoReplace = 0x100000,
 }
 
-public enum Advice { Normal = 0, DontNeed = 4, Free = 8, HugePage = 14, NoHugePage = 15, Collapse = 25 }
+public enum Advice { Normal = 0, Random = 1, Sequential = 2, WillNeed = 3, DontNeed = 4, Free = 8, HugePage = 14, NoHugePage = 15, Collapse = 25 }
 
 [Flags]
 public enum MremapFlags { None = 0, MayMove = 1, Fixed = 2, DontUnmap = 4 }

@@ -19,6 +19,7 @@ public sealed class Dmirror : IDisposable
     }
 
     internal Process Process { get; }
+    internal Machine Machine => _machine;
     internal DmirrorFile File { get; }
     internal DmirrorDevice Device => File.Device;
     /// <summary>The unit N of /dev/hmm_dmirrorN.</summary>

@@ -121,12 +121,20 @@ public sealed class Machine : IDisposable
         return p;
     }
 
-    /// <summary>An unlinked tmpfs file of <paramref name="size"/> bytes.</summary>
+    /// <summary>An unlinked tmpfs file of <paramref name="size"/> bytes. ftruncate's errors surface as
+    /// <see cref="ErrnoException"/>: EINVAL for a negative loff_t (above long.MaxValue), EFBIG past the
+    /// model's s_maxbytes (<see cref="Shmem.MaxBytes"/>, smaller than tmpfs's MAX_LFS_FILESIZE).</summary>
     public ShmemFile CreateFile(ulong size)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        var err = Shmem.CheckNewSize(size);
+        if (err != K.Errno.None)
+            throw new ErrnoException((Errno)err, $"ftruncate to {size} bytes");
         return new ShmemFile(this, size);
     }
+
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+    internal bool IsDisposed => _disposed;
 
     /// <summary>/proc/vmstat: the kernel's counter names where Linux has them.</summary>
     public IReadOnlyDictionary<string, long> VmStat

@@ -24,6 +24,17 @@ public sealed class Process : IDisposable
     public Errno Mmap(ulong addr, ulong length, Prot prot, MapFlags flags, out ulong mapped, ShmemFile? file = null, ulong offset = 0)
     {
         mapped = 0;
+        ThrowIfExited();
+        // ksys_mmap_pgoff looks the fd up only without MAP_ANONYMOUS: with it the file is ignored.
+        if ((flags & MapFlags.Anonymous) != 0)
+            file = null;
+        if (file is not null)
+        {
+            if (file.Machine != _machine)
+                throw new ArgumentException("the file belongs to another machine", nameof(file));
+            if (file.IsClosed)
+                return Errno.EBADF;   // fget of a closed fd
+        }
         ulong result = 0;
         var err = Syscall(() => K.Mmap.DoMmap(Mm, addr, length, (K.Prot)prot, (K.MapFlags)flags, file?.Mapping, offset, out result));
         mapped = result;
@@ -35,6 +46,12 @@ public sealed class Process : IDisposable
     public Errno Mmap(ulong addr, ulong length, Prot prot, MapFlags flags, out ulong mapped, Dmirror device, ulong offset = 0)
     {
         ArgumentNullException.ThrowIfNull(device);
+        ThrowIfExited();
+        if (device.Machine != _machine)
+            throw new ArgumentException("the device file belongs to another machine", nameof(device));
+        // MAP_ANONYMOUS: ksys_mmap_pgoff never looks at the fd, so this is an anonymous mapping.
+        if ((flags & MapFlags.Anonymous) != 0)
+            return Mmap(addr, length, prot, flags, out mapped, file: null, offset);
         ulong result = 0;
         var err = Syscall(() => MmapFile.DoMmapDevice(Mm, addr, length, (K.Prot)prot, (K.MapFlags)flags, offset, device.Device.Fops, out result));
         mapped = result;
@@ -126,6 +143,9 @@ public sealed class Process : IDisposable
     public ulong PagemapEntry(ulong addr)
     {
         ThrowIfExited();
+        // pagemap_read stops at mm->task_size: past it (or with high bits that are not an address) no entry.
+        if (addr >= Mm.Arch.TaskSize)
+            return 0;
         using (_machine.Operation())
         {
             Mm.MmapLock.EnterReadLock();
@@ -200,7 +220,13 @@ public sealed class Process : IDisposable
     internal Errno GupTest(GupTestRequest request, ulong addr, ulong size, bool longterm, out ulong pinnedSize) =>
         GupTest((GupTestCmd)request, addr, size, 1, FollFlags.Write | (longterm ? FollFlags.Longterm : 0), out pinnedSize);
 
-    public Dmirror OpenDmirror(int unit) => _machine.OpenDmirror(this, unit);
+    /// <summary>open("/dev/hmm_dmirrorN"): like every other call on an exited process,
+    /// ObjectDisposedException once the process has exited.</summary>
+    public Dmirror OpenDmirror(int unit)
+    {
+        ThrowIfExited();
+        return _machine.OpenDmirror(this, unit);
+    }
 
     private Errno Syscall(Func<K.Errno> body)
     {

@@ -18,13 +18,22 @@ public sealed class ShmemFile : IDisposable
     }
 
     internal AddressSpace Mapping { get; }
+    internal Machine Machine => _machine;
+    internal bool IsClosed => _closed;
     public ulong Size => Mapping.Size;
+
+    /// <summary>The file's own calls fail as a closed fd would once closed, and once the machine is gone.</summary>
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_closed, this);
+        _machine.ThrowIfDisposed();
+    }
 
     /// <summary>pwrite(2): EINVAL for a write past the end (the file does not grow here), else writes through the page cache.</summary>
     public Errno Pwrite(ReadOnlySpan<byte> source, ulong offset, out ulong written)
     {
         written = 0;
-        ObjectDisposedException.ThrowIf(_closed, this);
+        ThrowIfUnusable();
         if (offset > Size || (ulong)source.Length > Size - offset)
             return Errno.EFBIG;
         var kernel = _machine.Kernel;
@@ -48,7 +57,7 @@ public sealed class ShmemFile : IDisposable
     public Errno Pread(Span<byte> destination, ulong offset, out ulong read)
     {
         read = 0;
-        ObjectDisposedException.ThrowIf(_closed, this);
+        ThrowIfUnusable();
         if (offset >= Size)
             return Errno.None;
         ulong want = Math.Min((ulong)destination.Length, Size - offset);
@@ -77,6 +86,8 @@ public sealed class ShmemFile : IDisposable
         if (_closed)
             return;
         _closed = true;
+        if (_machine.IsDisposed)
+            return;   // the kernel that held the file is gone; closing is all that is left to do
         Shmem.FilePut(_machine.Kernel, Mapping);
         _machine.AfterOperation();
     }

@@ -24,6 +24,10 @@ public abstract class Arch
     internal abstract int SectionSizeBits { get; }
     /// <summary>TASK_SIZE: the end of user virtual address space.</summary>
     internal abstract ulong TaskSize { get; }
+    /// <summary>What the MMU translates for a user access at <paramref name="addr"/>: the address itself
+    /// (x86-64 without LAM), or with arm64's top-byte-ignore tag removed (untagged_addr). The caller
+    /// still checks the result against TASK_SIZE: anything above it is not a user address.</summary>
+    internal virtual ulong UntaggedAddr(ulong addr) => addr;
     /// <summary>SWP_PFN_BITS = MAX_PHYSMEM_BITS - PAGE_SHIFT.</summary>
     internal int SwpPfnBits => MaxPhysmemBits - PageShift;
     /// <summary>Whether pfn_to_page is only valid where vmemmap covers (arm64: RAM and what the linear

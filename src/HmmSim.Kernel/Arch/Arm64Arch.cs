@@ -75,6 +75,9 @@ internal sealed class Arm64Arch : Arch
     internal override int MaxPhysmemBits => 48;
     internal override int SectionSizeBits => 27;
     internal override ulong TaskSize => 1UL << 48;
+    /// <summary>TCR_EL1.TBI0: EL0 accesses ignore bits 63:56. untagged_addr sign-extends from bit 55, so a
+    /// pointer with bit 55 set stays a (kernel-half) address that the TASK_SIZE check refuses.</summary>
+    internal override ulong UntaggedAddr(ulong addr) => (ulong)((long)(addr << 8) >> 8);
     internal override bool VmemmapCoversOnlyLinearMap => true;
 
     internal override ulong VmGetPageProt(VmFlags flags) =>

@@ -69,7 +69,7 @@ internal enum MapFlags
 }
 
 /// <summary>MADV_* (mman-common.h).</summary>
-internal enum Advice { Normal = 0, DontNeed = 4, Free = 8, HugePage = 14, NoHugePage = 15, Collapse = 25 }
+internal enum Advice { Normal = 0, Random = 1, Sequential = 2, WillNeed = 3, DontNeed = 4, Free = 8, HugePage = 14, NoHugePage = 15, Collapse = 25 }
 
 /// <summary>MREMAP_* (mman.h).</summary>
 [Flags]

@@ -6,7 +6,7 @@ internal static class Madvise
     /// <summary>do_madvise. Callers hold mmap_lock for write (the model takes it for every advice).</summary>
     public static Errno DoMadvise(MmStruct mm, ulong start, ulong lenIn, Advice advice)
     {
-        if (advice is not (Advice.Normal or Advice.DontNeed or Advice.Free or Advice.HugePage or Advice.NoHugePage or Advice.Collapse))
+        if (advice is not (Advice.Normal or Advice.Random or Advice.Sequential or Advice.WillNeed or Advice.DontNeed or Advice.Free or Advice.HugePage or Advice.NoHugePage or Advice.Collapse))
             return Errno.EINVAL;
         if ((start & (Arch.PageSize - 1)) != 0)
             return Errno.EINVAL;
@@ -48,6 +48,16 @@ internal static class Madvise
         switch (advice)
         {
             case Advice.Normal:
+                UpdateVma(mm, vma, start, end, vma.Flags & ~(VmFlags.RandRead | VmFlags.SeqRead));
+                return Errno.None;
+            case Advice.Random:
+                UpdateVma(mm, vma, start, end, (vma.Flags & ~VmFlags.SeqRead) | VmFlags.RandRead);
+                return Errno.None;
+            case Advice.Sequential:
+                UpdateVma(mm, vma, start, end, (vma.Flags & ~VmFlags.RandRead) | VmFlags.SeqRead);
+                return Errno.None;
+            case Advice.WillNeed:
+                // madvise_willneed: readahead from swap or the file; the model has neither to read from.
                 return Errno.None;
             case Advice.DontNeed:
                 if ((vma.Flags & (VmFlags.Locked | VmFlags.PfnMap)) != 0)

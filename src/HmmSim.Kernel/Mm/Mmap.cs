@@ -10,7 +10,35 @@ internal static class Mmap
     public static VmFlags CalcVmProtBits(Prot prot) =>
         ((prot & Prot.Read) != 0 ? VmFlags.Read : 0) | ((prot & Prot.Write) != 0 ? VmFlags.Write : 0) | ((prot & Prot.Exec) != 0 ? VmFlags.Exec : 0);
 
-    /// <summary>do_mmap (with the syscall's own checks in front).</summary>
+    /// <summary>MAP_TYPE: the mapping type is the low nibble, compared as a whole.</summary>
+    public const MapFlags MapType = (MapFlags)0x0f;
+    /// <summary>MAP_SHARED_VALIDATE: shared, with every other flag checked against what the file supports.</summary>
+    public const MapFlags MapSharedValidate = MapFlags.Shared | MapFlags.Private;
+    /// <summary>MAP_DROPPABLE (6.11): an anonymous type the model does not implement.</summary>
+    public const MapFlags MapDroppable = (MapFlags)0x08;
+    /// <summary>LEGACY_MAP_MASK (include/linux/mman.h): the flags MAP_SHARED_VALIDATE accepts from every file
+    /// (SHARED, PRIVATE, FIXED, ANONYMOUS, DENYWRITE, EXECUTABLE, UNINITIALIZED, GROWSDOWN, LOCKED,
+    /// NORESERVE, POPULATE, NONBLOCK, STACK, HUGETLB). MAP_FIXED_NOREPLACE and MAP_SYNC are not in it.</summary>
+    public const MapFlags LegacyMapMask = (MapFlags)(0x01 | 0x02 | 0x10 | 0x20 | 0x0800 | 0x1000 | 0x4000000
+        | 0x0100 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x20000 | 0x40000);
+
+    /// <summary>round_hint_to_min: a hint is masked to its page and raised to mmap_min_addr (do_mmap, every
+    /// arch, before get_unmapped_area sees it).</summary>
+    public static ulong RoundHintToMin(ulong hint)
+    {
+        hint &= VirtAddr.PageMask;
+        return hint != 0 && hint < MmapMinAddr ? MmapMinAddr : hint;
+    }
+
+    /// <summary>file_mmap_ok: the mapping's last byte must fit the file's maximum size (MAX_LFS_FILESIZE for a
+    /// regular file, ULONG_MAX for a character device).</summary>
+    public static bool FileMmapOk(ulong maxSize, ulong pgoff, ulong len) =>
+        len <= maxSize && pgoff <= (maxSize - len) >> Arch.PageShift;
+
+    /// <summary>MAX_LFS_FILESIZE: what file_mmap_size_max allows a regular (tmpfs) file.</summary>
+    public const ulong MaxLfsFileSize = long.MaxValue;
+
+    /// <summary>do_mmap (with ksys_mmap_pgoff's checks in front), in the kernel's order.</summary>
     public static Errno DoMmap(MmStruct mm, ulong addr, ulong len, Prot prot, MapFlags flags, AddressSpace? file, ulong offset, out ulong mapped)
     {
         mapped = 0;
@@ -21,12 +49,10 @@ internal static class Mmap
         ulong pgoff = offset >> Arch.PageShift;
         bool anonymous = (flags & MapFlags.Anonymous) != 0;
         bool hugetlb = (flags & MapFlags.Hugetlb) != 0;
-        var type = flags & (MapFlags.Shared | MapFlags.Private);
-        if (type == 0)
-            return Errno.EINVAL;
-        if (anonymous && file is not null)
-            return Errno.EINVAL;
-        if (!anonymous && file is null)
+        // ksys_mmap_pgoff: MAP_ANONYMOUS never looks at the fd; without it the fd must be open.
+        if (anonymous)
+            file = null;
+        else if (file is null)
             return Errno.EBADF;
         if (hugetlb && !anonymous)
             return Errno.EINVAL;   // the model has no hugetlbfs mount to name a file on
@@ -36,6 +62,8 @@ internal static class Mmap
             return Errno.EINVAL;
         if ((flags & MapFlags.FixedNoReplace) != 0)
             flags |= MapFlags.Fixed;
+        if ((flags & MapFlags.Fixed) == 0)
+            addr = RoundHintToMin(addr);
         ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
         if (alignedLen == 0 || alignedLen < len)
             return Errno.ENOMEM;
@@ -44,6 +72,7 @@ internal static class Mmap
             return Errno.EOVERFLOW;
         if (mm.Vmas.Count > MaxMapCount)
             return Errno.ENOMEM;
+        var type = flags & MapType;
         ulong align = hugetlb || anonymous && type == MapFlags.Private && (len & (Arch.PmdSize - 1)) == 0 ? Arch.PmdSize : Arch.PageSize;
         var err = GetUnmappedArea(mm, addr, len, align, (flags & MapFlags.Fixed) != 0, out addr);
         if (err != Errno.None)
@@ -52,9 +81,29 @@ internal static class Mmap
             return Errno.EINVAL;
         if ((flags & MapFlags.FixedNoReplace) != 0 && mm.Vmas.Range(addr, addr + len).Count > 0)
             return Errno.EEXIST;
+        if (file is not null)
+        {
+            if (!FileMmapOk(MaxLfsFileSize, pgoff, len))
+                return Errno.EOVERFLOW;
+            // The `flags & MAP_TYPE` switch: shmem supports no flag beyond the legacy ones.
+            if (type == MapFlags.Shared)
+                flags &= LegacyMapMask;
+            else if (type == MapSharedValidate && (flags & ~LegacyMapMask) != 0)
+                return Errno.EOPNOTSUPP;
+            else if (type != MapSharedValidate && type != MapFlags.Private)
+                return Errno.EINVAL;
+        }
+        else if (type == MapDroppable)
+        {
+            return Errno.EOPNOTSUPP;   // VM_DROPPABLE is not modelled (docs/fidelity.md)
+        }
+        else if (type != MapFlags.Shared && type != MapFlags.Private)
+        {
+            return Errno.EINVAL;
+        }
         var vmFlags = CalcVmProtBits(prot) | VmFlags.MayRead | VmFlags.MayWrite | VmFlags.MayExec;
-        if (type == (MapFlags.Shared | MapFlags.Private))
-            type = MapFlags.Shared;   // MAP_SHARED_VALIDATE: every flag the model knows is valid
+        if (type == MapSharedValidate)
+            type = MapFlags.Shared;
         if (type == MapFlags.Shared)
             vmFlags |= VmFlags.Shared | VmFlags.MayShare;
         if (hugetlb)
@@ -99,16 +148,18 @@ internal static class Mmap
             return Errno.ENOMEM;
         if (fixedAddr)
         {
-            if ((hint & (Arch.PageSize - 1)) != 0)
-                return Errno.EINVAL;
+            // get_unmapped_area's own checks after the arch returned the fixed address: the range first.
             if (hint > taskSize - len)
                 return Errno.ENOMEM;
+            if ((hint & (Arch.PageSize - 1)) != 0)
+                return Errno.EINVAL;
             addr = hint;
             return Errno.None;
         }
         if (hint != 0)
         {
-            hint = (hint + Arch.PageSize - 1) & VirtAddr.PageMask;
+            // Callers pass round_hint_to_min's result: page-aligned, at least mmap_min_addr.
+            hint &= VirtAddr.PageMask;
             if (hint >= MmapMinAddr && hint <= taskSize - len && mm.Vmas.Range(hint, hint + len).Count == 0)
             {
                 addr = hint;
@@ -294,11 +345,16 @@ internal static partial class MmapFile
         mapped = 0;
         if ((offset & (Arch.PageSize - 1)) != 0)
             return Errno.EINVAL;
-        var type = flags & (MapFlags.Shared | MapFlags.Private);
-        if (type == 0 || (flags & (MapFlags.Anonymous | MapFlags.Hugetlb)) != 0)
+        // ksys_mmap_pgoff: MAP_HUGETLB on a file that is not hugetlbfs. (MAP_ANONYMOUS never reaches a
+        // device: the syscall layer maps anonymous memory instead.)
+        if ((flags & (MapFlags.Anonymous | MapFlags.Hugetlb)) != 0)
             return Errno.EINVAL;
         if (len == 0)
             return Errno.EINVAL;
+        if ((flags & MapFlags.FixedNoReplace) != 0)
+            flags |= MapFlags.Fixed;
+        if ((flags & MapFlags.Fixed) == 0)
+            addr = Mmap.RoundHintToMin(addr);
         ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
         if (alignedLen == 0 || alignedLen < len)
             return Errno.ENOMEM;
@@ -306,13 +362,21 @@ internal static partial class MmapFile
         ulong pgoff = offset >> Arch.PageShift;
         if (pgoff + (len >> Arch.PageShift) < pgoff)
             return Errno.EOVERFLOW;
-        if ((flags & MapFlags.FixedNoReplace) != 0)
-            flags |= MapFlags.Fixed;
         var err = Mmap.GetUnmappedArea(mm, addr, len, Arch.PageSize, (flags & MapFlags.Fixed) != 0, out ulong start);
         if (err != Errno.None)
             return err;
         if ((flags & MapFlags.FixedNoReplace) != 0 && mm.Vmas.Range(start, start + len).Count > 0)
             return Errno.EEXIST;
+        // file_mmap_ok: a character device's limit is ULONG_MAX.
+        if (!Mmap.FileMmapOk(ulong.MaxValue, pgoff, len))
+            return Errno.EOVERFLOW;
+        var type = flags & Mmap.MapType;
+        if (type == MapFlags.Shared)
+            flags &= Mmap.LegacyMapMask;
+        else if (type == Mmap.MapSharedValidate && (flags & ~Mmap.LegacyMapMask) != 0)
+            return Errno.EOPNOTSUPP;   // dmirror's fops support no flag beyond the legacy ones
+        else if (type != Mmap.MapSharedValidate && type != MapFlags.Private)
+            return Errno.EINVAL;
         if ((flags & MapFlags.Fixed) != 0)
         {
             err = Mmap.DoMunmap(mm, start, len);

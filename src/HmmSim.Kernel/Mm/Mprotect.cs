@@ -9,13 +9,14 @@ internal static class Mprotect
             return Errno.EINVAL;
         if (len == 0)
             return Errno.None;
-        // arch_validate_prot: PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM (0x8, accepted and ignored).
-        if (((uint)prot & ~0xfu) != 0)
-            return Errno.EINVAL;
+        // do_mprotect_pkey: a range that wraps is ENOMEM before the prot bits are looked at.
         ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
         ulong end = start + alignedLen;
         if (alignedLen == 0 || end <= start)
             return Errno.ENOMEM;
+        // arch_validate_prot: PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM (0x8, accepted and ignored).
+        if (((uint)prot & ~0xfu) != 0)
+            return Errno.EINVAL;
         var vma = mm.Vmas.FindVma(start);
         if (vma is null || vma.Start > start)
             return Errno.ENOMEM;

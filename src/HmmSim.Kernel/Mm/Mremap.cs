@@ -27,6 +27,9 @@ internal static class Mremap
         if ((flags & (MremapFlags.Fixed | MremapFlags.DontUnmap)) != 0)
             return MremapTo(mm, addr, oldLen, newAddr, newLen, flags, out result);
 
+        // do_mremap looks the VMA up before any resize: shrinking or keeping the size of nothing is EFAULT.
+        if (mm.Vmas.Lookup(addr) is null)
+            return Errno.EFAULT;
         if (oldLen >= newLen)
         {
             if (oldLen > newLen)

@@ -4,6 +4,14 @@ namespace HmmSim.Kernel;
 /// Folios are order 0 (shmem THP is off by default: shmem_enabled=never).</summary>
 internal static class Shmem
 {
+    /// <summary>The model's s_maxbytes: folio->index holds 40 bits here, so a file ends at 2^52 bytes
+    /// (tmpfs allows MAX_LFS_FILESIZE; see docs/fidelity.md).</summary>
+    public const ulong MaxBytes = 1UL << (40 + Arch.PageShift);
+
+    /// <summary>do_sys_ftruncate and inode_newsize_ok: a negative length is EINVAL, one past s_maxbytes EFBIG.</summary>
+    public static Errno CheckNewSize(ulong size) =>
+        size > long.MaxValue ? Errno.EINVAL : size > MaxBytes ? Errno.EFBIG : Errno.None;
+
     /// <summary>shmem_get_folio(SGP_CACHE): the folio at <paramref name="index"/>, allocated zeroed if
     /// absent, with a reference for the caller. SIGBUS beyond i_size.</summary>
     public static VmFaultResult GetFolio(KernelState kernel, AddressSpace mapping, ulong index, out Folio folio)

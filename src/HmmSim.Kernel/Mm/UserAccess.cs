@@ -13,7 +13,12 @@ internal static class UserAccess
         int done = 0;
         while (done < buffer.Length)
         {
-            ulong a = addr + (ulong)done;
+            ulong a = mm.Arch.UntaggedAddr(addr + (ulong)done);
+            // A non-canonical address is a general-protection fault on x86-64 (an address-size or
+            // kernel-half fault on arm64), and nothing at or above TASK_SIZE is user memory: SIGSEGV
+            // before any table index is taken from the address, so high bits never alias a mapping.
+            if (a >= mm.Arch.TaskSize)
+                ThrowHelper.Segv(addr + (ulong)done, "not a user address (general protection / SEGV_MAPERR)");
             int inPage = (int)(a & (Arch.PageSize - 1));
             int n = Math.Min(buffer.Length - done, (int)Arch.PageSize - inPage);
             var chunk = buffer.Slice(done, n);
@@ -91,6 +96,12 @@ internal static class UserAccess
         if ((ret & VmFaultResult.Sigsegv) != 0)
             ThrowHelper.Segv(addr, "fault handler returned VM_FAULT_SIGSEGV");
         if ((ret & VmFaultResult.Oom) != 0)
-            ThrowHelper.KernelBug($"out of memory handling a fault at 0x{addr:x} (the OOM killer is not modelled)");
+            PagefaultOutOfMemory(mm, addr);
     }
+
+    /// <summary>pagefault_out_of_memory: VM_FAULT_OOM that reached the #PF handler without a memcg OOM
+    /// to finish. Since 5.16 the kernel no longer kills here: it warns (rate-limited) and returns, and the
+    /// faulting instruction runs again, so a one-off allocation failure costs one retry.</summary>
+    private static void PagefaultOutOfMemory(MmStruct mm, ulong addr) =>
+        mm.Kernel.Dmesg.Log($"Huh VM_FAULT_OOM leaked out to the #PF handler. Retrying PF (0x{addr:x})");
 }
