@@ -150,7 +150,10 @@ public static class Mm
     public static Errno VmInsertPage(Vma vma, ulong addr, Page page) => Memory.VmInsertPage(vma, addr, page);
 
     /// <summary>make_device_exclusive: the page at <paramref name="addr"/> faulted in writable, then
-    /// its PTE replaced by a device-exclusive entry; returns the page locked and referenced.</summary>
+    /// its PTE replaced by a device-exclusive entry; returns the page locked and referenced (the caller
+    /// unlocks and puts it). Caller holds mmap_lock for read. EOPNOTSUPP for a page that is not anonymous
+    /// (shmem, hugetlb); GUP's errno (EFAULT) when the page cannot be faulted in writable; EBUSY when it
+    /// kept racing with other changes to the PTE.</summary>
     public static Errno MakeDeviceExclusive(MmStruct mm, ulong addr, object? owner, out Page page) =>
         DeviceExclusive.MakeDeviceExclusive(mm, addr, owner, out page);
 

@@ -28,6 +28,7 @@ internal enum DevicePrivateDesign { PhysicalAddressSpace, DeviceAddressSpace }
 /// <summary>A range of physical address space.</summary>
 public readonly record struct PhysicalRange(ulong Start, ulong Length)
 {
+    /// <summary>The first byte after the range (Start + Length).</summary>
     public ulong End => Start + Length;
 }
 

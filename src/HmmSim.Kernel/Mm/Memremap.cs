@@ -133,12 +133,14 @@ public static class Memremap
             : kernel.Memmap.PfnToPage(new Pfn(pgmap.First + indexInPgmap));
     }
 
-    /// <summary>zone_device_folio_init: hand a free device folio of order <paramref name="order"/> out with
-    /// refcount 1, locked, its pages holding pgmap references (compound when order &gt; 0).</summary>
     /// <summary>zone_device_page_init: an order-0 device folio handed out by its driver, locked,
     /// with one reference.</summary>
     public static Folio ZoneDevicePageInit(Page page) => ZoneDeviceFolioInit(page, 0);
 
+    /// <summary>zone_device_folio_init: hand a free device folio of order <paramref name="order"/> out with
+    /// refcount 1, locked, its pages holding pgmap references (compound when order &gt; 0). A page
+    /// still referenced or mapped, or a pagemap being torn down, is a BUG; an order of 1, out of range
+    /// or not aligned at <paramref name="page"/> is an <see cref="ArgumentException"/>.</summary>
     public static Folio ZoneDeviceFolioInit(Page page, int order)
     {
         var pgmap = page.Section.SubsectionPgmap?[page.Index >> MemSection.SubsectionShift]
@@ -190,6 +192,7 @@ public static class Memremap
         return err;
     }
 
+    /// <summary>An errno as the kernel's %pe prints an error pointer ("-ENOMEM").</summary>
     public static string ErrName(Errno e) => $"-{e}";
 
     /// <summary>free_zone_device_folio: the pagemap's folio_free gets the folio back; its pgmap
