@@ -2,6 +2,7 @@ namespace HmmSim.Kernel;
 
 /// <summary>A page frame number in the physical address space. Never a device-private index:
 /// the two are distinct types and no implicit conversion exists between them.</summary>
+/// <param name="Value">The frame number: physical address &gt;&gt; PAGE_SHIFT.</param>
 public readonly record struct Pfn(ulong Value) : IComparable<Pfn>
 {
     /// <summary>PAGE_SHIFT: a pfn is a physical address shifted right by 12.</summary>

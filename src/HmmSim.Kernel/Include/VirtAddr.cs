@@ -1,6 +1,7 @@
 namespace HmmSim.Kernel;
 
 /// <summary>A user virtual address in some mm.</summary>
+/// <param name="Value">The address in bytes.</param>
 public readonly record struct VirtAddr(ulong Value) : IComparable<VirtAddr>
 {
     /// <summary>PAGE_SIZE in bytes.</summary>

@@ -3,6 +3,7 @@ namespace HmmSim.Kernel;
 /// <summary>A page's offset in the device-private address space of the redesign (in pages, as
 /// the series' device_private_page_to_offset returns it). It is not a PFN: entries that carry
 /// one say so by their swap type, and nothing converts it to a <see cref="Pfn"/>.</summary>
+/// <param name="Value">The offset in pages from the start of the device-private address space.</param>
 public readonly record struct DevicePrivateIndex(ulong Value) : IComparable<DevicePrivateIndex>
 {
     /// <summary>The offset <paramref name="pages"/> pages further on.</summary>

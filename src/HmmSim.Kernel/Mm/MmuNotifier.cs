@@ -22,7 +22,12 @@ public enum MmuNotifyEvent
     Exclusive,
 }
 
-/// <summary>struct mmu_notifier_range.</summary>
+/// <summary>struct mmu_notifier_range: what an invalidation covers, handed to an interval notifier's callback.</summary>
+/// <param name="Start">range->start: first user virtual address invalidated.</param>
+/// <param name="End">range->end: end of the invalidated range (exclusive).</param>
+/// <param name="Event">range->event: why the CPU page tables change.</param>
+/// <param name="Owner">range->owner: for MMU_NOTIFY_MIGRATE and MMU_NOTIFY_EXCLUSIVE, the owner cookie the
+/// initiator passed (a driver compares it with its own to skip invalidations it caused); otherwise null.</param>
 public readonly record struct MmuNotifierRange(ulong Start, ulong End, MmuNotifyEvent Event, object? Owner);
 
 /// <summary>struct mmu_interval_notifier: a driver's subscription to invalidations of [Start, End).
