@@ -28,6 +28,10 @@ public sealed class Machine : IDisposable
         KernelExceptions.ErrnoFailure = (e, m) => new ErrnoException((Errno)e, m);
     }
 
+    /// <summary>Boot a kernel with <paramref name="config"/> (defaults when null) and load test_hmm, whose
+    /// dmirror units probe as /dev/hmm_dmirror0.. (see <see cref="HasDmirror"/> and <see cref="Dmesg"/>).
+    /// Throws <see cref="ArgumentException"/> for a configuration the kernel cannot boot with (see
+    /// <see cref="MachineConfig"/>'s properties for the limits).</summary>
     public Machine(MachineConfig? config = null)
     {
         Config = config ?? new MachineConfig();
@@ -90,6 +94,7 @@ public sealed class Machine : IDisposable
     /// <summary>Whether unit N probed (its /dev node exists).</summary>
     public bool HasDmirror(int unit) => _testHmm.Device(unit) is not null;
 
+    /// <summary>The configuration this machine booted with.</summary>
     public MachineConfig Config { get; }
     internal KernelState Kernel { get; }
     internal long BootFreePages { get; }
@@ -111,6 +116,8 @@ public sealed class Machine : IDisposable
             throw new ArgumentException("PciWindows cannot be null", nameof(c));
     }
 
+    /// <summary>A new process with an empty address space (exec of an empty image); its pid is the next
+    /// free one, starting at 1. Dispose the process to exit it.</summary>
     public Process CreateProcess()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -3,7 +3,10 @@ using K = HmmSim.Kernel;
 
 namespace HmmSim;
 
-/// <summary>A user process: one mm and the system calls of shared/API.md. Dispose is exit.</summary>
+/// <summary>A user process: one mm and the system calls of shared/API.md. Dispose is exit. System calls
+/// return an <see cref="Errno"/> as the kernel returns -errno; CPU loads and stores (Read/Write) raise
+/// signals as exceptions. Members may be called from several threads: each runs under the machine's
+/// operation lock and takes mmap_lock as the kernel does.</summary>
 public sealed class Process : IDisposable
 {
     private readonly Machine _machine;
@@ -16,11 +19,20 @@ public sealed class Process : IDisposable
         Mm = mm;
     }
 
+    /// <summary>The process id, unique on this machine (1, 2, … in creation order).</summary>
     public int Pid { get; }
     /// <summary>current->mm: the address space a driver's open() is handed (see Machine.LoadModule).</summary>
     public MmStruct Mm { get; }
     internal Machine Machine => _machine;
 
+    /// <summary>mmap(2): map <paramref name="length"/> bytes (rounded up to pages; to 2 MiB for MAP_HUGETLB)
+    /// of anonymous memory, or of <paramref name="file"/> from byte <paramref name="offset"/>, at
+    /// <paramref name="addr"/> (a hint unless MAP_FIXED/MAP_FIXED_NOREPLACE; 0 lets the kernel choose,
+    /// 2 MiB aligned for private anonymous multiples of 2 MiB so THPs can back them). Returns
+    /// <see cref="Errno.None"/> with the start in <paramref name="mapped"/>, or EINVAL (no or both of
+    /// MAP_SHARED/MAP_PRIVATE, length 0, unaligned offset, MAP_ANONYMOUS with a file, MAP_HUGETLB with a
+    /// file or at an unaligned fixed address), EBADF (neither anonymous nor a file), ENOMEM (no room,
+    /// too many mappings), EEXIST (MAP_FIXED_NOREPLACE over a mapping), EOVERFLOW (offset + length).</summary>
     public Errno Mmap(ulong addr, ulong length, Prot prot, MapFlags flags, out ulong mapped, ShmemFile? file = null, ulong offset = 0)
     {
         mapped = 0;
@@ -58,10 +70,26 @@ public sealed class Process : IDisposable
         return err;
     }
 
+    /// <summary>munmap(2): remove every mapping in [addr, addr + length) (length rounded up to pages),
+    /// freeing anonymous and device-private pages no one else maps; holes are fine. EINVAL for an unaligned
+    /// addr, length 0, or a range that would split a hugetlb page.</summary>
     public Errno Munmap(ulong addr, ulong length) => Syscall(() => K.Mmap.DoMunmap(Mm, addr, length));
+    /// <summary>mprotect(2): change the access of [addr, addr + length). EINVAL for an unaligned addr, an
+    /// unknown prot bit or a hugetlb range not on 2 MiB boundaries; ENOMEM when part of the range is
+    /// unmapped; EACCES when the mapping may not get that access (VM_MAY*). Length 0 succeeds.</summary>
     public Errno Mprotect(ulong addr, ulong length, Prot prot) => Syscall(() => K.Mprotect.DoMprotect(Mm, addr, length, (K.Prot)prot));
+    /// <summary>madvise(2) with <paramref name="advice"/> over [addr, addr + length). EINVAL for an
+    /// unknown advice, an unaligned addr, an overflowing range, or advice the mapping does not support
+    /// (MADV_FREE on shared memory, MADV_COLLAPSE where THPs cannot go). Length 0 succeeds.</summary>
     public Errno Madvise(ulong addr, ulong length, Advice advice) => Syscall(() => K.Madvise.DoMadvise(Mm, addr, length, (K.Advice)advice));
 
+    /// <summary>mremap(2): resize the mapping at <paramref name="oldAddr"/> from <paramref name="oldSize"/>
+    /// to <paramref name="newSize"/> bytes, moving it (page tables and all, no copy) if
+    /// <paramref name="flags"/> allow; <paramref name="newAddr"/> is used with MREMAP_FIXED. Returns the
+    /// mapping's new start in <paramref name="result"/>. EINVAL for bad flag combinations, unaligned
+    /// addresses, a new size of 0, hugetlb resizing or overlapping fixed ranges; EFAULT when the old range
+    /// is not inside one mapping (or a VM_DONTEXPAND one would grow); ENOMEM when it cannot grow in place
+    /// without MREMAP_MAYMOVE or there is no room.</summary>
     public Errno Mremap(ulong oldAddr, ulong oldSize, ulong newSize, MremapFlags flags, ulong newAddr, out ulong result)
     {
         ulong r = 0;
@@ -101,6 +129,7 @@ public sealed class Process : IDisposable
         return child;
     }
 
+    /// <summary>A 4-byte load at <paramref name="addr"/> (little-endian), as <see cref="Read"/>.</summary>
     public int ReadInt32(ulong addr)
     {
         Span<byte> b = stackalloc byte[4];
@@ -108,6 +137,7 @@ public sealed class Process : IDisposable
         return BitConverter.ToInt32(b);
     }
 
+    /// <summary>A 4-byte store of <paramref name="value"/> at <paramref name="addr"/> (little-endian), as <see cref="Write"/>.</summary>
     public void WriteInt32(ulong addr, int value)
     {
         Span<byte> b = stackalloc byte[4];
@@ -115,6 +145,11 @@ public sealed class Process : IDisposable
         Write(addr, b);
     }
 
+    /// <summary>CPU loads of destination.Length bytes at <paramref name="addr"/>, faulting pages in as
+    /// the MMU would (a device-private page migrates back through its driver's migrate_to_ram). Throws
+    /// <see cref="SegmentationFaultException"/> for an address with no readable mapping and
+    /// <see cref="BusErrorException"/> for SIGBUS; nothing is returned as an errno because a load makes
+    /// no system call.</summary>
     public void Read(ulong addr, Span<byte> destination)
     {
         ThrowIfExited();
@@ -123,6 +158,9 @@ public sealed class Process : IDisposable
         _machine.AfterOperation();
     }
 
+    /// <summary>CPU stores of <paramref name="source"/> at <paramref name="addr"/>: write faults, COW and
+    /// device-private migration as the MMU would cause them. Throws <see cref="SegmentationFaultException"/>
+    /// for an address with no writable mapping and <see cref="BusErrorException"/> for SIGBUS.</summary>
     public void Write(ulong addr, ReadOnlySpan<byte> source)
     {
         ThrowIfExited();
@@ -220,8 +258,10 @@ public sealed class Process : IDisposable
     internal Errno GupTest(GupTestRequest request, ulong addr, ulong size, bool longterm, out ulong pinnedSize) =>
         GupTest((GupTestCmd)request, addr, size, 1, FollFlags.Write | (longterm ? FollFlags.Longterm : 0), out pinnedSize);
 
-    /// <summary>open("/dev/hmm_dmirrorN"): like every other call on an exited process,
-    /// ObjectDisposedException once the process has exited.</summary>
+    /// <summary>open("/dev/hmm_dmirrorN"): a dmirror file mirroring this process's address space through
+    /// device <paramref name="unit"/>. Throws <see cref="ErrnoException"/> with ENOENT when that unit did
+    /// not probe (<see cref="Machine.HasDmirror"/>), and ObjectDisposedException, like every other call,
+    /// once the process has exited. Dispose the handle to close it.</summary>
     public Dmirror OpenDmirror(int unit)
     {
         ThrowIfExited();
@@ -250,6 +290,9 @@ public sealed class Process : IDisposable
 
     private void ThrowIfExited() => ObjectDisposedException.ThrowIf(_exited, this);
 
+    /// <summary>exit(): tear the address space down (exit_mmap: every mapping removed, the driver
+    /// notifiers told with MMU_NOTIFY_RELEASE). Idempotent; other members then throw
+    /// <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
     {
         if (_exited)

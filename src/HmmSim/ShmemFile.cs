@@ -20,6 +20,7 @@ public sealed class ShmemFile : IDisposable
     internal AddressSpace Mapping { get; }
     internal Machine Machine => _machine;
     internal bool IsClosed => _closed;
+    /// <summary>i_size: the file's length in bytes, fixed at creation.</summary>
     public ulong Size => Mapping.Size;
 
     /// <summary>The file's own calls fail as a closed fd would once closed, and once the machine is gone.</summary>
@@ -29,7 +30,10 @@ public sealed class ShmemFile : IDisposable
         _machine.ThrowIfDisposed();
     }
 
-    /// <summary>pwrite(2): EINVAL for a write past the end (the file does not grow here), else writes through the page cache.</summary>
+    /// <summary>pwrite(2): write <paramref name="source"/> at byte <paramref name="offset"/> through the page
+    /// cache (pages allocated as needed) and say how much in <paramref name="written"/>. EFBIG for a write
+    /// past the end (the file does not grow here); ENOSPC when not even the first page could be allocated
+    /// (a later failure is a short write).</summary>
     public Errno Pwrite(ReadOnlySpan<byte> source, ulong offset, out ulong written)
     {
         written = 0;
@@ -53,7 +57,9 @@ public sealed class ShmemFile : IDisposable
         return Errno.None;
     }
 
-    /// <summary>pread(2): reads up to end of file; holes read as zeros without allocating.</summary>
+    /// <summary>pread(2): read up to destination.Length bytes at byte <paramref name="offset"/>, stopping at
+    /// end of file; <paramref name="read"/> says how many (0 at or past the end). Holes read as zeros
+    /// without allocating. Always <see cref="Errno.None"/>.</summary>
     public Errno Pread(Span<byte> destination, ulong offset, out ulong read)
     {
         read = 0;
@@ -81,6 +87,8 @@ public sealed class ShmemFile : IDisposable
         return Errno.None;
     }
 
+    /// <summary>close(): drop the file reference; the page cache is freed once no mapping holds the file
+    /// either. Idempotent.</summary>
     public void Dispose()
     {
         if (_closed)

@@ -7,14 +7,22 @@ namespace HmmSim.Kernel;
 /// the *Table methods. Non-present non-none entries hold a swap entry in the arch's PTE form.</summary>
 public abstract class Arch
 {
+    /// <summary>PAGE_SHIFT: log2 of the base page size (4 KiB on both architectures modelled).</summary>
     public const int PageShift = 12;
+    /// <summary>PAGE_SIZE: the base page size in bytes (4096).</summary>
     public const ulong PageSize = 1UL << PageShift;
+    /// <summary>PTRS_PER_PTE (= PTRS_PER_PMD = PTRS_PER_PUD = PTRS_PER_PGD): entries in one page-table page.</summary>
     public const int PtrsPerTable = 512;
+    /// <summary>PMD_SHIFT: log2 of the bytes one PMD entry maps (2 MiB).</summary>
     public const int PmdShift = 21;
+    /// <summary>PUD_SHIFT: log2 of the bytes one PUD entry maps (1 GiB).</summary>
     public const int PudShift = 30;
     internal const int PgdirShift = 39;
+    /// <summary>PMD_SIZE: bytes mapped by one PMD entry, the size of a PMD THP (2 MiB).</summary>
     public const ulong PmdSize = 1UL << PmdShift;
+    /// <summary>PUD_SIZE: bytes mapped by one PUD entry (1 GiB).</summary>
     public const ulong PudSize = 1UL << PudShift;
+    /// <summary>HPAGE_PMD_ORDER: the folio order of a PMD-mapped THP (9, i.e. 512 base pages).</summary>
     public const int HpagePmdOrder = PmdShift - PageShift;   // 9
 
     internal abstract Architecture Kind { get; }

@@ -25,13 +25,14 @@ public static class Mm
 
     // --- folio and page helpers (include/linux/mm.h, page-flags.h) ------------------------------
 
-    /// <summary>folio_get.</summary>
+    /// <summary>folio_get: take one more reference (atomic; the caller must already hold one).</summary>
     public static void FolioGet(Folio folio) => folio.Get();
     /// <summary>folio_put: the last reference frees the folio (a ZONE_DEVICE one through its pagemap).</summary>
     public static void FolioPut(Folio folio) => folio.Put();
-    /// <summary>folio_lock.</summary>
+    /// <summary>folio_lock: wait until PG_locked is ours. Not reentrant: locking a folio this thread
+    /// already holds never returns, as in the kernel.</summary>
     public static void FolioLock(Folio folio) => folio.Lock();
-    /// <summary>folio_unlock.</summary>
+    /// <summary>folio_unlock: release PG_locked; unlocking an unlocked folio is a BUG.</summary>
     public static void FolioUnlock(Folio folio) => folio.Unlock();
     /// <summary>page_folio.</summary>
     public static Folio PageFolio(Page page) => page.Folio;
@@ -76,15 +77,17 @@ public static class Mm
         d.Flags &= ~(uint)(PageFlags.Tail | PageFlags.HighByteMask);
     }
 
-    /// <summary>folio_set_count.</summary>
+    /// <summary>folio_set_count: overwrite the refcount (for a driver re-initialising a free device folio).</summary>
     public static void FolioSetCount(Folio folio, int count) => Volatile.Write(ref folio.Head.RefCount, count);
 
     // --- page contents (include/linux/highmem.h) ------------------------------------------------
 
-    /// <summary>copy_highpage.</summary>
+    /// <summary>copy_highpage: <paramref name="to"/> gets <paramref name="from"/>'s 4096 bytes. The driver
+    /// must pass pages it can address (the backing page of a device-private one; touching device-private
+    /// memory from the CPU is a BUG).</summary>
     public static void CopyHighpage(Page to, Page from) => to.CopyDataFrom(from);
 
-    /// <summary>clear_highpage.</summary>
+    /// <summary>clear_highpage: zero the page's 4096 bytes.</summary>
     public static void ClearHighpage(Page page)
     {
         if (page.HasData)
@@ -101,14 +104,15 @@ public static class Mm
 
     // --- address spaces (mmap_lock.h, mm.h, sched/mm.h) -----------------------------------------
 
-    /// <summary>mmap_read_lock.</summary>
+    /// <summary>mmap_read_lock: take the mm's mmap_lock shared (as hmm_range_fault and migrate_vma_setup
+    /// require). Not recursive; pair with <see cref="MmapReadUnlock"/> on the same thread.</summary>
     public static void MmapReadLock(MmStruct mm)
     {
         ArgumentNullException.ThrowIfNull(mm);
         mm.MmapLock.EnterReadLock();
     }
 
-    /// <summary>mmap_read_unlock.</summary>
+    /// <summary>mmap_read_unlock: release the shared mmap_lock this thread took.</summary>
     public static void MmapReadUnlock(MmStruct mm)
     {
         ArgumentNullException.ThrowIfNull(mm);
@@ -146,11 +150,16 @@ public static class Mm
     public static void VmaSetOps(Vma vma, IVmOperations ops) => vma.Ops = ops;
 
     /// <summary>vm_insert_page: map a kernel page into a driver's VMA with a normal PTE (a file rmap
-    /// and a reference of its own).</summary>
+    /// and a reference of its own; the VMA becomes VM_MIXEDMAP). EFAULT for a null page or an address
+    /// outside the VMA or unaligned; ENOMEM when a page table cannot be allocated; EBUSY when something
+    /// is mapped there already.</summary>
     public static Errno VmInsertPage(Vma vma, ulong addr, Page page) => Memory.VmInsertPage(vma, addr, page);
 
     /// <summary>make_device_exclusive: the page at <paramref name="addr"/> faulted in writable, then
-    /// its PTE replaced by a device-exclusive entry; returns the page locked and referenced.</summary>
+    /// its PTE replaced by a device-exclusive entry; returns the page locked and referenced (the caller
+    /// unlocks and puts it). Caller holds mmap_lock for read. EOPNOTSUPP for a page that is not anonymous
+    /// (shmem, hugetlb); GUP's errno (EFAULT) when the page cannot be faulted in writable; EBUSY when it
+    /// kept racing with other changes to the PTE.</summary>
     public static Errno MakeDeviceExclusive(MmStruct mm, ulong addr, object? owner, out Page page) =>
         DeviceExclusive.MakeDeviceExclusive(mm, addr, owner, out page);
 

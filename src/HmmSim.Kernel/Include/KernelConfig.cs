@@ -28,8 +28,11 @@ internal enum Architecture { X86_64, Arm64 }
 internal enum DevicePrivateDesign { PhysicalAddressSpace, DeviceAddressSpace }
 
 /// <summary>A range of physical address space.</summary>
+/// <param name="Start">The first physical address.</param>
+/// <param name="Length">The length in bytes.</param>
 public readonly record struct PhysicalRange(ulong Start, ulong Length)
 {
+    /// <summary>The first byte after the range (Start + Length).</summary>
     public ulong End => Start + Length;
 }
 

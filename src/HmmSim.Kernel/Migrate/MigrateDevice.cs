@@ -7,7 +7,11 @@ public static class MigrateDevice
 {
     private const ulong VmSpecial = (ulong)(VmFlags.Io | VmFlags.DontExpand | VmFlags.PfnMap | VmFlags.MixedMap);
 
-    /// <summary>migrate_vma_setup. The caller holds mmap_lock for read.</summary>
+    /// <summary>migrate_vma_setup: collect the pages of [args.Start, args.End) that args.Flags selects,
+    /// lock them, and replace their mappings with migration entries; fills args.Src, args.Npages and
+    /// args.Cpages (0 collected is not an error). The caller holds mmap_lock for read. Returns
+    /// <see cref="Errno.EINVAL"/> for a missing, hugetlb or VM_IO/VM_PFNMAP VMA, a range outside it or
+    /// empty, Src/Dst arrays too short, or a FaultPage that is not a locked device-private page.</summary>
     public static Errno MigrateVmaSetup(KernelState kernel, MigrateVma args)
     {
         long nrPages = (long)((args.End - args.Start) >> Arch.PageShift);
@@ -406,8 +410,13 @@ public static class MigrateDevice
 
     // --- pages ---------------------------------------------------------------------------------
 
+    /// <summary>migrate_vma_pages: move struct page state (mapping, index, flags) from each collected
+    /// source to the driver's destination in m.Dst; a source whose destination is missing or
+    /// unsuitable loses MIGRATE_PFN_MIGRATE. The driver has already copied the data.</summary>
     public static void MigrateVmaPages(KernelState kernel, MigrateVma m) => MigratePages(kernel, m.Src, m.Dst, m.Npages, m);
 
+    /// <summary>migrate_device_pages: as <see cref="MigrateVmaPages"/> for pages collected by
+    /// <see cref="MigrateDeviceRange"/> (eviction, no VMA).</summary>
     public static void MigrateDevicePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => MigratePages(kernel, src, dst, npages, null);
 
     /// <summary>__migrate_device_pages.</summary>
@@ -666,8 +675,12 @@ public static class MigrateDevice
 
     // --- finalize ------------------------------------------------------------------------------
 
+    /// <summary>migrate_vma_finalize: replace each migration entry with the new page (or the old one
+    /// where the move failed), then unlock and drop the references the migration held.</summary>
     public static void MigrateVmaFinalize(KernelState kernel, MigrateVma m) => Finalize(kernel, m.Src, m.Dst, m.Npages, m.FaultPage);
 
+    /// <summary>migrate_device_finalize: <see cref="MigrateVmaFinalize"/> for a migration started by
+    /// <see cref="MigrateDeviceRange"/>.</summary>
     public static void MigrateDeviceFinalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => Finalize(kernel, src, dst, npages, default);
 
     /// <summary>migrate_device_finalize: map the new folios where the migration entries are (or the old

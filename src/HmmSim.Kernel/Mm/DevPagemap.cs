@@ -23,6 +23,9 @@ public sealed class DevPagemap
     private long _refs;
     private bool _killed;
 
+    /// <summary>A pagemap as a driver fills struct dev_pagemap before memremap_pages or
+    /// memremap_device_private_pagemap: its type, owner cookie, ops and folio order
+    /// (<paramref name="vmemmapShift"/>, 0 for order-0 pages). The range is set at registration.</summary>
     public DevPagemap(MemoryType type, object? owner, DevPagemapOps ops, int vmemmapShift = 0)
     {
         Type = type;
@@ -31,15 +34,18 @@ public sealed class DevPagemap
         VmemmapShift = vmemmapShift;
     }
 
+    /// <summary>pgmap->type: what kind of ZONE_DEVICE memory this is.</summary>
     public MemoryType Type { get; }
     /// <summary>pgmap->owner: hmm_range_fault and migrate_vma report or select device-private
     /// pages only for a caller passing the same owner.</summary>
     public object? Owner { get; }
+    /// <summary>pgmap->ops: the driver's callbacks.</summary>
     public DevPagemapOps Ops { get; }
     /// <summary>pgmap->vmemmap_shift: the order of the folios memmap_init_zone_device lays out.</summary>
     public int VmemmapShift { get; }
     /// <summary>pgmap->range: first page number (PFN, or device-private offset in the redesign) and page count.</summary>
     public ulong First { get; internal set; }
+    /// <summary>The number of base pages in the pagemap's range (range_len / PAGE_SIZE).</summary>
     public ulong NrPages { get; internal set; }
     /// <summary>The range is in the device-private address space (the redesign), not physical.</summary>
     public bool InDevicePrivateSpace { get; internal set; }
@@ -97,5 +103,6 @@ public sealed class DevPagemap
         }
     }
 
+    /// <summary>"dev_pagemap TYPE [pfn|dpi first+count]", for logs and assertion messages.</summary>
     public override string ToString() => $"dev_pagemap {Type} [{(InDevicePrivateSpace ? "dpi" : "pfn")} 0x{First:x}+0x{NrPages:x}]";
 }

@@ -15,6 +15,7 @@ public readonly struct Folio : IEquatable<Folio>
         Index = index;
     }
 
+    /// <summary>The NULL folio pointer (default(Folio)).</summary>
     public bool IsNull => Section is null;
     internal ref PageDesc Head => ref Section.Pages[Index];
     internal ref PageDesc Tail(int n) => ref Section.Pages[Index + n];
@@ -24,13 +25,21 @@ public readonly struct Folio : IEquatable<Folio>
     public Page Page(int n = 0) => new Page(Section, Index).Nth(n);
     internal bool Test(PageFlags flag) => (Head.Flags & (uint)flag) != 0;
 
+    /// <summary>folio_test_large: more than one page (PG_head set).</summary>
     public bool IsLarge => Test(PageFlags.Head);
+    /// <summary>folio_order: log2 of the page count (0, or 9 for a PMD-sized THP).</summary>
     public int Order => IsLarge ? (int)(Tail(1).Flags >> 24) : 0;
+    /// <summary>folio_nr_pages: 1 &lt;&lt; Order base pages.</summary>
     public int NrPages => 1 << Order;
+    /// <summary>folio_size: bytes.</summary>
     public ulong Size => (ulong)NrPages << Arch.PageShift;
+    /// <summary>folio_test_anon: anonymous memory (mapping is an anon_vma).</summary>
     public bool IsAnon => Test(PageFlags.Anon);
+    /// <summary>folio_is_zone_device: the folio's memory is ZONE_DEVICE (it has a pgmap).</summary>
     public bool IsZoneDevice => Section.Zone == ZoneType.Device;
+    /// <summary>folio_is_device_private: ZONE_DEVICE of type MEMORY_DEVICE_PRIVATE.</summary>
     public bool IsDevicePrivate => IsZoneDevice && Pgmap!.Type == MemoryType.DevicePrivate;
+    /// <summary>folio_is_device_coherent: ZONE_DEVICE of type MEMORY_DEVICE_COHERENT.</summary>
     public bool IsDeviceCoherent => IsZoneDevice && Pgmap!.Type == MemoryType.DeviceCoherent;
     internal bool IsHugetlb => Test(PageFlags.Hugetlb);
     internal bool IsZero => Test(PageFlags.Zero);
@@ -38,6 +47,8 @@ public readonly struct Folio : IEquatable<Folio>
     /// <summary>folio->pgmap: the pagemap of the head's subsection, shared by every tail page.</summary>
     public DevPagemap? Pgmap => Section.SubsectionPgmap?[Index >> MemSection.SubsectionShift];
 
+    /// <summary>folio_ref_count: the head page's _refcount (0 on a free folio). Read atomically; a
+    /// snapshot only, other threads may change it.</summary>
     public int RefCount => Volatile.Read(ref Head.RefCount);
 
     /// <summary>folio_mapcount: PTE and PMD mappings of any page of the folio.</summary>
@@ -112,6 +123,7 @@ public readonly struct Folio : IEquatable<Folio>
     }
 
     // --- folio lock (PG_locked) -------------------------------------------------------
+    /// <summary>folio_trylock: set PG_locked atomically; false if someone else holds it.</summary>
     public bool TryLock()
     {
         ref uint f = ref Head.Flags;
@@ -126,6 +138,8 @@ public readonly struct Folio : IEquatable<Folio>
         return false;
     }
 
+    /// <summary>folio_lock: spin (then yield) until PG_locked is ours. Not reentrant: locking a folio
+    /// the caller holds deadlocks, as in the kernel.</summary>
     public void Lock()
     {
         var spin = new SpinWait();
@@ -133,21 +147,29 @@ public readonly struct Folio : IEquatable<Folio>
             spin.SpinOnce(sleep1Threshold: 20);
     }
 
+    /// <summary>folio_unlock: clear PG_locked; unlocking an unlocked folio is a BUG (<c>KernelBugException</c>).</summary>
     public void Unlock()
     {
         if ((Interlocked.And(ref Head.Flags, ~(uint)PageFlags.Locked) & (uint)PageFlags.Locked) == 0)
             ThrowHelper.KernelBug($"folio_unlock of unlocked {this}");
     }
 
+    /// <summary>folio_test_locked: PG_locked is set (by anyone).</summary>
     public bool IsLocked => Test(PageFlags.Locked);
 
     internal void SetFlag(PageFlags flag) => Interlocked.Or(ref Head.Flags, (uint)flag);
     internal void ClearFlag(PageFlags flag) => Interlocked.And(ref Head.Flags, ~(uint)flag);
 
+    /// <summary>Pointer equality: the same head page of the same memmap.</summary>
     public bool Equals(Folio other) => ReferenceEquals(Section, other.Section) && Index == other.Index;
+    /// <summary>Pointer equality with a boxed <see cref="Folio"/>.</summary>
     public override bool Equals(object? obj) => obj is Folio f && Equals(f);
+    /// <summary>Hash of the pointer (memmap section and index).</summary>
     public override int GetHashCode() => HashCode.Combine(RuntimeHelpers.GetHashCode(Section), Index);
+    /// <summary>Pointer equality (folio_a == folio_b in C).</summary>
     public static bool operator ==(Folio a, Folio b) => a.Equals(b);
+    /// <summary>Pointer inequality.</summary>
     public static bool operator !=(Folio a, Folio b) => !a.Equals(b);
+    /// <summary>"folio (pfn|dpi) order N", or "folio (null)".</summary>
     public override string ToString() => IsNull ? "folio (null)" : $"folio {Page().Identity} order {Order}";
 }

@@ -449,29 +449,29 @@ public sealed partial class MmStruct
     private int _tableFreesWaiting;
 
     /// <summary>mm->write_protect_seq: odd while fork() write-protects this mm's anonymous pages.</summary>
-    public int WriteProtectSeq => Volatile.Read(ref _writeProtectSeq);
+    internal int WriteProtectSeq => Volatile.Read(ref _writeProtectSeq);
 
     /// <summary>raw_write_seqcount_begin/end around copy_page_range of a COW mapping.</summary>
-    public void WriteProtectSeqBegin() => Interlocked.Increment(ref _writeProtectSeq);
-    public void WriteProtectSeqEnd() => Interlocked.Increment(ref _writeProtectSeq);
+    internal void WriteProtectSeqBegin() => Interlocked.Increment(ref _writeProtectSeq);
+    internal void WriteProtectSeqEnd() => Interlocked.Increment(ref _writeProtectSeq);
 
     /// <summary>local_irq_save for a lockless walk of this mm's tables: from here until
     /// <see cref="LocklessWalkEnd"/> no table page the walk may reach is freed. Returns the token to end with.</summary>
-    public int LocklessWalkBegin()
+    internal int LocklessWalkBegin()
     {
         int phase = Volatile.Read(ref _walkPhase);
         Interlocked.Increment(ref _walkers[phase]);   // a full fence: every entry read comes after it
         return phase;
     }
 
-    public void LocklessWalkEnd(int token) => Interlocked.Decrement(ref _walkers[token]);
+    internal void LocklessWalkEnd(int token) => Interlocked.Decrement(ref _walkers[token]);
 
     /// <summary>tlb_remove_table_sync_one: called after a table page was unlinked and before it is freed;
     /// returns once no lockless walk that could have read the old entry is still running. A walk whose
     /// count is taken after the entry was cleared reads the cleared entry (its begin and this check are
     /// full fences), so only walks already counted are waited for: each phase is drained in turn while
     /// new walks count on the other one, so a stream of walks cannot starve the freeing.</summary>
-    public void SyncLocklessWalkers()
+    internal void SyncLocklessWalkers()
     {
         Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _walkers[0]) == 0 && Volatile.Read(ref _walkers[1]) == 0)
@@ -492,5 +492,5 @@ public sealed partial class MmStruct
     }
 
     /// <summary>How many table frees are waiting for lockless walks to finish right now.</summary>
-    public int TableFreesWaiting => Volatile.Read(ref _tableFreesWaiting);
+    internal int TableFreesWaiting => Volatile.Read(ref _tableFreesWaiting);
 }

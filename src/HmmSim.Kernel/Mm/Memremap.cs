@@ -9,7 +9,13 @@ public static class Memremap
     /// <summary>MAX_FOLIO_ORDER: the largest vmemmap_shift memremap_pages accepts (PUD order).</summary>
     internal const int MaxFolioOrder = Arch.PudShift - Arch.PageShift;
 
-    /// <summary>memremap_pages over one physical range [start, start+length).</summary>
+    /// <summary>memremap_pages over one physical range [start, start+length): the range's struct pages
+    /// join ZONE_DEVICE under <paramref name="pgmap"/>, every folio free (refcount 0) until
+    /// zone_device_folio_init hands it out. Each failure also logs a WARNING to dmesg: EINVAL for an empty
+    /// or not 2 MiB-aligned range, a vmemmap_shift above MAX_FOLIO_ORDER, MEMORY_DEVICE_PRIVATE in the
+    /// redesign (use memremap_device_private_pagemap) or without migrate_to_ram, folio_free and an owner,
+    /// MEMORY_DEVICE_COHERENT without folio_free and an owner; ENOMEM when the range overlaps another
+    /// pagemap; ENXIO when it intersects System RAM; E2BIG beyond the physical address space.</summary>
     public static Errno MemremapPages(KernelState kernel, DevPagemap pgmap, PhysicalRange range)
     {
         if (range.Length == 0 || (range.Start | range.Length) % Arch.PmdSize != 0)
@@ -66,7 +72,9 @@ public static class Memremap
     }
 
     /// <summary>memremap_device_private_pagemap (the redesign): reserve <paramref name="nrPages"/> offsets
-    /// in the device-private address space; no physical address space is used.</summary>
+    /// in the device-private address space; no physical address space is used. EINVAL in today's design
+    /// (there is no such space), or for a pagemap that is not MEMORY_DEVICE_PRIVATE, lacks migrate_to_ram
+    /// or an owner, or asks for 0 pages; EBUSY when the space has no room. Failures log a WARNING.</summary>
     public static Errno MemremapDevicePrivatePagemap(KernelState kernel, DevPagemap pgmap, ulong nrPages)
     {
         if (kernel.DevicePrivateSpace is null)
@@ -80,7 +88,8 @@ public static class Memremap
         return Errno.None;
     }
 
-    /// <summary>memunmap_device_private_pagemap.</summary>
+    /// <summary>memunmap_device_private_pagemap: as memunmap_pages, then the offsets return to the
+    /// device-private address space.</summary>
     public static void MemunmapDevicePrivatePagemap(KernelState kernel, DevPagemap pgmap)
     {
         if (!pgmap.InDevicePrivateSpace)
@@ -92,7 +101,9 @@ public static class Memremap
 
     /// <summary>The seam a driver calls for device-private memory of <paramref name="size"/> bytes:
     /// today's kernel reserves physical address space (request_free_mem_region) and maps it
-    /// (memremap_pages); the redesign takes offsets in the device-private address space.</summary>
+    /// (memremap_pages); the redesign takes offsets in the device-private address space. Returns the
+    /// errno of whichever failed: request_free_mem_region's ERANGE when no free physical address space
+    /// is left (logged to dmesg), memremap_pages' or memremap_device_private_pagemap's otherwise.</summary>
     public static Errno AddDevicePrivateMemory(KernelState kernel, DevPagemap pgmap, ulong size, string name)
     {
         if (kernel.Config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
@@ -133,12 +144,14 @@ public static class Memremap
             : kernel.Memmap.PfnToPage(new Pfn(pgmap.First + indexInPgmap));
     }
 
-    /// <summary>zone_device_folio_init: hand a free device folio of order <paramref name="order"/> out with
-    /// refcount 1, locked, its pages holding pgmap references (compound when order &gt; 0).</summary>
     /// <summary>zone_device_page_init: an order-0 device folio handed out by its driver, locked,
     /// with one reference.</summary>
     public static Folio ZoneDevicePageInit(Page page) => ZoneDeviceFolioInit(page, 0);
 
+    /// <summary>zone_device_folio_init: hand a free device folio of order <paramref name="order"/> out with
+    /// refcount 1, locked, its pages holding pgmap references (compound when order &gt; 0). A page
+    /// still referenced or mapped, or a pagemap being torn down, is a BUG; an order of 1, out of range
+    /// or not aligned at <paramref name="page"/> is an <see cref="ArgumentException"/>.</summary>
     public static Folio ZoneDeviceFolioInit(Page page, int order)
     {
         var pgmap = page.Section.SubsectionPgmap?[page.Index >> MemSection.SubsectionShift]
@@ -190,6 +203,7 @@ public static class Memremap
         return err;
     }
 
+    /// <summary>An errno as the kernel's %pe prints an error pointer ("-ENOMEM").</summary>
     public static string ErrName(Errno e) => $"-{e}";
 
     /// <summary>free_zone_device_folio: the pagemap's folio_free gets the folio back; its pgmap

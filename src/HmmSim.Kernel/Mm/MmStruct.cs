@@ -31,6 +31,7 @@ public sealed partial class MmStruct : IDisposable
     internal long PgtablesBytes;
     internal bool Exited { get; private set; }
 
+    /// <summary>exit_mmap: tear the address space down (unmap every VMA, free the page tables). Idempotent.</summary>
     public void Dispose()
     {
         if (Exited)

@@ -3,10 +3,31 @@ namespace HmmSim.Kernel;
 /// <summary>enum mmu_notifier_event (include/linux/mmu_notifier.h), with the kernel's values.</summary>
 public enum MmuNotifyEvent
 {
-    Unmap = 0, Clear, ProtectionVma, ProtectionPage, SoftDirty, Release, Migrate, Exclusive,
+    /// <summary>MMU_NOTIFY_UNMAP: the range is being unmapped (munmap, mremap's old range).</summary>
+    Unmap = 0,
+    /// <summary>MMU_NOTIFY_CLEAR: entries are cleared without the VMA going away (madvise, zap, COW).</summary>
+    Clear,
+    /// <summary>MMU_NOTIFY_PROTECTION_VMA: the VMA's protection changes (mprotect).</summary>
+    ProtectionVma,
+    /// <summary>MMU_NOTIFY_PROTECTION_PAGE: one page's protection changes (write-protect for COW, KSM).</summary>
+    ProtectionPage,
+    /// <summary>MMU_NOTIFY_SOFT_DIRTY: soft-dirty bits are cleared (clear_refs).</summary>
+    SoftDirty,
+    /// <summary>MMU_NOTIFY_RELEASE: the whole mm is going away (exit_mmap).</summary>
+    Release,
+    /// <summary>MMU_NOTIFY_MIGRATE: migrate_vma is replacing entries; range owner is the pgmap owner
+    /// so a driver can skip invalidations it caused itself.</summary>
+    Migrate,
+    /// <summary>MMU_NOTIFY_EXCLUSIVE: make_device_exclusive is converting entries; range owner is the caller's.</summary>
+    Exclusive,
 }
 
-/// <summary>struct mmu_notifier_range.</summary>
+/// <summary>struct mmu_notifier_range: what an invalidation covers, handed to an interval notifier's callback.</summary>
+/// <param name="Start">range->start: first user virtual address invalidated.</param>
+/// <param name="End">range->end: end of the invalidated range (exclusive).</param>
+/// <param name="Event">range->event: why the CPU page tables change.</param>
+/// <param name="Owner">range->owner: for MMU_NOTIFY_MIGRATE and MMU_NOTIFY_EXCLUSIVE, the owner cookie the
+/// initiator passed (a driver compares it with its own to skip invalidations it caused); otherwise null.</param>
 public readonly record struct MmuNotifierRange(ulong Start, ulong End, MmuNotifyEvent Event, object? Owner);
 
 /// <summary>struct mmu_interval_notifier: a driver's subscription to invalidations of [Start, End).
@@ -23,7 +44,9 @@ public sealed class MmuIntervalNotifier
         Invalidate = invalidate;
     }
 
+    /// <summary>interval_tree_node.start: first watched user virtual address.</summary>
     public ulong Start { get; }
+    /// <summary>The end of the watched interval (exclusive; the kernel's node.last + 1).</summary>
     public ulong End { get; }
     internal Func<MmuIntervalNotifier, MmuNotifierRange, long, bool> Invalidate { get; }
     internal MmuNotifierSubscriptions? Subscriptions { get; set; }
@@ -126,6 +149,11 @@ public static class MmuNotifier
     internal static void InvalidateRangeStart(MmStruct mm, MmuNotifierRange range) => mm.Notifiers?.Start(range);
     internal static void InvalidateRangeEnd(MmStruct mm, MmuNotifierRange range) => mm.Notifiers?.End(range);
 
+    /// <summary>mmu_interval_notifier_insert: watch [<paramref name="start"/>, start + <paramref name="length"/>)
+    /// of <paramref name="mm"/>. <paramref name="invalidate"/> is ops->invalidate: called with the range and
+    /// the new sequence (call <see cref="MmuIntervalSetSeq"/> under the driver's lock) before the CPU
+    /// page tables change. Its bool is the kernel's "handled" answer for non-blockable ranges; the
+    /// model only issues blockable invalidations, so return true. Safe to call while invalidations run.</summary>
     public static MmuIntervalNotifier MmuIntervalNotifierInsert(MmStruct mm, ulong start, ulong length,
         Func<MmuIntervalNotifier, MmuNotifierRange, long, bool> invalidate)
     {
@@ -136,6 +164,8 @@ public static class MmuNotifier
         return n;
     }
 
+    /// <summary>mmu_interval_notifier_remove: stop watching; invalidations that start afterwards no
+    /// longer call <paramref name="n"/>. Removing twice is harmless.</summary>
     public static void MmuIntervalNotifierRemove(MmuIntervalNotifier n) => n.Subscriptions?.Remove(n);
 
     /// <summary>mmu_interval_read_begin: waits out an invalidation in progress, returns its sequence.</summary>

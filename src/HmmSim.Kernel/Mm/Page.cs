@@ -14,16 +14,20 @@ public readonly struct Page : IEquatable<Page>
         Index = index;
     }
 
+    /// <summary>The NULL page pointer (default(Page)); what migrate_pfn_to_page returns without MIGRATE_PFN_VALID.</summary>
     public bool IsNull => Section is null;
     internal ref PageDesc Desc => ref Section.Pages[Index];
     internal PageFlags Flags => (PageFlags)Desc.Flags;
     internal bool Test(PageFlags flag) => (Desc.Flags & (uint)flag) != 0;
     internal Memmap Memmap => Section.Owner;
 
+    /// <summary>is_zone_device_page: the page belongs to a dev_pagemap.</summary>
     public bool IsZoneDevice => Section.Zone == ZoneType.Device;
     /// <summary>is_device_private_page.</summary>
     public bool IsDevicePrivate => IsZoneDevice && Pgmap!.Type == MemoryType.DevicePrivate;
+    /// <summary>is_device_coherent_page.</summary>
     public bool IsDeviceCoherent => IsZoneDevice && Pgmap!.Type == MemoryType.DeviceCoherent;
+    /// <summary>is_pci_p2pdma_page.</summary>
     public bool IsPciP2pDma => IsZoneDevice && Pgmap!.Type == MemoryType.PciP2pDma;
 
     /// <summary>page_to_pfn. A page of the device-private address space has no PFN: asking for one
@@ -93,11 +97,17 @@ public readonly struct Page : IEquatable<Page>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private Page NthInOtherSection(int n) => Memmap.PageAt(Section.InDevicePrivateSpace, Number + (ulong)(long)n);
 
+    /// <summary>Pointer equality: the same struct page of the same memmap.</summary>
     public bool Equals(Page other) => ReferenceEquals(Section, other.Section) && Index == other.Index;
+    /// <summary>Pointer equality with a boxed <see cref="Page"/>.</summary>
     public override bool Equals(object? obj) => obj is Page p && Equals(p);
+    /// <summary>Hash of the pointer (memmap section and index).</summary>
     public override int GetHashCode() => HashCode.Combine(RuntimeHelpers.GetHashCode(Section), Index);
+    /// <summary>Pointer equality (page_a == page_b in C).</summary>
     public static bool operator ==(Page a, Page b) => a.Equals(b);
+    /// <summary>Pointer inequality.</summary>
     public static bool operator !=(Page a, Page b) => !a.Equals(b);
+    /// <summary>"page pfn 0x…" or "page dpi 0x…", or "page (null)".</summary>
     public override string ToString() => IsNull ? "page (null)" : $"page {Identity}";
 
     /// <summary>The page's bytes for the CPU to read: the shared zero buffer when never written.

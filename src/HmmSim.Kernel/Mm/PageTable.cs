@@ -8,16 +8,23 @@ namespace HmmSim.Kernel;
 /// PMD entry holds the real PFN of its PTE table, as the hardware walker would read it.</summary>
 public sealed partial class MmStruct
 {
+    /// <summary>pgd_index: the PGD slot (0..511) of a user virtual address.</summary>
     public static int PgdIndex(ulong addr) => (int)((addr >> Arch.PgdirShift) & 511);
+    /// <summary>pud_index: the PUD slot (0..511) of a user virtual address.</summary>
     public static int PudIndex(ulong addr) => (int)((addr >> Arch.PudShift) & 511);
+    /// <summary>pmd_index: the PMD slot (0..511) of a user virtual address.</summary>
     public static int PmdIndex(ulong addr) => (int)((addr >> Arch.PmdShift) & 511);
+    /// <summary>pte_index: the PTE slot (0..511) of a user virtual address.</summary>
     public static int PteIndex(ulong addr) => (int)((addr >> Arch.PageShift) & 511);
 
     /// <summary>The 512 entries of a table page.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<ulong> Table(Pfn table) => MemoryMarshal.Cast<byte, ulong>(Kernel.Memmap.PfnToPage(table).WriteData());
 
+    /// <summary>pte_offset: the PTE for <paramref name="addr"/> in the PTE table page <paramref name="pteTable"/>
+    /// (a raw pte_t the caller reads or writes under the page-table lock).</summary>
     public ref ulong PteRef(Pfn pteTable, ulong addr) => ref Table(pteTable)[PteIndex(addr)];
+    /// <summary>pmd_offset: the PMD entry for <paramref name="addr"/> in the PMD table page <paramref name="pmdTable"/>.</summary>
     public ref ulong PmdRef(Pfn pmdTable, ulong addr) => ref Table(pmdTable)[PmdIndex(addr)];
 
     /// <summary>pmd_off / pmd_alloc: the PMD table covering <paramref name="addr"/>. Without
@@ -100,6 +107,8 @@ public sealed partial class MmStruct
         return page.ToPfn();
     }
 
+    /// <summary>pte_free / pmd_free: return an emptied page-table page to the buddy and uncount it
+    /// (nr_page_table_pages, pgtables_bytes). Freeing a page that is not a table is a BUG.</summary>
     public void FreeTable(Pfn table)
     {
         var page = Kernel.Memmap.PfnToPage(table);

@@ -1,6 +1,6 @@
 namespace HmmSim.Kernel;
 
-/// <summary>mm/shmem.c: tmpfs page cache for <see cref="ShmemFile"/> and shared anonymous memory.
+/// <summary>mm/shmem.c: tmpfs page cache for <c>HmmSim.ShmemFile</c> and shared anonymous memory.
 /// Folios are order 0 (shmem THP is off by default: shmem_enabled=never).</summary>
 internal static class Shmem
 {

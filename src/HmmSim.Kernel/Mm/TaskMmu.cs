@@ -57,7 +57,7 @@ internal static class TaskMmu
         return f;
     }
 
-    /// <summary>A swap-type entry: PM_SWAP with type and offset (offset << MAX_SWAPFILES_SHIFT | type);
+    /// <summary>A swap-type entry: PM_SWAP with type and offset (offset &lt;&lt; MAX_SWAPFILES_SHIFT | type);
     /// migration entries of file folios also say PM_FILE.</summary>
     private static ulong SwapEntryFlags(MmStruct mm, SwapEntry entry, int idx, bool softDirty)
     {

@@ -24,20 +24,35 @@ internal enum FaultFlags : uint
 [Flags]
 public enum VmFaultResult : uint
 {
+    /// <summary>0: the fault was handled.</summary>
     None = 0,
+    /// <summary>VM_FAULT_OOM: out of memory (a migrate_to_ram that cannot allocate returns this).</summary>
     Oom = 0x000001,
+    /// <summary>VM_FAULT_SIGBUS: the access gets SIGBUS (a migrate_to_ram that cannot migrate returns this).</summary>
     Sigbus = 0x000002,
+    /// <summary>VM_FAULT_MAJOR: the fault needed I/O or a device copy.</summary>
     Major = 0x000004,
+    /// <summary>VM_FAULT_HWPOISON: a poisoned page.</summary>
     HwPoison = 0x000010,
+    /// <summary>VM_FAULT_HWPOISON_LARGE: a poisoned huge page.</summary>
     HwPoisonLarge = 0x000020,
+    /// <summary>VM_FAULT_SIGSEGV: the access gets SIGSEGV.</summary>
     Sigsegv = 0x000040,
+    /// <summary>VM_FAULT_NOPAGE: the handler installed the PTE itself.</summary>
     NoPage = 0x000100,
+    /// <summary>VM_FAULT_LOCKED: the handler returns the page locked.</summary>
     Locked = 0x000200,
+    /// <summary>VM_FAULT_RETRY: the handler dropped the lock; retry the fault.</summary>
     Retry = 0x000400,
+    /// <summary>VM_FAULT_FALLBACK: a huge fault fell back to base pages.</summary>
     Fallback = 0x000800,
+    /// <summary>VM_FAULT_DONE_COW: the handler did the COW itself.</summary>
     DoneCow = 0x001000,
+    /// <summary>VM_FAULT_NEEDDSYNC: a DAX sync fault must fsync first.</summary>
     NeedDsync = 0x002000,
+    /// <summary>VM_FAULT_COMPLETED: the fault completed with the mmap lock dropped.</summary>
     Completed = 0x004000,
+    /// <summary>VM_FAULT_ERROR: any of the error bits.</summary>
     Error = Oom | Sigbus | Sigsegv | HwPoison | HwPoisonLarge,
 }
 
@@ -52,6 +67,7 @@ public struct VmFault
         Flags = flags;
     }
 
+    /// <summary>vmf->vma: the VMA the fault is in.</summary>
     public Vma Vma { get; }
     /// <summary>The faulting address, page aligned.</summary>
     public ulong Address { get; }

@@ -3,12 +3,78 @@ namespace HmmSim.Kernel;
 /// <summary>The /proc/vmstat counters the model keeps, under the kernel's names.</summary>
 public enum VmStatItem
 {
-    NrFreePages, NrAnonPages, NrMapped, NrFilePages, NrShmem, NrPageTablePages, NrAnonTransparentHugepages,
-    NrShmemHugepages, NrZoneDevicePages,
-    PgFault, PgMajFault, ThpFaultAlloc, ThpFaultFallback, ThpSplitPage, ThpSplitPmd, ThpZeroPageAlloc,
-    ThpCollapseAlloc, ThpMigrationSuccess, ThpMigrationFail, ThpMigrationSplit, PgMigrateSuccess, PgMigrateFail,
-    NumaHintFaults, PgFree, PgAlloc, CowFaults, HugetlbFaults,
-    HmmRangeFaultPages, DeviceMigrateToDevice, DeviceMigrateToRam, DeviceMigrateToDeviceThp, DeviceMigrateToRamThp, DeviceExclusive, P2pAliasPages, P2pFallbackPages,
+    /// <summary>nr_free_pages: base pages free in the buddy allocator.</summary>
+    NrFreePages,
+    /// <summary>nr_anon_pages: anonymous base pages mapped by some process.</summary>
+    NrAnonPages,
+    /// <summary>nr_mapped: file-backed (shmem) base pages mapped by some process.</summary>
+    NrMapped,
+    /// <summary>nr_file_pages: base pages in the page cache (shmem included).</summary>
+    NrFilePages,
+    /// <summary>nr_shmem: shmem/tmpfs base pages.</summary>
+    NrShmem,
+    /// <summary>nr_page_table_pages: pages used as page tables.</summary>
+    NrPageTablePages,
+    /// <summary>nr_anon_transparent_hugepages: PMD-mapped anonymous THPs (counted in THPs, not pages).</summary>
+    NrAnonTransparentHugepages,
+    /// <summary>nr_shmem_hugepages: shmem THPs (always 0: shmem THP is off in the model).</summary>
+    NrShmemHugepages,
+    /// <summary>The model's own: base pages of ZONE_DEVICE memory in use.</summary>
+    NrZoneDevicePages,
+    /// <summary>pgfault: page faults handled (events).</summary>
+    PgFault,
+    /// <summary>pgmajfault: faults that returned VM_FAULT_MAJOR (device-private migrate_to_ram, swap-in).</summary>
+    PgMajFault,
+    /// <summary>thp_fault_alloc: THPs allocated at fault time.</summary>
+    ThpFaultAlloc,
+    /// <summary>thp_fault_fallback: THP faults that fell back to base pages.</summary>
+    ThpFaultFallback,
+    /// <summary>thp_split_page: large folios split.</summary>
+    ThpSplitPage,
+    /// <summary>thp_split_pmd: PMD mappings split into PTE mappings.</summary>
+    ThpSplitPmd,
+    /// <summary>thp_zero_page_alloc: huge zero folios allocated.</summary>
+    ThpZeroPageAlloc,
+    /// <summary>thp_collapse_alloc: THPs allocated by collapse (MADV_COLLAPSE).</summary>
+    ThpCollapseAlloc,
+    /// <summary>thp_migration_success: THPs migrated whole.</summary>
+    ThpMigrationSuccess,
+    /// <summary>thp_migration_fail: THP migrations that failed.</summary>
+    ThpMigrationFail,
+    /// <summary>thp_migration_split: THPs split to migrate.</summary>
+    ThpMigrationSplit,
+    /// <summary>pgmigrate_success: base pages migrated.</summary>
+    PgMigrateSuccess,
+    /// <summary>pgmigrate_fail: base pages that failed to migrate.</summary>
+    PgMigrateFail,
+    /// <summary>numa_hint_faults (kept for the /proc/vmstat layout; the model has no NUMA balancing).</summary>
+    NumaHintFaults,
+    /// <summary>pgfree: base pages freed to the buddy.</summary>
+    PgFree,
+    /// <summary>pgalloc (the kernel's pgalloc_* summed over zones): base pages allocated.</summary>
+    PgAlloc,
+    /// <summary>cow_fault: faults that copied on write.</summary>
+    CowFaults,
+    /// <summary>hugetlb_fault: faults in hugetlb VMAs.</summary>
+    HugetlbFaults,
+    /// <summary>The model's own: base pages covered by hmm_range_fault calls.</summary>
+    HmmRangeFaultPages,
+    /// <summary>The model's own: base pages migrate_vma moved into device memory.</summary>
+    DeviceMigrateToDevice,
+    /// <summary>The model's own: base pages migrate_vma (or eviction) moved from device memory to system memory.</summary>
+    DeviceMigrateToRam,
+    /// <summary>The model's own: device migrations that moved a THP whole, towards the device.</summary>
+    DeviceMigrateToDeviceThp,
+    /// <summary>The model's own: device migrations that moved a THP whole, towards system memory.</summary>
+    DeviceMigrateToRamThp,
+    /// <summary>The model's own: entries make_device_exclusive converted.</summary>
+    DeviceExclusive,
+    /// <summary>The model's own (the P2P series): pages a driver reached through a P2PDMA alias of another device's private page.</summary>
+    P2pAliasPages,
+    /// <summary>The model's own (the P2P series): P2PDMA pages the importer could not map (no P2P path)
+    /// and so refetched without HMM_PFN_ALLOW_P2P.</summary>
+    P2pFallbackPages,
+    /// <summary>The number of counters (not a counter).</summary>
     Count,
 }
 

@@ -58,11 +58,14 @@ public sealed class Vma
     }
 
     internal bool Contains(ulong addr) => addr >= Start && addr < End;
+    /// <summary>"vma START-END FLAGS" in hex, as /proc/pid/maps would show the range.</summary>
     public override string ToString() => $"vma {Start:x}-{End:x} {Flags}";
 }
 
 /// <summary>vm_operations_struct for special mappings.</summary>
 public interface IVmOperations
 {
+    /// <summary>vm_operations_struct.fault: resolve a CPU fault at vmf.Address in a VMA the driver mapped
+    /// (vm_insert_page or by returning a page); returns VM_FAULT_* bits.</summary>
     VmFaultResult Fault(VmFault vmf);
 }

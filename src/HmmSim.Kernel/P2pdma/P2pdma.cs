@@ -3,17 +3,23 @@ namespace HmmSim.Kernel;
 /// <summary>enum pci_p2pdma_map_type (include/linux/pci-p2pdma.h).</summary>
 public enum PciP2pdmaMapType
 {
+    /// <summary>PCI_P2PDMA_MAP_UNKNOWN: not yet computed.</summary>
     Unknown = 0,
+    /// <summary>PCI_P2PDMA_MAP_NOT_SUPPORTED: no P2P path (e.g. root ports of a host bridge not on the whitelist).</summary>
     NotSupported,
+    /// <summary>PCI_P2PDMA_MAP_BUS_ADDR: both devices sit behind one switch; DMA uses the PCI bus address.</summary>
     BusAddr,
+    /// <summary>PCI_P2PDMA_MAP_THRU_HOST_BRIDGE: traffic goes through a whitelisted host bridge; DMA uses the CPU physical address.</summary>
     ThruHostBridge,
 }
 
 /// <summary>struct pci_p2pdma of a providing device: the PCI_P2PDMA pagemap over (part of) its BAR.</summary>
 public sealed class P2pdmaProvider(PciDev pdev, DevPagemap pgmap, PhysicalRange range)
 {
+    /// <summary>The providing PCI device (whose BAR backs the pages).</summary>
     public PciDev Pdev { get; } = pdev;
     internal DevPagemap Pgmap { get; } = pgmap;
+    /// <summary>The part of the BAR published for P2P DMA, in CPU physical address space.</summary>
     public PhysicalRange Range { get; } = range;
 }
 

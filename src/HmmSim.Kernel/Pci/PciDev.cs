@@ -49,5 +49,6 @@ public sealed class PciDev
         }
     }
 
+    /// <summary>The kind and name of the PCI function ("Endpoint 0000:01:00.0").</summary>
     public override string ToString() => $"{Kind} {Name}";
 }
