@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using HmmSim.Cli.Layout;
+using HmmSim.Cli.Workloads;
 using HmmSim.Kernel;
 
 namespace HmmSim.Cli;
@@ -16,10 +18,10 @@ internal static class LayoutCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var cmd = new Command(Name, "Boot a machine (with the 4 dmirror test devices) and show its physical and device-private address spaces per design. "
-            + "Default: the seeds' VM (x86-64, 43-bit, 8 GiB RAM, PCI window [8 GiB, 2^43)). Example: hmmsim layout --phys-bits 46 --pci-window none --svg layout.svg");
-        var arch = new Option<string>("--arch") { Description = "X86_64 or Arm64.", DefaultValueFactory = _ => "X86_64" };
-        var physBits = new Option<string>("--phys-bits") { Description = "Physical address width in bits.", DefaultValueFactory = _ => "43" };
-        var ram = new Option<string>("--ram") { Description = "System RAM size, e.g. 8GiB, 512MiB, 0x200000000.", DefaultValueFactory = _ => "8GiB" };
+            + $"Default: the seeds' VM (x86-64, {SeedMachines.PhysicalAddressBits}-bit, {Units.Human(SeedMachines.RamBytes)} RAM, PCI window [{Units.Human(SeedMachines.RamBytes)}, 2^{SeedMachines.PhysicalAddressBits})). Example: hmmsim layout --phys-bits 46 --pci-window none --svg layout.svg");
+        var arch = new Option<string>("--arch") { Description = "X86_64 or Arm64.", DefaultValueFactory = _ => new MachineConfig().Architecture.ToString() };
+        var physBits = new Option<string>("--phys-bits") { Description = "Physical address width in bits.", DefaultValueFactory = _ => SeedMachines.PhysicalAddressBits.ToString(CultureInfo.InvariantCulture) };
+        var ram = new Option<string>("--ram") { Description = "System RAM size, e.g. 8GiB, 512MiB, 0x200000000.", DefaultValueFactory = _ => $"{SeedMachines.RamBytes >> 30}GiB" };
         var pci = new Option<string[]>("--pci-window")
         {
             Description = "A PCI host bridge window start:length (e.g. 8GiB:1TiB, 0x200000000:2^40); repeatable; 'none' for no window. Default: one window from the end of RAM to the top of the physical space.",
@@ -88,7 +90,7 @@ internal static class LayoutCommand
         if (windows.Count == 0)
         {
             if (ramBytes < space)
-                pci.Add(new PhysicalRange(ramBytes, space - ramBytes));
+                pci.Add(SeedMachines.PciWindowAboveRam(ramBytes, bits));
         }
         else if (!(windows.Count == 1 && windows[0].Equals("none", StringComparison.OrdinalIgnoreCase)))
         {

@@ -13,7 +13,7 @@ internal static class RunCommand
 {
     public static Command Create()
     {
-        var run = new Command("run", "Run a scenario file (docs/scenarios.md), or with no file the built-in scenario (the seeds' 43-bit VM with a GPU-like device), under both device-private designs. Example: hmmsim run examples/selftest-migrate.json --json");
+        var run = new Command("run", $"Run a scenario file (docs/scenarios.md), or with no file the built-in scenario (the seeds' {SeedMachines.PhysicalAddressBits}-bit VM with a GPU-like device), under both device-private designs. Example: hmmsim run examples/selftest-migrate.json --json");
         var file = new Argument<string?>("scenario") { Description = "A scenario JSON file (docs/scenarios.md); without one, the built-in scenario.", Arity = ArgumentArity.ZeroOrOne };
         run.Arguments.Add(file);
         var quiet = new Option<bool>("--quiet") { Description = "Print only the verdict lines." };
@@ -98,7 +98,7 @@ internal static class RunCommand
         else if (!quiet)
         {
             var console = Console(output);
-            console.MarkupLine("[bold]The seeds' VM[/]: x86-64, 43-bit physical addresses, 8 GiB RAM, a PCI window over everything above RAM; a GPU-like device-private device (hmm_dmirror0).");
+            console.MarkupLine("[bold]The seeds' VM[/]: " + Markup.Escape(SeedMachines.Description));
             var table = new Table().AddColumn("").AddColumn(new TableColumn("today: PhysicalAddressSpace")).AddColumn(new TableColumn("redesign: DeviceAddressSpace"));
             void Row(string name, Func<SeedScenario.Result, string> f) => table.AddRow(Markup.Escape(name), Markup.Escape(f(results[0])), Markup.Escape(f(results[1])));
             Row("device", r => r.DeviceProbed ? "probed" : "absent");

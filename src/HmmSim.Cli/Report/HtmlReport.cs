@@ -131,8 +131,8 @@ internal sealed class HtmlReport(string title)
     {
         ArgumentNullException.ThrowIfNull(results);
         var report = new HtmlReport("hmmsim run — the seed scenario under both device-private designs");
-        report.Paragraph("The seeds' VM: x86-64, 43-bit physical addresses, 8 GiB RAM, a PCI window over everything above RAM; a GPU-like device-private device (hmm_dmirror0).", "sub");
-        report.Layouts(SeedScenario.Machine(DevicePrivateDesign.DeviceAddressSpace));
+        report.Paragraph("The seeds' VM: " + SeedMachines.Description, "sub");
+        report.Layouts(SeedMachines.Vm(DevicePrivateDesign.DeviceAddressSpace));
         report.Heading("Design comparison");
         var header = new List<string> { "" };
         header.AddRange(results.Select(r => r.Design.ToString()));

@@ -13,31 +13,42 @@ internal sealed class ScenarioFile
     private const int DmirrorUnits = 4;
 
     private static readonly string[] _commonFields = ["op", "process", "expect", "expectByDesign", "designs", "comment"];
-    private static readonly Dictionary<string, string[]> _opFields = new(StringComparer.Ordinal)
+
+    /// <summary>Reads one operation's own fields from its step object.</summary>
+    private delegate ScenarioOp OpParser(ScenarioFile file, JNode step, string index, string what);
+
+    /// <summary>An operation's fields (beyond the common ones) and how to read them.</summary>
+    private sealed record OpSyntax(string[] Fields, OpParser Parse);
+
+    /// <summary>The one place an "op" name becomes an operation record.</summary>
+    private static readonly Dictionary<string, OpSyntax> _ops = new(StringComparer.Ordinal)
     {
-        ["mmap"] = ["name", "at", "length", "prot", "flags", "file", "offset", "align"],
-        ["munmap"] = ["at", "length"],
-        ["mprotect"] = ["at", "length", "prot"],
-        ["madvise"] = ["at", "length", "advice"],
-        ["mremap"] = ["at", "oldLength", "newLength", "flags", "newAt", "name"],
-        ["fork"] = ["child"],
-        ["exit"] = [],
-        ["read"] = ["at", "length", "into"],
-        ["write"] = ["at", "bytes", "int", "ints", "buffer"],
-        ["fill"] = ["at", "buffer", "offset", "length", "pattern", "value", "start", "seed"],
-        ["verify"] = ["at", "buffer", "offset", "length", "pattern", "value", "start", "seed"],
-        ["dmirror.open"] = ["unit", "handle"],
-        ["dmirror.close"] = ["handle"],
-        ["dmirror.release"] = ["handle"],
-        ["dmirror.flags"] = ["handle", "flags"],
-        ["dmirror.read"] = ["handle", "at", "pages", "buffer"],
-        ["dmirror.write"] = ["handle", "at", "pages", "buffer"],
-        ["dmirror.migrate_to_dev"] = ["handle", "at", "pages", "buffer"],
-        ["dmirror.migrate_to_sys"] = ["handle", "at", "pages"],
-        ["dmirror.snapshot"] = ["handle", "at", "pages", "buffer"],
-        ["dmirror.exclusive"] = ["handle", "at", "pages", "buffer"],
-        ["dmirror.check_exclusive"] = ["handle", "at", "pages"],
-        ["repeat"] = ["count", "steps"],
+        ["mmap"] = new(["name", "at", "length", "prot", "flags", "file", "offset", "align"], (f, s, _, what) => f.Mmap(s, what)),
+        ["munmap"] = new(["at", "length"], (f, s, _, what) => new MunmapOp(f.Addr(s, what, aligned: true, out var len), f.LengthOf(s, len, what))),
+        ["mprotect"] = new(["at", "length", "prot"], (f, s, _, what) =>
+            new MprotectOp(f.Addr(s, what, aligned: true, out var len), f.LengthOf(s, len, what), f.Flags<Prot>(f.Required(s, "prot", what), "prot"))),
+        ["madvise"] = new(["at", "length", "advice"], (f, s, _, what) =>
+            new MadviseOp(f.Addr(s, what, aligned: true, out var len), f.LengthOf(s, len, what), f.Enum<Advice>(f.Required(s, "advice", what), "advice"))),
+        ["mremap"] = new(["at", "oldLength", "newLength", "flags", "newAt", "name"], (f, s, _, what) => f.Mremap(s, what)),
+        ["fork"] = new(["child"], (f, s, _, what) => f.Fork(s, what)),
+        ["exit"] = new([], (_, _, _, _) => new ExitOp()),
+        ["read"] = new(["at", "length", "into"], (f, s, _, what) => f.Read(s, what)),
+        ["write"] = new(["at", "bytes", "int", "ints", "buffer"], (f, s, _, what) => f.Write(s, what)),
+        ["fill"] = new(["at", "buffer", "offset", "length", "pattern", "value", "start", "seed"], (f, s, _, what) => f.FillOrVerify(s, what, fill: true)),
+        ["verify"] = new(["at", "buffer", "offset", "length", "pattern", "value", "start", "seed"], (f, s, _, what) => f.FillOrVerify(s, what, fill: false)),
+        ["dmirror.open"] = new(["unit", "handle"], (f, s, _, what) => f.Open(s, what)),
+        ["dmirror.close"] = new(["handle"], (f, s, _, what) => new DmirrorCloseOp(f.Handle(s, what))),
+        ["dmirror.release"] = new(["handle"], (f, s, _, what) => new DmirrorReleaseOp(f.Handle(s, what))),
+        ["dmirror.flags"] = new(["handle", "flags"], (f, s, _, what) =>
+            new DmirrorFlagsOp(f.Handle(s, what), f.Flags<DmirrorFlags>(f.Required(s, "flags", what), "flags"))),
+        ["dmirror.read"] = DmirrorRangeSyntax(DmirrorIoctl.Read),
+        ["dmirror.write"] = DmirrorRangeSyntax(DmirrorIoctl.Write),
+        ["dmirror.migrate_to_dev"] = DmirrorRangeSyntax(DmirrorIoctl.MigrateToDev),
+        ["dmirror.migrate_to_sys"] = DmirrorRangeSyntax(DmirrorIoctl.MigrateToSys),
+        ["dmirror.snapshot"] = DmirrorRangeSyntax(DmirrorIoctl.Snapshot),
+        ["dmirror.exclusive"] = DmirrorRangeSyntax(DmirrorIoctl.Exclusive),
+        ["dmirror.check_exclusive"] = DmirrorRangeSyntax(DmirrorIoctl.CheckExclusive),
+        ["repeat"] = new(["count", "steps"], (f, s, index, what) => f.Repeat(s, index, what)),
     };
 
     private readonly string _file;
@@ -52,7 +63,7 @@ internal sealed class ScenarioFile
     private ScenarioFile(string file) => _file = file;
 
     /// <summary>The operation names a step may have.</summary>
-    public static IReadOnlyCollection<string> Operations => _opFields.Keys;
+    public static IReadOnlyCollection<string> Operations => _ops.Keys;
 
     public static Scenario Load(string path)
     {
@@ -213,11 +224,11 @@ internal sealed class ScenarioFile
         if (s.Kind != JsonValueKind.Object)
             throw Error(s, $"step {index} must be an object with an \"op\", not {s.KindName}");
         var opNode = s["op"] ?? throw Error(s, $"step {index}: missing field \"op\"");
-        string op = String(opNode, "op");
-        if (!_opFields.TryGetValue(op, out var fields))
-            throw Error(opNode, $"step {index}: unknown operation \"{op}\"; known: {string.Join(", ", _opFields.Keys)}");
-        CheckFields(s, $"step {index} ({op})", [.. _commonFields, .. fields]);
-        string what = $"step {index} ({op})";
+        string opName = String(opNode, "op");
+        if (!_ops.TryGetValue(opName, out var syntax))
+            throw Error(opNode, $"step {index}: unknown operation \"{opName}\"; known: {string.Join(", ", _ops.Keys)}");
+        CheckFields(s, $"step {index} ({opName})", [.. _commonFields, .. syntax.Fields]);
+        string what = $"step {index} ({opName})";
 
         string process = _defaultProcess;
         if (s["process"] is { } pn)
@@ -226,28 +237,9 @@ internal sealed class ScenarioFile
             if (!_processes.Contains(process))
                 throw Error(pn, $"{what}: unknown process \"{process}\"; known: {string.Join(", ", _processes)}");
         }
-        var step = new ScenarioStep { Op = op, Index = index, Line = s.Line, Column = s.Column, Process = process };
-        if (s["designs"] is { } dsn)
-            step = step with { Designs = Designs(dsn, "designs") };
-
-        step = op switch
-        {
-            "mmap" => Mmap(s, step, what),
-            "munmap" => step with { At = Addr(s, what, aligned: true, out var len), Length = LengthOf(s, len, what) },
-            "mprotect" => step with { At = Addr(s, what, aligned: true, out var len), Length = LengthOf(s, len, what), Prot = Flags<Prot>(Required(s, "prot", what), "prot") },
-            "madvise" => step with { At = Addr(s, what, aligned: true, out var len), Length = LengthOf(s, len, what), Advice = Enum<Advice>(Required(s, "advice", what), "advice") },
-            "mremap" => Mremap(s, step, what),
-            "fork" => Fork(s, step, what),
-            "exit" => step,
-            "read" => Read(s, step, what),
-            "write" => Write(s, step, what),
-            "fill" or "verify" => FillOrVerify(s, step, what),
-            "dmirror.open" => Open(s, step, what),
-            "dmirror.close" or "dmirror.release" => step with { Handle = Handle(s, what) },
-            "dmirror.flags" => step with { Handle = Handle(s, what), DmirrorFlags = Flags<DmirrorFlags>(Required(s, "flags", what), "flags") },
-            "repeat" => Repeat(s, step, what),
-            _ => DmirrorRange(s, step, what),
-        };
+        var designs = s["designs"] is { } dsn ? Designs(dsn, "designs") : null;
+        var op = syntax.Parse(this, s, index, what);
+        var step = new ScenarioStep { Operation = op, Index = index, Line = s.Line, Column = s.Column, Process = process, Designs = designs };
 
         var expectations = new Dictionary<DevicePrivateDesign, StepExpectation>();
         if (s["expect"] is { } e)
@@ -270,7 +262,7 @@ internal sealed class ScenarioFile
         return step;
     }
 
-    private ScenarioStep Mmap(JNode s, ScenarioStep step, string what)
+    private MmapOp Mmap(JNode s, string what)
     {
         ulong length = Number(Required(s, "length", what), "length");
         if (length == 0)
@@ -302,20 +294,11 @@ internal sealed class ScenarioFile
             name = Identifier(n, "a mapping name");
             _mappings[name] = length;
         }
-        return step with
-        {
-            Name = name,
-            At = at,
-            Length = length,
-            Prot = s["prot"] is { } p ? Flags<Prot>(p, "prot") : Prot.Read | Prot.Write,
-            MapFlags = flags,
-            File = file,
-            Offset = offset,
-            Align = align,
-        };
+        var prot = s["prot"] is { } p ? Flags<Prot>(p, "prot") : Prot.Read | Prot.Write;
+        return new MmapOp(name, at, length, prot, flags, file, offset, align);
     }
 
-    private ScenarioStep Mremap(JNode s, ScenarioStep step, string what)
+    private MremapOp Mremap(JNode s, string what)
     {
         var at = Addr(s, what, aligned: true, out var len);
         ulong oldLength = len ?? Number(Required(s, "oldLength", what), "oldLength");
@@ -326,27 +309,20 @@ internal sealed class ScenarioFile
         string? name = s["name"] is { } n ? Identifier(n, "a mapping name") : at.IsBareName ? at.Name : null;
         if (name is not null)
             _mappings[name] = newLength;
-        return step with
-        {
-            At = at,
-            Length = oldLength,
-            NewLength = newLength,
-            NewAt = newAt,
-            Name = name,
-            MremapFlags = s["flags"] is { } f ? Flags<MremapFlags>(f, "flags") : MremapFlags.MayMove,
-        };
+        var flags = s["flags"] is { } f ? Flags<MremapFlags>(f, "flags") : MremapFlags.MayMove;
+        return new MremapOp(at, oldLength, newLength, flags, newAt, name);
     }
 
-    private ScenarioStep Fork(JNode s, ScenarioStep step, string what)
+    private ForkOp Fork(JNode s, string what)
     {
         var c = Required(s, "child", what);
         string child = Identifier(c, "a process name");
         if (!_processes.Add(child))
             throw Error(c, $"{what}: process \"{child}\" already exists");
-        return step with { Child = child };
+        return new ForkOp(child);
     }
 
-    private ScenarioStep Read(JNode s, ScenarioStep step, string what)
+    private ReadOp Read(JNode s, string what)
     {
         var at = Addr(s, what, aligned: false, out var len);
         ulong length = len ?? Number(Required(s, "length", what), "length");
@@ -356,10 +332,10 @@ internal sealed class ScenarioFile
         CheckBufferSize(s["length"] ?? s, length, what);
         var into = Identifier(Required(s, "into", what), "a buffer name");
         _buffers.Add(into);
-        return step with { At = at, Length = length, Buffer = into };
+        return new ReadOp(at, length, into);
     }
 
-    private ScenarioStep Write(JNode s, ScenarioStep step, string what)
+    private WriteOp Write(JNode s, string what)
     {
         var at = Addr(s, what, aligned: false, out _);
         string[] sources = ["bytes", "int", "ints", "buffer"];
@@ -388,10 +364,10 @@ internal sealed class ScenarioFile
             throw Error(node, $"{what}: nothing to write");
         if (bytes is not null)
             CheckRange(s["at"]!, at, (ulong)bytes.Length, what);
-        return step with { At = at, Bytes = bytes, Buffer = buffer };
+        return new WriteOp(at, bytes, buffer);
     }
 
-    private ScenarioStep FillOrVerify(JNode s, ScenarioStep step, string what)
+    private PatternOp FillOrVerify(JNode s, string what, bool fill)
     {
         bool hasAt = s["at"] is not null, hasBuffer = s["buffer"] is not null;
         if (hasAt == hasBuffer)
@@ -431,12 +407,12 @@ internal sealed class ScenarioFile
         else
         {
             buffer = Identifier(s["buffer"]!, "a buffer name");
-            if (step.Op == "fill")
+            if (fill)
                 _buffers.Add(buffer);
             else
                 KnownBuffer(s["buffer"]!, what);
             offset = s["offset"] is { } o ? Number(o, "offset") : 0;
-            length ??= step.Op == "fill" ? throw Error(s, $"{what}: missing field \"length\"") : null;
+            length ??= fill ? throw Error(s, $"{what}: missing field \"length\"") : null;
         }
         if (length is 0)
             throw Error(s["length"]!, $"{what}: length must be non-zero");
@@ -444,10 +420,10 @@ internal sealed class ScenarioFile
             CheckBufferSize(s["length"] ?? s, n, what);
         if (kind != PatternKind.SeededRandom && length is { } len4 && len4 % 4 != 0)
             throw Error(s["length"]!, $"{what}: the {kind.ToString().ToLowerInvariant()} pattern is of 32-bit ints: length {len4} is not a multiple of 4");
-        return step with { At = at, Buffer = buffer, Offset = offset, Length = length, Pattern = pattern };
+        return fill ? new FillOp(at, buffer, offset, length, pattern) : new VerifyOp(at, buffer, offset, length, pattern);
     }
 
-    private ScenarioStep Open(JNode s, ScenarioStep step, string what)
+    private DmirrorOpenOp Open(JNode s, string what)
     {
         var u = Required(s, "unit", what);
         ulong unit = Number(u, "unit");
@@ -456,10 +432,14 @@ internal sealed class ScenarioFile
         var h = Required(s, "handle", what);
         string handle = Identifier(h, "a handle name");
         _handles.Add(handle);
-        return step with { Unit = (int)unit, Handle = handle };
+        return new DmirrorOpenOp((int)unit, handle);
     }
 
-    private ScenarioStep DmirrorRange(JNode s, ScenarioStep step, string what)
+    private static OpSyntax DmirrorRangeSyntax(DmirrorIoctl ioctl) =>
+        new(ioctl is DmirrorIoctl.MigrateToSys or DmirrorIoctl.CheckExclusive ? ["handle", "at", "pages"] : ["handle", "at", "pages", "buffer"],
+            (f, s, _, what) => f.DmirrorRange(s, what, ioctl));
+
+    private DmirrorRangeOp DmirrorRange(JNode s, string what, DmirrorIoctl ioctl)
     {
         string handle = Handle(s, what);
         var at = Addr(s, what, aligned: true, out var len);
@@ -475,50 +455,49 @@ internal sealed class ScenarioFile
         CheckRange(s["at"]!, at, pages * PageSize, what);
         CheckBufferSize(s["pages"] ?? s, pages * PageSize, what);
         string? buffer = null;
-        if (step.Op is not ("dmirror.migrate_to_sys" or "dmirror.check_exclusive"))
+        if (ioctl is not (DmirrorIoctl.MigrateToSys or DmirrorIoctl.CheckExclusive))
         {
             if (s["buffer"] is { } b)
             {
                 buffer = Identifier(b, "a buffer name");
-                if (step.Op == "dmirror.write")
+                if (ioctl == DmirrorIoctl.Write)
                     KnownBuffer(b, what);
             }
             else
             {
                 buffer = handle + ".mirror";
-                if (step.Op == "dmirror.write" && !_buffers.Contains(buffer))
+                if (ioctl == DmirrorIoctl.Write && !_buffers.Contains(buffer))
                     throw Error(s, $"{what}: the device writes from a buffer: name one with \"buffer\" (fill it first)");
             }
             _buffers.Add(buffer);
         }
-        return step with { Handle = handle, At = at, Pages = pages, Buffer = buffer };
+        return new DmirrorRangeOp(ioctl, handle, at, pages, buffer);
     }
 
-    private ScenarioStep Repeat(JNode s, ScenarioStep step, string what)
+    private RepeatOp Repeat(JNode s, string index, string what)
     {
         var c = Required(s, "count", what);
         ulong count = Number(c, "count");
         if (count is 0 or > 1_000_000)
             throw Error(c, $"{what}: count must be 1..1000000, not {count}");
-        var steps = ParseSteps(Required(s, "steps", what), step.Index + ".");
+        var steps = ParseSteps(Required(s, "steps", what), index + ".");
         if (steps.Count == 0)
             throw Error(s["steps"]!, $"{what}: steps is empty");
-        return step with { Count = (int)count, Steps = steps };
+        return new RepeatOp((int)count, steps);
     }
 
-    private StepExpectation Expectation(JNode e, string op, string what)
+    private StepExpectation Expectation(JNode e, ScenarioOp op, string what)
     {
         if (e.Kind != JsonValueKind.Object)
             throw Error(e, $"{what}: expect must be an object, not {e.KindName}");
         CheckFields(e, $"{what}: expect", ["errno", "cpages", "faults", "snapshot", "segv", "stop"]);
-        bool isDmirror = op.StartsWith("dmirror.", StringComparison.Ordinal);
-        bool isDmirrorRange = isDmirror && op is not ("dmirror.open" or "dmirror.close" or "dmirror.release" or "dmirror.flags");
-        bool isCpu = op is "read" or "write" or "fill" or "verify";
+        bool isDmirrorRange = op is DmirrorRangeOp;
+        bool isCpu = op is CpuAccessOp;
         var x = new StepExpectation();
         if (e["errno"] is { } en)
         {
-            if (isCpu || op is "fork" or "exit" or "repeat" or "dmirror.close")
-                throw Error(en, $"{what}: {op} returns no errno to expect");
+            if (isCpu || op is ForkOp or ExitOp or RepeatOp or DmirrorCloseOp)
+                throw Error(en, $"{what}: {op.Name} returns no errno to expect");
             x = x with { Errno = ErrnoValue(en) };
         }
         if (e["cpages"] is { } cp)
@@ -535,7 +514,7 @@ internal sealed class ScenarioFile
         }
         if (e["snapshot"] is { } sn)
         {
-            if (op != "dmirror.snapshot")
+            if (op is not DmirrorRangeOp { Ioctl: DmirrorIoctl.Snapshot })
                 throw Error(sn, $"{what}: expect.snapshot applies only to dmirror.snapshot");
             x = x with { Snapshot = Array(sn, "snapshot").Select(SnapshotByte).ToList() };
         }

@@ -3,16 +3,19 @@ namespace HmmSim.Cli.Scenarios;
 /// <summary>The scenario's `machine` object; one fresh <see cref="Machine"/> per design.</summary>
 internal sealed record ScenarioMachine
 {
-    public Architecture Architecture { get; init; } = Architecture.X86_64;
-    public int PhysicalAddressBits { get; init; } = 46;
-    public ulong RamBytes { get; init; } = 8UL << 30;
-    public IReadOnlyList<PhysicalRange> PciWindows { get; init; } = [];
-    public PciTopology PciTopology { get; init; } = PciTopology.CommonSwitch;
+    /// <summary>A scenario without a `machine` field gets the default machine.</summary>
+    private static readonly MachineConfig _defaults = new();
+
+    public Architecture Architecture { get; init; } = _defaults.Architecture;
+    public int PhysicalAddressBits { get; init; } = _defaults.PhysicalAddressBits;
+    public ulong RamBytes { get; init; } = _defaults.RamBytes;
+    public IReadOnlyList<PhysicalRange> PciWindows { get; init; } = _defaults.PciWindows;
+    public PciTopology PciTopology { get; init; } = _defaults.PciTopology;
     public IReadOnlyList<DevicePrivateDesign> Designs { get; init; } = [DevicePrivateDesign.PhysicalAddressSpace, DevicePrivateDesign.DeviceAddressSpace];
-    public ThpPolicy Thp { get; init; } = ThpPolicy.Madvise;
-    public int HugetlbPages { get; init; } = 16;
-    public ulong Seed { get; init; }
-    public bool CheckInvariants { get; init; } = true;
+    public ThpPolicy Thp { get; init; } = _defaults.Thp;
+    public int HugetlbPages { get; init; } = _defaults.HugetlbPages;
+    public ulong Seed { get; init; } = _defaults.Seed;
+    public bool CheckInvariants { get; init; } = _defaults.CheckInvariants;
 
     /// <summary>The user address space's end (TASK_SIZE): 47 bits on x86-64, 48 on arm64.</summary>
     public ulong TaskSize => Architecture == Architecture.Arm64 ? 1UL << 48 : 1UL << 47;

@@ -124,13 +124,13 @@ internal sealed class ScenarioRunner
             if (step.Designs is { } ds && !ds.Contains(_design))
                 continue;
             onStep(step);
-            if (step.Op == "repeat")
+            if (step.Operation is RepeatOp repeat)
             {
                 string outer = _iteration;
-                for (int i = 1; i <= step.Count; i++)
+                for (int i = 1; i <= repeat.Count; i++)
                 {
-                    _iteration = $"{outer} (iteration {i} of {step.Count})";
-                    if (RunSteps(step.Steps, onStep) is { } stopped)
+                    _iteration = $"{outer} (iteration {i} of {repeat.Count})";
+                    if (RunSteps(repeat.Steps, onStep) is { } stopped)
                         return stopped;
                 }
                 _iteration = outer;
@@ -166,121 +166,123 @@ internal sealed class ScenarioRunner
     private bool Execute(ScenarioStep step)
     {
         var x = step.ExpectFor(_design);
-        switch (step.Op)
+        switch (step.Operation)
         {
-            case "mmap":
+            case MmapOp op:
                 {
                     var p = Proc(step);
-                    ulong hint = step.At is null ? 0 : Addr(step);
-                    ulong extra = step.Align > PageSize && !step.MapFlags.HasFlag(MapFlags.Fixed) ? step.Align : 0;
-                    var file = step.File is null ? null : _files[step.File];
-                    var err = p.Mmap(hint, step.Length!.Value + extra, step.Prot, step.MapFlags, out ulong mapped, file, step.Offset);
+                    ulong hint = op.At is { } at ? Addr(step, at) : 0;
+                    ulong extra = op.Align > PageSize && !op.Flags.HasFlag(MapFlags.Fixed) ? op.Align : 0;
+                    var file = op.File is null ? null : _files[op.File];
+                    var err = p.Mmap(hint, op.Length + extra, op.Prot, op.Flags, out ulong mapped, file, op.Offset);
                     CheckErrno(step, x, err);
-                    if (err == Errno.None && step.Name is not null)
-                        _mappings[step.Name] = extra == 0 ? mapped : (mapped + step.Align - 1) & ~(step.Align - 1);
+                    if (err == Errno.None && op.MappingName is not null)
+                        _mappings[op.MappingName] = extra == 0 ? mapped : (mapped + op.Align - 1) & ~(op.Align - 1);
                     break;
                 }
-            case "munmap":
-                CheckErrno(step, x, Proc(step).Munmap(Addr(step), step.Length!.Value));
+            case MunmapOp op:
+                CheckErrno(step, x, Proc(step).Munmap(Addr(step, op.At), op.Length));
                 break;
-            case "mprotect":
-                CheckErrno(step, x, Proc(step).Mprotect(Addr(step), step.Length!.Value, step.Prot));
+            case MprotectOp op:
+                CheckErrno(step, x, Proc(step).Mprotect(Addr(step, op.At), op.Length, op.Prot));
                 break;
-            case "madvise":
-                CheckErrno(step, x, Proc(step).Madvise(Addr(step), step.Length!.Value, step.Advice));
+            case MadviseOp op:
+                CheckErrno(step, x, Proc(step).Madvise(Addr(step, op.At), op.Length, op.Advice));
                 break;
-            case "mremap":
+            case MremapOp op:
                 {
-                    ulong newAt = step.NewAt is { Name: { } nn } && !_mappings.ContainsKey(nn) ? throw Fail(step, $"mapping \"{nn}\" has no address: its mmap did not succeed") : step.NewAt?.Resolve(_mappings) ?? 0;
-                    var err = Proc(step).Mremap(Addr(step), step.Length!.Value, step.NewLength, step.MremapFlags, newAt, out ulong result);
+                    ulong newAt = op.NewAt is { Name: { } nn } && !_mappings.ContainsKey(nn) ? throw Fail(step, $"mapping \"{nn}\" has no address: its mmap did not succeed") : op.NewAt?.Resolve(_mappings) ?? 0;
+                    var err = Proc(step).Mremap(Addr(step, op.At), op.OldLength, op.NewLength, op.Flags, newAt, out ulong result);
                     CheckErrno(step, x, err);
-                    if (err == Errno.None && step.Name is not null)
-                        _mappings[step.Name] = result;
+                    if (err == Errno.None && op.MappingName is not null)
+                        _mappings[op.MappingName] = result;
                     break;
                 }
-            case "fork":
-                _processes[step.Child!] = Proc(step).Fork();
-                _exited.Remove(step.Child!);
+            case ForkOp op:
+                _processes[op.Child] = Proc(step).Fork();
+                _exited.Remove(op.Child);
                 break;
-            case "exit":
+            case ExitOp:
                 Proc(step).Dispose();
                 _processes.Remove(step.Process);
                 _exited.Add(step.Process);
                 break;
-            case "read":
+            case ReadOp op:
                 {
-                    var buf = new byte[step.Length!.Value];
+                    var buf = new byte[op.Length];
                     var p = Proc(step);
-                    ulong a = Addr(step);
+                    ulong a = Addr(step, op.At);
                     Cpu(step, x, () => p.Read(a, buf));
-                    _buffers[step.Buffer!] = buf;
+                    _buffers[op.Into] = buf;
                     break;
                 }
-            case "write":
+            case WriteOp op:
                 {
                     var p = Proc(step);
-                    ulong a = Addr(step);
-                    byte[] bytes = step.Bytes ?? Buffer(step, step.Buffer!);
+                    ulong a = Addr(step, op.At);
+                    byte[] bytes = op.Bytes ?? Buffer(step, op.Buffer!);
                     Cpu(step, x, () => p.Write(a, bytes));
                     break;
                 }
-            case "fill":
-                Fill(step, x);
+            case FillOp op:
+                Fill(step, op, x);
                 break;
-            case "verify":
-                Verify(step, x);
+            case VerifyOp op:
+                Verify(step, op, x);
                 break;
-            case "dmirror.open":
+            case DmirrorOpenOp op:
                 {
                     var p = Proc(step);
                     Errno err = Errno.None;
                     try
                     {
-                        if (_handles.Remove(step.Handle!, out var old))
+                        if (_handles.Remove(op.Handle, out var old))
                             old.Dispose();
-                        _handles[step.Handle!] = p.OpenDmirror(step.Unit);
-                        _openFailures.Remove(step.Handle!);
+                        _handles[op.Handle] = p.OpenDmirror(op.Unit);
+                        _openFailures.Remove(op.Handle);
                     }
                     catch (ErrnoException e)
                     {
                         err = e.Errno;
-                        _lastNote = _dmesg().LastOrDefault(l => l.StartsWith($"hmm_dmirror{step.Unit}: probe failed", StringComparison.Ordinal));
-                        _openFailures[step.Handle!] = $"its open of /dev/hmm_dmirror{step.Unit} at step {step.Index} failed with {e.Errno}" + (_lastNote is null ? "" : $" ({_lastNote})");
+                        _lastNote = _dmesg().LastOrDefault(l => l.StartsWith($"hmm_dmirror{op.Unit}: probe failed", StringComparison.Ordinal));
+                        _openFailures[op.Handle] = $"its open of /dev/hmm_dmirror{op.Unit} at step {step.Index} failed with {e.Errno}" + (_lastNote is null ? "" : $" ({_lastNote})");
                     }
                     CheckErrno(step, x, err);
                     break;
                 }
-            case "dmirror.close":
-                Dev(step).Dispose();
-                _handles.Remove(step.Handle!);
-                _openFailures[step.Handle!] = $"it was closed at step {step.Index}";
+            case DmirrorCloseOp op:
+                Dev(step, op.Handle).Dispose();
+                _handles.Remove(op.Handle);
+                _openFailures[op.Handle] = $"it was closed at step {step.Index}";
                 break;
-            case "dmirror.release":
-                CheckErrno(step, x, Dev(step).Release().Error);
+            case DmirrorReleaseOp op:
+                CheckErrno(step, x, Dev(step, op.Handle).Release().Error);
                 break;
-            case "dmirror.flags":
-                CheckErrno(step, x, Dev(step).SetFlags(step.DmirrorFlags).Error);
+            case DmirrorFlagsOp op:
+                CheckErrno(step, x, Dev(step, op.Handle).SetFlags(op.Flags).Error);
+                break;
+            case DmirrorRangeOp op:
+                DmirrorRange(step, op, x);
                 break;
             default:
-                DmirrorRange(step, x);
-                break;
+                throw new UnreachableException($"{step.Describe()}: no runner for {step.Operation.GetType().Name}");
         }
         return x.Stop;
     }
 
-    private void DmirrorRange(ScenarioStep step, StepExpectation x)
+    private void DmirrorRange(ScenarioStep step, DmirrorRangeOp op, StepExpectation x)
     {
-        var dev = Dev(step);
-        ulong a = Addr(step), n = step.Pages;
-        byte[] buf = step.Buffer is null ? [] : EnsureBuffer(step.Buffer, step.Op == "dmirror.snapshot" ? n : n * PageSize);
-        var r = step.Op switch
+        var dev = Dev(step, op.Handle);
+        ulong a = Addr(step, op.At), n = op.Pages;
+        byte[] buf = op.Buffer is null ? [] : EnsureBuffer(op.Buffer, op.BufferBytes);
+        var r = op.Ioctl switch
         {
-            "dmirror.read" => dev.Read(a, n, buf),
-            "dmirror.write" => dev.Write(a, n, buf),
-            "dmirror.migrate_to_dev" => dev.MigrateToDevice(a, n, buf),
-            "dmirror.migrate_to_sys" => dev.MigrateToSystem(a, n),
-            "dmirror.snapshot" => dev.Snapshot(a, n, buf),
-            "dmirror.exclusive" => dev.Exclusive(a, n, buf),
+            DmirrorIoctl.Read => dev.Read(a, n, buf),
+            DmirrorIoctl.Write => dev.Write(a, n, buf),
+            DmirrorIoctl.MigrateToDev => dev.MigrateToDevice(a, n, buf),
+            DmirrorIoctl.MigrateToSys => dev.MigrateToSystem(a, n),
+            DmirrorIoctl.Snapshot => dev.Snapshot(a, n, buf),
+            DmirrorIoctl.Exclusive => dev.Exclusive(a, n, buf),
             _ => dev.CheckExclusive(a, n),
         };
         CheckErrno(step, x, r.Error);
@@ -294,7 +296,7 @@ internal sealed class ScenarioRunner
             {
                 byte actual = i < buf.Length ? buf[i] : (byte)0;
                 if (actual != snap[i])
-                    throw Fail(step, $"snapshot byte {i} (page at {step.At}+0x{(ulong)i * PageSize:x})", Prot(snap[i]), Prot(actual));
+                    throw Fail(step, $"snapshot byte {i} (page at {op.At}+0x{(ulong)i * PageSize:x})", Prot(snap[i]), Prot(actual));
             }
             _expectationsMet++;
         }
@@ -315,55 +317,55 @@ internal sealed class ScenarioRunner
         return $"{string.Join('|', parts)} (0x{b:x2})";
     }
 
-    private void Fill(ScenarioStep step, StepExpectation x)
+    private void Fill(ScenarioStep step, FillOp op, StepExpectation x)
     {
-        if (step.At is not null)
+        // The parser requires a length for every fill.
+        var data = op.Pattern.Generate(checked((int)op.Length!.Value));
+        if (op.At is { } at)
         {
-            var bytes = step.Pattern!.Generate(checked((int)step.Length!.Value));
             var p = Proc(step);
-            ulong a = Addr(step);
-            Cpu(step, x, () => p.Write(a, bytes));
+            ulong a = Addr(step, at);
+            Cpu(step, x, () => p.Write(a, data));
             return;
         }
-        var data = step.Pattern!.Generate(checked((int)step.Length!.Value));
-        var buf = EnsureBuffer(step.Buffer!, step.Offset + step.Length.Value);
-        data.CopyTo(buf.AsSpan((int)step.Offset));
+        var buf = EnsureBuffer(op.Buffer!, op.Offset + op.Length.Value);
+        data.CopyTo(buf.AsSpan((int)op.Offset));
     }
 
-    private void Verify(ScenarioStep step, StepExpectation x)
+    private void Verify(ScenarioStep step, VerifyOp op, StepExpectation x)
     {
         byte[] actual;
         string where;
-        if (step.At is not null)
+        if (op.At is { } at)
         {
-            actual = new byte[step.Length!.Value];
+            actual = new byte[op.Length!.Value];
             var p = Proc(step);
-            ulong a = Addr(step);
+            ulong a = Addr(step, at);
             if (!Cpu(step, x, () => p.Read(a, actual)))
                 return;
-            where = step.At.Value.ToString();
+            where = at.ToString();
         }
         else
         {
-            var buf = Buffer(step, step.Buffer!);
-            ulong len = step.Length ?? (ulong)buf.Length - Math.Min(step.Offset, (ulong)buf.Length);
-            if (step.Offset + len > (ulong)buf.Length)
-                throw Fail(step, $"buffer \"{step.Buffer}\" holds {buf.Length} bytes; cannot verify {len} bytes at offset {step.Offset}");
-            actual = buf.AsSpan((int)step.Offset, (int)len).ToArray();
-            where = $"buffer {step.Buffer}" + (step.Offset != 0 ? $"+0x{step.Offset:x}" : "");
+            var buf = Buffer(step, op.Buffer!);
+            ulong len = op.Length ?? (ulong)buf.Length - Math.Min(op.Offset, (ulong)buf.Length);
+            if (op.Offset + len > (ulong)buf.Length)
+                throw Fail(step, $"buffer \"{op.Buffer}\" holds {buf.Length} bytes; cannot verify {len} bytes at offset {op.Offset}");
+            actual = buf.AsSpan((int)op.Offset, (int)len).ToArray();
+            where = $"buffer {op.Buffer}" + (op.Offset != 0 ? $"+0x{op.Offset:x}" : "");
         }
-        var expected = step.Pattern!.Generate(actual.Length);
+        var expected = op.Pattern.Generate(actual.Length);
         int i = actual.AsSpan().CommonPrefixLength(expected);
         if (i < actual.Length)
         {
-            bool ints = step.Pattern.Kind != PatternKind.SeededRandom;
+            bool ints = op.Pattern.Kind != PatternKind.SeededRandom;
             if (ints)
             {
                 i &= ~3;
-                throw Fail(step, $"{where}: int {i / 4} (byte offset 0x{i:x}) of pattern {step.Pattern}",
+                throw Fail(step, $"{where}: int {i / 4} (byte offset 0x{i:x}) of pattern {op.Pattern}",
                     BitConverter.ToInt32(expected, i), BitConverter.ToInt32(actual, i));
             }
-            throw Fail(step, $"{where}: byte 0x{i:x} of pattern {step.Pattern}", $"0x{expected[i]:x2}", $"0x{actual[i]:x2}");
+            throw Fail(step, $"{where}: byte 0x{i:x} of pattern {op.Pattern}", $"0x{expected[i]:x2}", $"0x{actual[i]:x2}");
         }
         _expectationsMet++;
     }
@@ -395,17 +397,17 @@ internal sealed class ScenarioRunner
         throw Fail(step, _exited.Contains(step.Process) ? $"process \"{step.Process}\" has exited" : $"process \"{step.Process}\" does not exist yet (no fork has made it)");
     }
 
-    private Dmirror Dev(ScenarioStep step)
+    private Dmirror Dev(ScenarioStep step, string handle)
     {
-        if (_handles.TryGetValue(step.Handle!, out var d))
+        if (_handles.TryGetValue(handle, out var d))
             return d;
-        throw Fail(step, $"handle \"{step.Handle}\" is not open: " + (_openFailures.TryGetValue(step.Handle!, out var why) ? why : "no dmirror.open has run for it") +
+        throw Fail(step, $"handle \"{handle}\" is not open: " + (_openFailures.TryGetValue(handle, out var why) ? why : "no dmirror.open has run for it") +
             " (to end a design's run where an expected failure leaves nothing to do, add \"stop\": true to that step's expectation)");
     }
 
-    private ulong Addr(ScenarioStep step) => step.At!.Value.Name is { } n && !_mappings.ContainsKey(n)
+    private ulong Addr(ScenarioStep step, AddressExpr at) => at.Name is { } n && !_mappings.ContainsKey(n)
         ? throw Fail(step, $"mapping \"{n}\" has no address: its mmap did not succeed")
-        : step.At.Value.Resolve(_mappings);
+        : at.Resolve(_mappings);
 
     private byte[] Buffer(ScenarioStep step, string name) =>
         _buffers.TryGetValue(name, out var b) ? b : throw Fail(step, $"buffer \"{name}\" is empty: the step that fills it did not run");

@@ -21,7 +21,7 @@ public static class HmmWorkloads
     public static List<MigrationRow> ThpMigration(DevicePrivateDesign design, int iterations = 5, IReadOnlyList<ulong>? sizes = null)
     {
         var rows = new List<MigrationRow>();
-        using var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design, RamBytes = 8UL << 30, HugetlbPages = 0 });
+        using var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design, HugetlbPages = 0 });
         var p = m.CreateProcess();
         using var dev = p.OpenDmirror(0);
         foreach (ulong size in sizes ?? ThpMigrationSizes)

@@ -11,8 +11,8 @@ public static class MmWorkloads
     public const ulong Mib = 1UL << 20;
     public const ulong Gib = 1UL << 30;
 
-    public static Machine NewMachine(ulong ramBytes = 8 * Gib, ThpPolicy thp = ThpPolicy.Madvise) =>
-        new(new MachineConfig { CheckInvariants = false, RamBytes = ramBytes, Thp = thp, HugetlbPages = 0 });
+    /// <summary>The default machine without the invariant checker or a hugetlb reservation.</summary>
+    public static Machine NewMachine() => new(new MachineConfig { CheckInvariants = false, HugetlbPages = 0 });
 
     /// <summary>Maps <paramref name="bytes"/> of private anonymous memory (MADV_HUGEPAGE if <paramref name="thp"/>)
     /// and writes one int per page: one write fault per 4 KiB page, or per 2 MiB THP.</summary>

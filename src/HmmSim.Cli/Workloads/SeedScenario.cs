@@ -6,16 +6,6 @@ namespace HmmSim.Cli.Workloads;
 /// the owner's BAR (P2P), faults back, forks and releases.</summary>
 public static class SeedScenario
 {
-    public const ulong Gib = 1UL << 30;
-
-    public static MachineConfig Machine(DevicePrivateDesign design) => new()
-    {
-        PhysicalAddressBits = 43,
-        RamBytes = 8 * Gib,
-        PciWindows = [new PhysicalRange(8 * Gib, (1UL << 43) - 8 * Gib)],
-        DevicePrivateDesign = design,
-    };
-
     public sealed record Result(
         DevicePrivateDesign Design,
         bool DeviceProbed,
@@ -36,7 +26,7 @@ public static class SeedScenario
     /// <summary>Runs the workload on a fresh machine of the given design.</summary>
     public static Result Run(DevicePrivateDesign design)
     {
-        using var m = new Machine(Machine(design));
+        using var m = new Machine(SeedMachines.Vm(design));
         var p = m.CreateProcess();
         if (!m.HasDmirror(0))
         {
