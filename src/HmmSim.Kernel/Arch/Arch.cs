@@ -9,12 +9,17 @@ public abstract class Arch
 {
     public const int PageShift = 12;
     public const ulong PageSize = 1UL << PageShift;
+    /// <summary>PAGE_MASK: clears the offset within a page.</summary>
+    public const ulong PageMask = ~(PageSize - 1);
     public const int PtrsPerTable = 512;
     public const int PmdShift = 21;
     public const int PudShift = 30;
     internal const int PgdirShift = 39;
     public const ulong PmdSize = 1UL << PmdShift;
     public const ulong PudSize = 1UL << PudShift;
+    internal const ulong PgdirSize = 1UL << PgdirShift;
+    /// <summary>The index mask of a 512-entry table (PTRS_PER_PTE - 1 and the like).</summary>
+    internal const int PtrsPerTableMask = PtrsPerTable - 1;
     public const int HpagePmdOrder = PmdShift - PageShift;   // 9
 
     internal abstract Architecture Kind { get; }
