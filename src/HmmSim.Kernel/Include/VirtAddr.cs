@@ -3,11 +3,6 @@ namespace HmmSim.Kernel;
 /// <summary>A user virtual address in some mm.</summary>
 public readonly record struct VirtAddr(ulong Value) : IComparable<VirtAddr>
 {
-    public const ulong PageSize = 4096;
-    public const ulong PageMask = ~(PageSize - 1);
-
-    public bool IsPageAligned => (Value & (PageSize - 1)) == 0;
-    public VirtAddr PageDown => new(Value & PageMask);
     public VirtAddr Add(ulong bytes) => new(Value + bytes);
     public int CompareTo(VirtAddr other) => Value.CompareTo(other.Value);
     public static bool operator <(VirtAddr a, VirtAddr b) => a.Value < b.Value;

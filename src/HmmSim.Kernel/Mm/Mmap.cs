@@ -36,7 +36,7 @@ internal static class Mmap
             return Errno.EINVAL;
         if ((flags & MapFlags.FixedNoReplace) != 0)
             flags |= MapFlags.Fixed;
-        ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        ulong alignedLen = (len + Arch.PageSize - 1) & Arch.PageMask;
         if (alignedLen == 0 || alignedLen < len)
             return Errno.ENOMEM;
         len = alignedLen;
@@ -108,7 +108,7 @@ internal static class Mmap
         }
         if (hint != 0)
         {
-            hint = (hint + Arch.PageSize - 1) & VirtAddr.PageMask;
+            hint = (hint + Arch.PageSize - 1) & Arch.PageMask;
             if (hint >= MmapMinAddr && hint <= taskSize - len && mm.Vmas.Range(hint, hint + len).Count == 0)
             {
                 addr = hint;
@@ -140,7 +140,7 @@ internal static class Mmap
         ulong taskSize = mm.Arch.TaskSize;
         if ((start & (Arch.PageSize - 1)) != 0 || start > taskSize || len > taskSize - start)
             return Errno.EINVAL;
-        len = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        len = (len + Arch.PageSize - 1) & Arch.PageMask;
         if (len == 0)
             return Errno.EINVAL;
         ulong end = start + len;
@@ -299,7 +299,7 @@ internal static partial class MmapFile
             return Errno.EINVAL;
         if (len == 0)
             return Errno.EINVAL;
-        ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        ulong alignedLen = (len + Arch.PageSize - 1) & Arch.PageMask;
         if (alignedLen == 0 || alignedLen < len)
             return Errno.ENOMEM;
         len = alignedLen;

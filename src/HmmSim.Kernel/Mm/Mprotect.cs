@@ -12,7 +12,7 @@ internal static class Mprotect
         // arch_validate_prot: PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM (0x8, accepted and ignored).
         if (((uint)prot & ~0xfu) != 0)
             return Errno.EINVAL;
-        ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        ulong alignedLen = (len + Arch.PageSize - 1) & Arch.PageMask;
         ulong end = start + alignedLen;
         if (alignedLen == 0 || end <= start)
             return Errno.ENOMEM;

@@ -8,10 +8,10 @@ namespace HmmSim.Kernel;
 /// PMD entry holds the real PFN of its PTE table, as the hardware walker would read it.</summary>
 public sealed partial class MmStruct
 {
-    public static int PgdIndex(ulong addr) => (int)((addr >> Arch.PgdirShift) & 511);
-    public static int PudIndex(ulong addr) => (int)((addr >> Arch.PudShift) & 511);
-    public static int PmdIndex(ulong addr) => (int)((addr >> Arch.PmdShift) & 511);
-    public static int PteIndex(ulong addr) => (int)((addr >> Arch.PageShift) & 511);
+    public static int PgdIndex(ulong addr) => (int)((addr >> Arch.PgdirShift) & Arch.PtrsPerTableMask);
+    public static int PudIndex(ulong addr) => (int)((addr >> Arch.PudShift) & Arch.PtrsPerTableMask);
+    public static int PmdIndex(ulong addr) => (int)((addr >> Arch.PmdShift) & Arch.PtrsPerTableMask);
+    public static int PteIndex(ulong addr) => (int)((addr >> Arch.PageShift) & Arch.PtrsPerTableMask);
 
     /// <summary>The 512 entries of a table page.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -118,7 +118,7 @@ public sealed partial class MmStruct
             FreeLevel(Pgd, 3, start, end, floor, ceiling, 0);
     }
 
-    private static int Shift(int level) => Arch.PageShift + 9 * level;
+    private static int Shift(int level) => Arch.PageShift + (Arch.PmdShift - Arch.PageShift) * level;
 
     /// <summary>Frees empty-able child tables of <paramref name="table"/> (a level-<paramref name="level"/>
     /// table: 3 PGD, 2 PUD, 1 PMD) whose whole span lies in [floor, ceiling) and meets [start, end).</summary>
@@ -127,7 +127,7 @@ public sealed partial class MmStruct
         int shift = Shift(level);
         ulong span = 1UL << shift;
         var entries = Table(table);
-        for (int i = 0; i < 512; i++)
+        for (int i = 0; i < Arch.PtrsPerTable; i++)
         {
             ulong lo = tableBase + (ulong)i * span, hi = lo + span;
             if (hi <= start || lo >= end || entries[i] == 0 || !Arch.IsTable(entries[i]))
