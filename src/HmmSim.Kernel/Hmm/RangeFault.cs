@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace HmmSim.Kernel;
 
 /// <summary>mm/hmm.c: hmm_range_fault, which mirrors the CPU page tables of a range into an array of
@@ -185,6 +187,7 @@ public static class RangeFault
     }
 
     /// <summary>hmm_vma_walk_pmd: a huge or non-present PMD is reported whole; a PTE table page by page.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Errno HmmVmaWalkPmd(MmStruct mm, Vma vma, HmmRange range, ref ulong pmdp, ulong addr, ulong end, ref ulong last)
     {
         var kernel = mm.Kernel;
@@ -273,6 +276,7 @@ public static class RangeFault
     }
 
     /// <summary>hmm_vma_handle_pte.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Errno HmmVmaHandlePte(MmStruct mm, Vma vma, HmmRange range, Pfn pteTable, ulong addr, ulong end, ref ulong last)
     {
         var kernel = mm.Kernel;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace HmmSim.Kernel;
 
 /// <summary>walk->action: what walk_p?d_range does after a p?d_entry callback returns 0.</summary>
@@ -68,7 +70,9 @@ internal interface IMmWalkOps
 /// callbacks inline. The caller holds mmap_lock (read is enough for every walk here); pmd_entry and
 /// pud_entry run without the page-table lock, pte_entry under it (walk_pte_range's
 /// pte_offset_map_lock). Holes are reported one PMD-sized step at a time even where a PUD or PGD
-/// entry is missing (docs/fidelity.md).</summary>
+/// entry is missing (docs/fidelity.md). The walk levels are compiled fully optimized at their first
+/// call: a walk of a few pages (one pagemap entry, one SNAPSHOT window) runs them millions of times
+/// before tiered compilation would get to them, and at tier 0 nothing inlines.</summary>
 internal static class Pagewalk
 {
     private const int DepthPgd = 0;
@@ -76,6 +80,7 @@ internal static class Pagewalk
     private const int DepthPmd = 3;
 
     /// <summary>walk_page_range over [start, end): the VMAs and the holes between them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int WalkPageRange<TOps>(MmStruct mm, ulong start, ulong end, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -119,6 +124,7 @@ internal static class Pagewalk
 
     /// <summary>walk_page_range_debug: every table of the mm over [start, end), ignoring VMAs
     /// (walk.Vma stays null, so huge PMDs are given to pmd_entry and never split).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int WalkPageRangeDebug<TOps>(MmStruct mm, ulong start, ulong end, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -126,10 +132,12 @@ internal static class Pagewalk
         return WalkPgdRange(start, end, ref walk, ref ops);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool Has<TOps>(MmWalkHandlers handler) where TOps : struct, IMmWalkOps =>
         (TOps.Handlers & handler) != 0;
 
     /// <summary>pgd_addr_end / pud_addr_end / pmd_addr_end: the next boundary of a level, capped at end.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong AddrEnd(ulong addr, ulong end, ulong size)
     {
         ulong boundary = (addr + size) & ~(size - 1);
@@ -137,6 +145,7 @@ internal static class Pagewalk
     }
 
     /// <summary>walk_page_test: test_walk decides; without it a VM_PFNMAP VMA is a hole, not walked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkPageTest<TOps>(ulong start, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -151,6 +160,7 @@ internal static class Pagewalk
     }
 
     /// <summary>__walk_page_range: a hugetlb VMA goes to hugetlb_entry (or is passed over), any other to the tables.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkPageRangeInternal<TOps>(ulong start, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -160,6 +170,7 @@ internal static class Pagewalk
     }
 
     /// <summary>A hole at <paramref name="depth"/>, given to pte_hole one PMD-sized step at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkHole<TOps>(ulong addr, ulong end, int depth, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -175,6 +186,7 @@ internal static class Pagewalk
         return 0;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkPgdRange<TOps>(ulong addr, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -208,6 +220,7 @@ internal static class Pagewalk
         return err;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkPudRange<TOps>(Pfn pudTable, ulong addr, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -245,6 +258,7 @@ internal static class Pagewalk
         return err;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkPmdRange<TOps>(Pfn pmdTable, ulong addr, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -295,6 +309,7 @@ internal static class Pagewalk
 
     /// <summary>walk_pte_range: pte_entry for each PTE, under the page-table lock in a VMA walk
     /// (pte_offset_map_lock) and without it in a debug walk (no_vma: pte_offset_map).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkPteRange<TOps>(Pfn pteTable, ulong addr, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -306,6 +321,7 @@ internal static class Pagewalk
     }
 
     /// <summary>walk_pte_range_inner: the tight loop over one PTE table.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkPteRangeInner<TOps>(Span<ulong> ptes, ulong addr, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {
@@ -320,6 +336,7 @@ internal static class Pagewalk
 
     /// <summary>walk_hugetlb_range: hugetlb_entry once per huge page (PMD-sized here); where no PMD
     /// table exists, pte_hole with depth -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int WalkHugetlbRange<TOps>(ulong addr, ulong end, ref MmWalk walk, ref TOps ops)
         where TOps : struct, IMmWalkOps
     {

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace HmmSim.Kernel;
 
 /// <summary>fs/proc/task_mmu.c: /proc/pid/pagemap entries (read with CAP_SYS_ADMIN, so PFNs show).</summary>
@@ -13,6 +15,7 @@ internal static class TaskMmu
 
     /// <summary>The pagemap entry for one address: pagemap_read's walk_page_range over one page.
     /// The caller holds mmap_lock for read and the page-table lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static ulong PagemapEntry(MmStruct mm, ulong addr)
     {
         var ops = new PagemapOps();
@@ -55,6 +58,7 @@ internal static class TaskMmu
 
     /// <summary>pagemap_pmd_range for the page at <paramref name="addr"/>: a huge or non-present PMD,
     /// or the PTE in its table (pagemap_pte_range's body).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static ulong PagemapPmdRange(MmStruct mm, Vma vma, ulong pmd, ulong addr)
     {
         var arch = mm.Arch;
