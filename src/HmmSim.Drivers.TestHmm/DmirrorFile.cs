@@ -21,7 +21,7 @@ internal sealed class DmirrorFile : IDisposable
     {
         Device = device;
         Mm = mm;
-        _notifier = MmuNotifier.MmuIntervalNotifierInsert(mm, 0, ulong.MaxValue & VirtAddr.PageMask, Invalidate);
+        _notifier = MmuNotifier.MmuIntervalNotifierInsert(mm, 0, ulong.MaxValue & Arch.PageMask, Invalidate);
     }
 
     internal DmirrorDevice Device { get; }
@@ -74,7 +74,7 @@ internal sealed class DmirrorFile : IDisposable
     public Errno Ioctl(HmmDmirrorIoctl command, ref HmmDmirrorCmd user, Span<byte> ptr)
     {
         ObjectDisposedException.ThrowIf(_closed, this);
-        if ((user.Addr & ~VirtAddr.PageMask) != 0)
+        if ((user.Addr & ~Arch.PageMask) != 0)
             return Errno.EINVAL;
         // The kernel's only range check: npages << PAGE_SHIFT may wrap, and a wrapped size that still
         // ends above addr passes (the commands then work on the wrapped size, as they do in C).

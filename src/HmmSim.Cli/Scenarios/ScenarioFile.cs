@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Arch = HmmSim.Kernel.Arch;
 
 namespace HmmSim.Cli.Scenarios;
 
@@ -9,7 +10,7 @@ namespace HmmSim.Cli.Scenarios;
 /// <see cref="ScenarioFileException"/> naming the file, line, column and what is wrong.</summary>
 internal sealed class ScenarioFile
 {
-    private const ulong PageSize = 4096;
+    private const ulong PageSize = Arch.PageSize;
     private const int DmirrorUnits = 4;
 
     private static readonly string[] _commonFields = ["op", "process", "expect", "expectByDesign", "designs", "comment"];

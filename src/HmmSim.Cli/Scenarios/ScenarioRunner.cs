@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Arch = HmmSim.Kernel.Arch;
 
 namespace HmmSim.Cli.Scenarios;
 
@@ -6,7 +7,7 @@ namespace HmmSim.Cli.Scenarios;
 /// and files made at start, then each step through the public API, checked against its expectations.</summary>
 internal sealed class ScenarioRunner
 {
-    private const ulong PageSize = 4096;
+    private const ulong PageSize = Arch.PageSize;
 
     private readonly Scenario _scenario;
     private readonly DevicePrivateDesign _design;

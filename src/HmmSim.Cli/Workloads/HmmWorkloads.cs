@@ -52,10 +52,10 @@ public static class HmmWorkloads
         ulong addr = (raw + pmd - 1) & ~(pmd - 1);
         Check(p.Madvise(addr, size, thp ? Advice.HugePage : Advice.NoHugePage));
         var buf = new byte[size];
-        for (int i = 0; i < buf.Length; i += 4096)
-            buf[i] = (byte)(i >> 12);
+        for (int i = 0; i < buf.Length; i += (int)Arch.PageSize)
+            buf[i] = (byte)(i >> Arch.PageShift);
         p.Write(addr, buf);
-        ulong npages = size >> 12;
+        ulong npages = size >> Arch.PageShift;
         var sw = Stopwatch.StartNew();
         var r = dev.MigrateToDevice(addr, npages, buf);
         sw.Stop();
@@ -66,7 +66,7 @@ public static class HmmWorkloads
         r = dev.MigrateToSystem(addr, npages);
         sw.Stop();
         // cpages counts migrated source entries: a device THP is one (compound) entry, as in the kernel.
-        if (r.Error != Errno.None || p.PagemapEntry(addr) >> 63 == 0 || p.PagemapEntry(addr + size - 4096) >> 63 == 0)
+        if (r.Error != Errno.None || p.PagemapEntry(addr) >> 63 == 0 || p.PagemapEntry(addr + size - Arch.PageSize) >> 63 == 0)
             throw new InvalidOperationException($"migrate to system failed: {r}");
         double toSys = sw.Elapsed.TotalMilliseconds;
         Check(p.Munmap(raw, len));
@@ -99,9 +99,9 @@ public static class HmmWorkloads
         var p = m.CreateProcess();
         using var dev = p.OpenDmirror(0);
         Check(p.Mmap(0, bytes, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong addr));
-        for (ulong off = 0; off < bytes; off += 4096)
+        for (ulong off = 0; off < bytes; off += Arch.PageSize)
             p.WriteInt32(addr + off, 1);
-        ulong npages = bytes >> 12;
+        ulong npages = bytes >> Arch.PageShift;
         var prot = new byte[npages];
         var sw = Stopwatch.StartNew();
         var r = dev.Snapshot(addr, npages, prot);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Arch = HmmSim.Kernel.Arch;
 
 namespace HmmSim.Cli.Workloads;
 
@@ -21,12 +22,12 @@ public static class P2pWorkload
                 using var importer = p.OpenDmirror(1);
                 if (p2p)
                     importer.SetFlags(DmirrorFlags.AllowP2P);
-                ulong npages = bytes >> 12;
+                ulong npages = bytes >> Arch.PageShift;
                 if (p.Mmap(0, bytes, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong a) != Errno.None)
                     throw new InvalidOperationException("mmap failed");
                 var data = new byte[bytes];
-                for (int i = 0; i < data.Length; i += 4096)
-                    data[i] = (byte)(i >> 12);
+                for (int i = 0; i < data.Length; i += (int)Arch.PageSize)
+                    data[i] = (byte)(i >> Arch.PageShift);
                 p.Write(a, data);
                 var buf = new byte[bytes];
                 if (owner.MigrateToDevice(a, npages, buf).Error != Errno.None)
@@ -38,8 +39,8 @@ public static class P2pWorkload
                 long migrated = m.VmStat["device_migrate_to_ram"] - before;
                 long alias = m.VmStat["p2p_alias_pages"];
                 // The round trip copies each page device->RAM, then the importer DMAs it out of RAM.
-                long throughRam = migrated * 4096 * 2;
-                rows.Add(new Row(p2p ? "ALLOW_P2P" : "migrate to RAM", topology, migrated, throughRam, alias * 4096,
+                long throughRam = migrated * (long)Arch.PageSize * 2;
+                rows.Add(new Row(p2p ? "ALLOW_P2P" : "migrate to RAM", topology, migrated, throughRam, alias * (long)Arch.PageSize,
                     sw.Elapsed.TotalMilliseconds, r.Error == Errno.None && buf.AsSpan().SequenceEqual(data)));
             }
         }

@@ -1,3 +1,4 @@
+using Arch = HmmSim.Kernel.Arch;
 namespace HmmSim.Cli.Workloads;
 
 /// <summary>The built-in scenario of `hmmsim run`: the seeds' VM (43-bit x86-64 whose PCI window fills
@@ -37,7 +38,7 @@ public static class SeedScenario
                 m.InvariantChecks, false, "device-private memory cannot be set up: no free physical address space (request_free_mem_region -ERANGE)");
         }
         const ulong thpBytes = 4UL << 20, smallBytes = 4UL << 20, pmd = 2UL << 20;
-        ulong size = thpBytes + smallBytes, npages = size >> 12;
+        ulong size = thpBytes + smallBytes, npages = size >> Arch.PageShift;
         Check(p.Mmap(0, size + pmd, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong raw));
         ulong a = (raw + pmd - 1) & ~(pmd - 1);
         Check(p.Madvise(a, thpBytes, Advice.HugePage));
@@ -77,7 +78,7 @@ public static class SeedScenario
         // The device reads the THP that came back to RAM. (Reading pages still on the device after fork
         // invalidated the mirror would make lib/test_hmm.c copy from its own device-private pages
         // through the CPU: a kernel oops, which the model reports as a BUG; see docs/fidelity.md.)
-        r = gpu.Read(a + pmd, pmd >> 12, mirror.AsSpan(0, (int)pmd));
+        r = gpu.Read(a + pmd, pmd >> Arch.PageShift, mirror.AsSpan(0, (int)pmd));
         faults += r.Faults;
         ok &= r.Error == Errno.None && mirror.AsSpan(0, (int)pmd).SequenceEqual(data.AsSpan((int)pmd, (int)pmd));
         // RELEASE evicts whatever is still on the device back to RAM.

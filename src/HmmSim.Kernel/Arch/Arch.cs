@@ -11,6 +11,8 @@ public abstract class Arch
     public const int PageShift = 12;
     /// <summary>PAGE_SIZE: the base page size in bytes (4096).</summary>
     public const ulong PageSize = 1UL << PageShift;
+    /// <summary>PAGE_MASK: clears the offset within a page.</summary>
+    public const ulong PageMask = ~(PageSize - 1);
     /// <summary>PTRS_PER_PTE (= PTRS_PER_PMD = PTRS_PER_PUD = PTRS_PER_PGD): entries in one page-table page.</summary>
     public const int PtrsPerTable = 512;
     /// <summary>PMD_SHIFT: log2 of the bytes one PMD entry maps (2 MiB).</summary>
@@ -22,6 +24,9 @@ public abstract class Arch
     public const ulong PmdSize = 1UL << PmdShift;
     /// <summary>PUD_SIZE: bytes mapped by one PUD entry (1 GiB).</summary>
     public const ulong PudSize = 1UL << PudShift;
+    internal const ulong PgdirSize = 1UL << PgdirShift;
+    /// <summary>The index mask of a 512-entry table (PTRS_PER_PTE - 1 and the like).</summary>
+    internal const int PtrsPerTableMask = PtrsPerTable - 1;
     /// <summary>HPAGE_PMD_ORDER: the folio order of a PMD-mapped THP (9, i.e. 512 base pages).</summary>
     public const int HpagePmdOrder = PmdShift - PageShift;   // 9
 

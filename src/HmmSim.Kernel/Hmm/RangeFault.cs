@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace HmmSim.Kernel;
 
 /// <summary>mm/hmm.c: hmm_range_fault, which mirrors the CPU page tables of a range into an array of
@@ -19,7 +21,7 @@ public static class RangeFault
         {
             if (range.Notifier.ReadRetry(range.NotifierSeq))
                 return Errno.EBUSY;
-            var ret = Walk(mm, range, ref last);
+            var ret = HmmWalk(mm, range, ref last);
             if (ret != Errno.EBUSY)
             {
                 if (ret == Errno.None)
@@ -37,7 +39,7 @@ public static class RangeFault
     private static ulong Req(HmmRange range, int i) => (range.HmmPfns[i] & range.PfnFlagsMask) | range.DefaultFlags;
 
     /// <summary>hmm_pte_need_fault.</summary>
-    private static HmmNeed NeedFault(ulong req, ulong cpuFlags)
+    private static HmmNeed HmmPteNeedFault(ulong req, ulong cpuFlags)
     {
         if ((req & HmmPfn.ReqFault) == 0)
             return HmmNeed.None;
@@ -47,14 +49,14 @@ public static class RangeFault
     }
 
     /// <summary>hmm_range_need_fault over [start, end).</summary>
-    private static HmmNeed RangeNeedFault(HmmRange range, ulong start, ulong end, ulong cpuFlags)
+    private static HmmNeed HmmRangeNeedFault(HmmRange range, ulong start, ulong end, ulong cpuFlags)
     {
         if (((range.DefaultFlags | range.PfnFlagsMask) & HmmPfn.ReqFault) == 0)
             return HmmNeed.None;
         var required = HmmNeed.None;
         for (ulong a = start; a < end; a += Arch.PageSize)
         {
-            required |= NeedFault(Req(range, Index(range, a)), cpuFlags);
+            required |= HmmPteNeedFault(Req(range, Index(range, a)), cpuFlags);
             if (required == HmmNeed.AllBits)
                 break;
         }
@@ -64,14 +66,14 @@ public static class RangeFault
     private static void Set(HmmRange range, int i, ulong value) =>
         range.HmmPfns[i] = (range.HmmPfns[i] & HmmPfn.InoutFlags) | value;
 
-    private static void Fill(HmmRange range, ulong start, ulong end, ulong value)
+    private static void HmmPfnsFill(HmmRange range, ulong start, ulong end, ulong value)
     {
         for (ulong a = start; a < end; a += Arch.PageSize)
             Set(range, Index(range, a), value);
     }
 
     /// <summary>hmm_vma_fault: fault [addr, end) in and make the walk start again at addr.</summary>
-    private static Errno Fault(Vma vma, ulong addr, ulong end, HmmNeed required, ref ulong last)
+    private static Errno HmmVmaFault(Vma vma, ulong addr, ulong end, HmmNeed required, ref ulong last)
     {
         last = addr;
         var flags = FaultFlags.Remote;
@@ -90,149 +92,192 @@ public static class RangeFault
         return Errno.EBUSY;
     }
 
-    private static Errno Walk(MmStruct mm, HmmRange range, ref ulong last)
+    /// <summary>hmm_walk_ops with struct hmm_vma_walk (the range and where to restart) as its fields.</summary>
+    private struct HmmWalkOps(HmmRange range, ulong last) : IMmWalkOps
     {
-        ulong addr = last;
-        while (addr < range.End)
+        public readonly HmmRange Range = range;
+        public ulong Last = last;
+
+        public static MmWalkHandlers Handlers =>
+            MmWalkHandlers.PmdEntry | MmWalkHandlers.PteHole | MmWalkHandlers.HugetlbEntry | MmWalkHandlers.TestWalk;
+
+        public int PmdEntry(ref ulong pmd, ulong addr, ulong next, ref MmWalk walk) =>
+            -(int)HmmVmaWalkPmd(walk.Mm, walk.Vma!, Range, ref pmd, addr, next, ref Last);
+
+        public int PteHole(ulong addr, ulong next, int depth, ref MmWalk walk) =>
+            -(int)HmmVmaWalkHole(walk.Vma, Range, addr, next, ref Last);
+
+        public int HugetlbEntry(ref ulong pte, ulong hmask, ulong addr, ulong next, ref MmWalk walk) =>
+            -(int)HmmVmaWalkHugetlbEntry(walk.Mm, walk.Vma!, Range, ref pte, addr, next, ref Last);
+
+        public int TestWalk(ulong start, ulong end, ref MmWalk walk) => HmmVmaWalkTest(walk.Vma!, Range, start, end);
+
+        public readonly int PgdEntry(ref ulong pgd, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public readonly int PudEntry(ref ulong pud, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public readonly int PteEntry(ref ulong pte, ulong addr, ulong next, ref MmWalk walk) => 0;
+    }
+
+    /// <summary>One walk_page_range from <paramref name="last"/>; on EBUSY, last is where to start again.</summary>
+    private static Errno HmmWalk(MmStruct mm, HmmRange range, ref ulong last)
+    {
+        if (last >= range.End)
+            return Errno.None;   // an empty range: nothing to walk (walk_page_range would say EINVAL)
+        var ops = new HmmWalkOps(range, last);
+        int ret = Pagewalk.WalkPageRange(mm, last, range.End, ref ops);
+        last = ops.Last;
+        return (Errno)(-ret);
+    }
+
+    /// <summary>hmm_vma_walk_test: VM_IO, VM_PFNMAP and unreadable VMAs cannot be mirrored; their pages
+    /// are errors (an error for the caller if it asked for a fault) and the walk passes over them.</summary>
+    private static int HmmVmaWalkTest(Vma vma, HmmRange range, ulong start, ulong end)
+    {
+        if ((vma.Flags & (VmFlags.Io | VmFlags.PfnMap)) == 0 && (vma.Flags & VmFlags.Read) != 0)
+            return 0;
+        if (HmmRangeNeedFault(range, start, end, 0) != 0)
+            return -(int)Errno.EFAULT;
+        HmmPfnsFill(range, start, end, HmmPfn.Error);
+        return 1;
+    }
+
+    /// <summary>hmm_vma_walk_hole: no VMA is an error for the caller, whatever was asked; a hole in a
+    /// VMA faults in what the caller asked for, or reads as empty.</summary>
+    private static Errno HmmVmaWalkHole(Vma? vma, HmmRange range, ulong addr, ulong end, ref ulong last)
+    {
+        var required = HmmRangeNeedFault(range, addr, end, 0);
+        if (vma is null)
         {
-            var vma = mm.Vmas.FindVma(addr);
-            if (vma is null || vma.Start > addr)
-            {
-                // No VMA: an error for the caller, whatever was asked.
-                ulong holeEnd = vma is null ? range.End : Math.Min(range.End, vma.Start);
-                if (RangeNeedFault(range, addr, holeEnd, 0) != 0)
-                    return Errno.EFAULT;
-                Fill(range, addr, holeEnd, HmmPfn.Error);
-                addr = holeEnd;
-                last = addr;
-                continue;
-            }
-            ulong vend = Math.Min(range.End, vma.End);
-            // hmm_vma_walk_test: VM_IO, VM_PFNMAP and unreadable VMAs cannot be mirrored.
-            if ((vma.Flags & (VmFlags.Io | VmFlags.PfnMap)) != 0 || (vma.Flags & VmFlags.Read) == 0)
-            {
-                if (RangeNeedFault(range, addr, vend, 0) != 0)
-                    return Errno.EFAULT;
-                Fill(range, addr, vend, HmmPfn.Error);
-                addr = vend;
-                last = addr;
-                continue;
-            }
-            while (addr < vend)
-            {
-                ulong next = Math.Min(vend, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
-                var ret = WalkPmd(mm, vma, range, addr, next, ref last);
-                if (ret != Errno.None)
-                    return ret;
-                addr = next;
-                last = addr;
-            }
+            if (required != HmmNeed.None)
+                return Errno.EFAULT;
+            HmmPfnsFill(range, addr, end, HmmPfn.Error);
+            return Errno.None;
         }
-        return Errno.None;
-    }
-
-    private static Errno Hole(Vma vma, HmmRange range, ulong addr, ulong end, ref ulong last)
-    {
-        var required = RangeNeedFault(range, addr, end, 0);
         if (required != HmmNeed.None)
-            return Fault(vma, addr, end, required, ref last);
-        Fill(range, addr, end, 0);
+            return HmmVmaFault(vma, addr, end, required, ref last);
+        HmmPfnsFill(range, addr, end, 0);
         return Errno.None;
     }
 
-    private static Errno WalkPmd(MmStruct mm, Vma vma, HmmRange range, ulong addr, ulong end, ref ulong last)
+    /// <summary>hmm_vma_walk_hugetlb_entry: a present huge page is reported as the caller's first page
+    /// asks (order 9); a none or non-present entry is handled as the PMD walk handles it.</summary>
+    private static Errno HmmVmaWalkHugetlbEntry(MmStruct mm, Vma vma, HmmRange range, ref ulong pte, ulong addr, ulong end, ref ulong last)
+    {
+        var arch = mm.Kernel.Arch;
+        ulong pmd;
+        lock (mm.PageTableLock)
+            pmd = pte;
+        if (pmd != 0 && !arch.IsTable(pmd) && arch.PmdPresent(pmd))
+        {
+            ulong cpu = arch.PmdWrite(pmd) ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
+            var req = HmmPteNeedFault(Req(range, Index(range, addr)), cpu);
+            if (req != HmmNeed.None)
+                return HmmVmaFault(vma, addr, end, req, ref last);
+            HmmPfnsFillHuge(arch, range, pmd, addr, end, cpu);
+            return Errno.None;
+        }
+        return HmmVmaWalkPmd(mm, vma, range, ref pte, addr, end, ref last);
+    }
+
+    private static void HmmPfnsFillHuge(Arch arch, HmmRange range, ulong pmd, ulong addr, ulong end, ulong cpu)
+    {
+        ulong haddr = addr & ~(Arch.PmdSize - 1);
+        ulong pfn = arch.PmdPfn(pmd).Value + ((addr - haddr) >> Arch.PageShift);
+        for (ulong a = addr; a < end; a += Arch.PageSize, pfn++)
+            Set(range, Index(range, a), pfn | cpu | HmmPfn.FromOrder(Arch.HpagePmdOrder));
+    }
+
+    /// <summary>hmm_vma_walk_pmd: a huge or non-present PMD is reported whole; a PTE table page by page.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Errno HmmVmaWalkPmd(MmStruct mm, Vma vma, HmmRange range, ref ulong pmdp, ulong addr, ulong end, ref ulong last)
     {
         var kernel = mm.Kernel;
         var arch = kernel.Arch;
-        var sw = kernel.Swapops;
-        if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
-            return Hole(vma, range, addr, end, ref last);
         ulong pmd;
         lock (mm.PageTableLock)
-            pmd = mm.PmdRef(pmdTable, addr);
+            pmd = pmdp;
         if (pmd == 0)
-            return Hole(vma, range, addr, end, ref last);
+            return HmmVmaWalkHole(vma, range, addr, end, ref last);
         if (!arch.IsTable(pmd))
         {
-            ulong haddr = addr & ~(Arch.PmdSize - 1);
             if (arch.PmdPresent(pmd))
-            {
-                // hmm_vma_handle_pmd (and hmm_vma_walk_hugetlb_entry: same flags, order 9).
-                ulong cpu = arch.PmdWrite(pmd) ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
-                if (vma.IsHugetlb)
-                {
-                    var req = NeedFault(Req(range, Index(range, addr)), cpu);
-                    if (req != HmmNeed.None)
-                        return Fault(vma, addr, end, req, ref last);
-                }
-                else
-                {
-                    var required = RangeNeedFault(range, addr, end, cpu);
-                    if (required != HmmNeed.None)
-                        return Fault(vma, addr, end, required, ref last);
-                }
-                ulong pfn = arch.PmdPfn(pmd).Value + ((addr - haddr) >> Arch.PageShift);
-                for (ulong a = addr; a < end; a += Arch.PageSize, pfn++)
-                    Set(range, Index(range, a), pfn | cpu | HmmPfn.FromOrder(Arch.HpagePmdOrder));
-                return Errno.None;
-            }
-            // hmm_vma_handle_absent_pmd
-            var entry = arch.PmdToSwpEntry(pmd);
-            if (sw.SoftleafIsDevicePrivate(entry))
-            {
-                var folio = sw.SoftleafToFolio(entry);
-                bool write = sw.SoftleafIsDevicePrivateWrite(entry);
-                if (ReferenceEquals(folio.Pgmap?.Owner, range.DevPrivateOwner) && range.DevPrivateOwner is not null)
-                {
-                    ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0) | HmmPfn.FromOrder(Arch.HpagePmdOrder);
-                    ulong first = HmmPfn.FromPage(folio.Page());
-                    for (ulong a = addr; a < end; a += Arch.PageSize)
-                        Set(range, Index(range, a), (first + ((a - haddr) >> Arch.PageShift)) | cpu);
-                    return Errno.None;
-                }
-                // Not ours: each page may still have a P2P alias the caller accepts.
-                bool aliased = true;
-                for (ulong a = addr; a < end && aliased; a += Arch.PageSize)
-                {
-                    int k = Index(range, a);
-                    aliased = HandleDevicePrivate(range, k, Req(range, k), folio.Page((int)((a - haddr) >> Arch.PageShift)), write);
-                }
-                if (aliased)
-                    return Errno.None;
-                var required = RangeNeedFault(range, addr, end, 0);
-                if (required != HmmNeed.None)
-                    return Fault(vma, addr, end, required, ref last);
-                Fill(range, addr, end, HmmPfn.Error);
-                return Errno.None;
-            }
-            if (sw.SoftleafIsMigration(entry))
-            {
-                if (RangeNeedFault(range, addr, end, 0) == 0)
-                {
-                    Fill(range, addr, end, 0);
-                    return Errno.None;
-                }
-                last = addr;
-                Migrate.MigrationEntryWait(kernel, entry);
-                return Errno.EBUSY;
-            }
-            if (RangeNeedFault(range, addr, end, 0) != 0)
-                return Errno.EFAULT;
-            Fill(range, addr, end, HmmPfn.Error);
-            return Errno.None;
+                return HmmVmaHandlePmd(arch, vma, range, pmd, addr, end, ref last);
+            return HmmVmaHandleAbsentPmd(kernel, vma, range, pmd, addr, end, ref last);
         }
         var pteTable = arch.TablePfn(pmd);
         for (ulong a = addr; a < end; a += Arch.PageSize)
         {
-            var ret = HandlePte(mm, vma, range, pteTable, a, end, ref last);
+            var ret = HmmVmaHandlePte(mm, vma, range, pteTable, a, end, ref last);
             if (ret != Errno.None)
                 return ret;
         }
         return Errno.None;
     }
 
+    /// <summary>hmm_vma_handle_pmd.</summary>
+    private static Errno HmmVmaHandlePmd(Arch arch, Vma vma, HmmRange range, ulong pmd, ulong addr, ulong end, ref ulong last)
+    {
+        ulong cpu = arch.PmdWrite(pmd) ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
+        var required = HmmRangeNeedFault(range, addr, end, cpu);
+        if (required != HmmNeed.None)
+            return HmmVmaFault(vma, addr, end, required, ref last);
+        HmmPfnsFillHuge(arch, range, pmd, addr, end, cpu);
+        return Errno.None;
+    }
+
+    /// <summary>hmm_vma_handle_absent_pmd: a PMD-level device-private or migration entry.</summary>
+    private static Errno HmmVmaHandleAbsentPmd(KernelState kernel, Vma vma, HmmRange range, ulong pmd, ulong addr, ulong end, ref ulong last)
+    {
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        ulong haddr = addr & ~(Arch.PmdSize - 1);
+        var entry = arch.PmdToSwpEntry(pmd);
+        if (sw.SoftleafIsDevicePrivate(entry))
+        {
+            var folio = sw.SoftleafToFolio(entry);
+            bool write = sw.SoftleafIsDevicePrivateWrite(entry);
+            if (ReferenceEquals(folio.Pgmap?.Owner, range.DevPrivateOwner) && range.DevPrivateOwner is not null)
+            {
+                ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0) | HmmPfn.FromOrder(Arch.HpagePmdOrder);
+                ulong first = HmmPfn.FromPage(folio.Page());
+                for (ulong a = addr; a < end; a += Arch.PageSize)
+                    Set(range, Index(range, a), (first + ((a - haddr) >> Arch.PageShift)) | cpu);
+                return Errno.None;
+            }
+            // Not ours: each page may still have a P2P alias the caller accepts.
+            bool aliased = true;
+            for (ulong a = addr; a < end && aliased; a += Arch.PageSize)
+            {
+                int k = Index(range, a);
+                aliased = HmmHandleDevicePrivate(range, k, Req(range, k), folio.Page((int)((a - haddr) >> Arch.PageShift)), write);
+            }
+            if (aliased)
+                return Errno.None;
+            var required = HmmRangeNeedFault(range, addr, end, 0);
+            if (required != HmmNeed.None)
+                return HmmVmaFault(vma, addr, end, required, ref last);
+            HmmPfnsFill(range, addr, end, HmmPfn.Error);
+            return Errno.None;
+        }
+        if (sw.SoftleafIsMigration(entry))
+        {
+            if (HmmRangeNeedFault(range, addr, end, 0) == 0)
+            {
+                HmmPfnsFill(range, addr, end, 0);
+                return Errno.None;
+            }
+            last = addr;
+            Migrate.MigrationEntryWait(kernel, entry);
+            return Errno.EBUSY;
+        }
+        if (HmmRangeNeedFault(range, addr, end, 0) != 0)
+            return Errno.EFAULT;
+        HmmPfnsFill(range, addr, end, HmmPfn.Error);
+        return Errno.None;
+    }
+
     /// <summary>hmm_vma_handle_pte.</summary>
-    private static Errno HandlePte(MmStruct mm, Vma vma, HmmRange range, Pfn pteTable, ulong addr, ulong end, ref ulong last)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Errno HmmVmaHandlePte(MmStruct mm, Vma vma, HmmRange range, Pfn pteTable, ulong addr, ulong end, ref ulong last)
     {
         var kernel = mm.Kernel;
         var arch = kernel.Arch;
@@ -244,18 +289,18 @@ public static class RangeFault
             pte = mm.PteRef(pteTable, addr);
         if (pte == 0)
         {
-            var required = NeedFault(req, 0);
+            var required = HmmPteNeedFault(req, 0);
             if (required != HmmNeed.None)
-                return Fault(vma, addr, end, required, ref last);
+                return HmmVmaFault(vma, addr, end, required, ref last);
             Set(range, i, 0);
             return Errno.None;
         }
         if (!arch.PtePresent(pte))
         {
             var entry = arch.PteToSwpEntry(pte);
-            if (sw.SoftleafIsDevicePrivate(entry) && HandleDevicePrivate(range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
+            if (sw.SoftleafIsDevicePrivate(entry) && HmmHandleDevicePrivate(range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
                 return Errno.None;
-            var required = NeedFault(req, 0);
+            var required = HmmPteNeedFault(req, 0);
             if (required == HmmNeed.None)
             {
                 Set(range, i, 0);
@@ -268,17 +313,17 @@ public static class RangeFault
                 return Errno.EBUSY;
             }
             if (sw.SoftleafIsDevicePrivate(entry) || sw.SoftleafIsDeviceExclusive(entry) || sw.SoftleafIsSwap(entry))
-                return Fault(vma, addr, end, required, ref last);
+                return HmmVmaFault(vma, addr, end, required, ref last);
             return Errno.EFAULT;
         }
         ulong cpuFlags = arch.PteProtNone(pte) ? 0 : HmmPfn.Valid | (arch.PteWrite(pte) ? HmmPfn.Write : 0);
-        var need = NeedFault(req, cpuFlags);
+        var need = HmmPteNeedFault(req, cpuFlags);
         if (need != HmmNeed.None)
-            return Fault(vma, addr, end, need, ref last);
+            return HmmVmaFault(vma, addr, end, need, ref last);
         var pfn = arch.PtePfn(pte);
         if (arch.PteSpecial(pte) && pfn != kernel.ZeroPfn)
         {
-            if (NeedFault(req, 0) != 0)
+            if (HmmPteNeedFault(req, 0) != 0)
                 return Errno.EFAULT;
             Set(range, i, HmmPfn.Error);
             return Errno.None;
@@ -291,7 +336,7 @@ public static class RangeFault
     /// owner is reported as it is (case 1); another device's page is reported as its P2PDMA alias when
     /// the caller asked for HMM_PFN_ALLOW_P2P and the owner's pagemap offers get_dma_pfn_for_device
     /// (case 2); otherwise false, and the normal fault path migrates it to RAM (case 3).</summary>
-    private static bool HandleDevicePrivate(HmmRange range, int i, ulong req, Page page, bool write)
+    private static bool HmmHandleDevicePrivate(HmmRange range, int i, ulong req, Page page, bool write)
     {
         var pgmap = page.Pgmap;
         ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0);

@@ -15,8 +15,8 @@ public static class MigrateDevice
     public static Errno MigrateVmaSetup(KernelState kernel, MigrateVma args)
     {
         long nrPages = (long)((args.End - args.Start) >> Arch.PageShift);
-        args.Start &= VirtAddr.PageMask;
-        args.End &= VirtAddr.PageMask;
+        args.Start &= Arch.PageMask;
+        args.End &= Arch.PageMask;
         var vma = args.Vma;
         if (vma is null || vma.IsHugetlb || ((ulong)vma.Flags & VmSpecial) != 0)
             return Errno.EINVAL;
@@ -29,7 +29,7 @@ public static class MigrateDevice
         Array.Clear(args.Src, 0, (int)nrPages);
         args.Cpages = 0;
         args.Npages = 0;
-        Collect(kernel, args);
+        MigrateVmaCollect(kernel, args);
         if (args.Cpages != 0)
             args.Cpages = MigrateDeviceUnmap(kernel, args.Src, args.Npages, args.FaultPage);
         return Errno.None;
@@ -37,16 +37,38 @@ public static class MigrateDevice
 
     // --- collection ------------------------------------------------------------------------
 
-    private static void Collect(KernelState kernel, MigrateVma m)
+    /// <summary>migrate_vma_walk_ops: the migration being collected is the walk's private data.</summary>
+    private readonly struct MigrateVmaWalkOps(KernelState kernel, MigrateVma m) : IMmWalkOps
+    {
+        public static MmWalkHandlers Handlers => MmWalkHandlers.PmdEntry | MmWalkHandlers.PteHole;
+
+        public int PmdEntry(ref ulong pmd, ulong addr, ulong next, ref MmWalk walk)
+        {
+            MigrateVmaCollectPmd(kernel, m, addr, next);
+            return 0;
+        }
+
+        public int PteHole(ulong addr, ulong next, int depth, ref MmWalk walk)
+        {
+            MigrateVmaCollectHole(m, addr, next);
+            return 0;
+        }
+
+        public int PgdEntry(ref ulong pgd, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public int PudEntry(ref ulong pud, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public int PteEntry(ref ulong pte, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public int HugetlbEntry(ref ulong pte, ulong hmask, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public int TestWalk(ulong start, ulong end, ref MmWalk walk) => 0;
+    }
+
+    /// <summary>migrate_vma_collect: walk_page_range with migrate_vma_walk_ops inside an mmu notifier range.</summary>
+    private static void MigrateVmaCollect(KernelState kernel, MigrateVma m)
     {
         var mm = m.Vma!.Mm;
         var range = new MmuNotifierRange(m.Start, m.End, MmuNotifyEvent.Migrate, m.PgmapOwner);
         MmuNotifier.InvalidateRangeStart(mm, range);
-        for (ulong addr = m.Start, next; addr < m.End; addr = next)
-        {
-            next = Math.Min(m.End, (addr + Arch.PmdSize) & ~(Arch.PmdSize - 1));
-            CollectPmd(kernel, m, addr, next);
-        }
+        var ops = new MigrateVmaWalkOps(kernel, m);
+        Pagewalk.WalkPageRange(mm, m.Start, m.End, ref ops);
         MmuNotifier.InvalidateRangeEnd(mm, range);
         m.End = m.Start + (m.Npages << Arch.PageShift);
     }
@@ -59,7 +81,8 @@ public static class MigrateDevice
             m.Cpages++;
     }
 
-    private static void Skip(MigrateVma m, ulong start, ulong end)
+    /// <summary>migrate_vma_collect_skip.</summary>
+    private static void MigrateVmaCollectSkip(MigrateVma m, ulong start, ulong end)
     {
         for (ulong a = start; a < end; a += Arch.PageSize)
             Record(m, 0, counted: false);
@@ -69,17 +92,17 @@ public static class MigrateDevice
         (m.Flags & MigrateVmaSelect.Compound) != 0 && (start & (Arch.PmdSize - 1)) == 0 && end - start == Arch.PmdSize;
 
     /// <summary>migrate_vma_collect_hole.</summary>
-    private static void CollectHole(MigrateVma m, ulong start, ulong end)
+    private static void MigrateVmaCollectHole(MigrateVma m, ulong start, ulong end)
     {
         if (!m.Vma!.IsAnonymous)
         {
-            Skip(m, start, end);
+            MigrateVmaCollectSkip(m, start, end);
             return;
         }
         if (CompoundAllowed(m, start, end))
         {
             Record(m, MigratePfn.Migrate | MigratePfn.Compound, counted: true);
-            Skip(m, start + Arch.PageSize, end);
+            MigrateVmaCollectSkip(m, start + Arch.PageSize, end);
             return;
         }
         for (ulong a = start; a < end; a += Arch.PageSize)
@@ -105,7 +128,7 @@ public static class MigrateDevice
     /// <summary>migrate_vma_split_folio: the large folio at an address is split so its pages can be
     /// collected one by one. The fault folio is already locked and referenced by do_swap_page; after
     /// the split that lock and reference move to the new folio holding the fault page.</summary>
-    private static bool SplitForCollect(KernelState kernel, MigrateVma m, Folio folio)
+    private static bool MigrateVmaSplitFolio(KernelState kernel, MigrateVma m, Folio folio)
     {
         bool isFault = !m.FaultPage.IsNull && m.FaultPage.Folio == folio;
         if (!isFault)
@@ -138,7 +161,8 @@ public static class MigrateDevice
         return err == Errno.None;
     }
 
-    private static void CollectPmd(KernelState kernel, MigrateVma m, ulong start, ulong end)
+    /// <summary>migrate_vma_collect_pmd (with migrate_vma_collect_huge_pmd for a huge or non-present PMD).</summary>
+    private static void MigrateVmaCollectPmd(KernelState kernel, MigrateVma m, ulong start, ulong end)
     {
         var vma = m.Vma!;
         var mm = vma.Mm;
@@ -150,13 +174,13 @@ public static class MigrateDevice
                 ThrowHelper.KernelBug($"migrate_vma_collect_pmd at 0x{start:x} did not settle");
             if (!mm.PmdTable(start, alloc: false, out var pmdTable))
             {
-                CollectHole(m, start, end);
+                MigrateVmaCollectHole(m, start, end);
                 return;
             }
             ulong pmd = mm.PmdRef(pmdTable, start);
             if (pmd == 0)
             {
-                CollectHole(m, start, end);
+                MigrateVmaCollectHole(m, start, end);
                 return;
             }
             if (arch.IsTable(pmd))
@@ -171,12 +195,12 @@ public static class MigrateDevice
             {
                 if ((m.Flags & MigrateVmaSelect.System) == 0)
                 {
-                    Skip(m, start, end);
+                    MigrateVmaCollectSkip(m, start, end);
                     return;
                 }
                 if (HugeMemory.IsHugeZeroPmd(kernel, pmd))
                 {
-                    CollectHole(m, start, end);
+                    MigrateVmaCollectHole(m, start, end);
                     return;
                 }
                 folio = kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Folio;
@@ -193,7 +217,7 @@ public static class MigrateDevice
                 folio = sw.SoftleafToFolio(entry);
                 if (!sw.SoftleafIsDevicePrivate(entry) || !OwnerSelects(m, folio, MigrateVmaSelect.DevicePrivate))
                 {
-                    Skip(m, start, end);
+                    MigrateVmaCollectSkip(m, start, end);
                     return;
                 }
                 write = sw.SoftleafIsDevicePrivateWrite(entry);
@@ -202,13 +226,13 @@ public static class MigrateDevice
             {
                 if (!folio.TryGet())
                 {
-                    Skip(m, start, end);
+                    MigrateVmaCollectSkip(m, start, end);
                     return;
                 }
                 if (!LockForCollect(m, folio))
                 {
                     folio.Put();
-                    Skip(m, start, end);
+                    MigrateVmaCollectSkip(m, start, end);
                     return;
                 }
                 bool installed;
@@ -220,7 +244,7 @@ public static class MigrateDevice
                 if (installed)
                 {
                     Record(m, MigratePfn.FromPage(folio.Page()) | MigratePfn.Migrate | MigratePfn.Compound | (write ? MigratePfn.Write : 0), counted: true);
-                    Skip(m, start + Arch.PageSize, end);
+                    MigrateVmaCollectSkip(m, start + Arch.PageSize, end);
                     return;
                 }
                 UnlockCollected(m, folio);
@@ -228,9 +252,9 @@ public static class MigrateDevice
                 continue;
             }
             // No compound migration here: split the folio and collect at PTE level.
-            if (!SplitForCollect(kernel, m, folio))
+            if (!MigrateVmaSplitFolio(kernel, m, folio))
             {
-                Skip(m, start, end);
+                MigrateVmaCollectSkip(m, start, end);
                 return;
             }
         }
@@ -248,7 +272,7 @@ public static class MigrateDevice
             if (!mm.PteTable(pmdTable, addr, alloc: false, out var pteTable))
             {
                 // The PMD changed under us (collapsed or populated as THP): collect the rest again.
-                CollectPmd(kernel, m, addr, end);
+                MigrateVmaCollectPmd(kernel, m, addr, end);
                 return;
             }
             Folio toSplit = default;
@@ -341,9 +365,9 @@ public static class MigrateDevice
                 continue;
             }
         split:
-            if (!SplitForCollect(kernel, m, toSplit))
+            if (!MigrateVmaSplitFolio(kernel, m, toSplit))
             {
-                Skip(m, addr, end);
+                MigrateVmaCollectSkip(m, addr, end);
                 return;
             }
         }
@@ -352,7 +376,7 @@ public static class MigrateDevice
     // --- unmap -------------------------------------------------------------------------------
 
     /// <summary>migrate_vma_check_page: a page with references beyond its mappings and the migration's own is pinned.</summary>
-    private static bool CheckPage(Folio folio, Page faultPage)
+    private static bool MigrateVmaCheckPage(Folio folio, Page faultPage)
     {
         int extra = 1 + (!faultPage.IsNull && faultPage.Folio == folio ? 1 : 0);
         if (folio.IsZoneDevice)
@@ -383,7 +407,7 @@ public static class MigrateDevice
                 src[i] |= MigratePfn.Compound;
             if (folio.Mapped)
                 Migrate.TryToMigrate(kernel, folio, scratch);
-            if (folio.Mapped || !CheckPage(folio, faultPage))
+            if (folio.Mapped || !MigrateVmaCheckPage(folio, faultPage))
             {
                 src[i] &= ~MigratePfn.Migrate;
                 restore = true;
@@ -413,14 +437,14 @@ public static class MigrateDevice
     /// <summary>migrate_vma_pages: move struct page state (mapping, index, flags) from each collected
     /// source to the driver's destination in m.Dst; a source whose destination is missing or
     /// unsuitable loses MIGRATE_PFN_MIGRATE. The driver has already copied the data.</summary>
-    public static void MigrateVmaPages(KernelState kernel, MigrateVma m) => MigratePages(kernel, m.Src, m.Dst, m.Npages, m);
+    public static void MigrateVmaPages(KernelState kernel, MigrateVma m) => MigrateDevicePagesInternal(kernel, m.Src, m.Dst, m.Npages, m);
 
     /// <summary>migrate_device_pages: as <see cref="MigrateVmaPages"/> for pages collected by
     /// <see cref="MigrateDeviceRange"/> (eviction, no VMA).</summary>
-    public static void MigrateDevicePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => MigratePages(kernel, src, dst, npages, null);
+    public static void MigrateDevicePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => MigrateDevicePagesInternal(kernel, src, dst, npages, null);
 
     /// <summary>__migrate_device_pages.</summary>
-    private static void MigratePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, MigrateVma? m)
+    private static void MigrateDevicePagesInternal(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, MigrateVma? m)
     {
         bool notified = false;
         MmuNotifierRange range = default;
@@ -453,7 +477,7 @@ public static class MigrateDevice
                 for (ulong j = 0; j < nr; j++)
                 {
                     src[i + j] |= MigratePfn.Migrate;
-                    InsertPage(kernel, m, addr + (j << Arch.PageShift), ref dst[i + j], ref src[i + j]);
+                    MigrateVmaInsertPage(kernel, m, addr + (j << Arch.PageShift), ref dst[i + j], ref src[i + j]);
                 }
                 i += nr - 1;
                 continue;
@@ -461,7 +485,7 @@ public static class MigrateDevice
             var folio = page.Folio;
             if ((src[i] & (MigratePfn.Migrate | MigratePfn.Compound)) == (MigratePfn.Migrate | MigratePfn.Compound) && (dst[i] & MigratePfn.Compound) == 0)
             {
-                if (m is null || !SplitUnmapped(kernel, m, i, src))
+                if (m is null || !MigrateVmaSplitUnmappedFolio(kernel, m, i, src))
                 {
                     src[i] &= ~(MigratePfn.Migrate | MigratePfn.Compound);
                     continue;
@@ -507,9 +531,9 @@ public static class MigrateDevice
         return true;
     }
 
-    /// <summary>The source THP is under a PMD migration entry but the driver gave small pages: split
+    /// <summary>migrate_vma_split_unmapped_folio: the source THP is under a PMD migration entry but the driver gave small pages: split
     /// the entry and the folio; the new folios join the migration one entry each.</summary>
-    private static bool SplitUnmapped(KernelState kernel, MigrateVma m, ulong i, ulong[] src)
+    private static bool MigrateVmaSplitUnmappedFolio(KernelState kernel, MigrateVma m, ulong i, ulong[] src)
     {
         var folio = MigratePfn.ToPage(kernel, src[i]).Folio;
         ulong addr = m.Start + (i << Arch.PageShift);
@@ -530,7 +554,7 @@ public static class MigrateDevice
     }
 
     /// <summary>migrate_vma_insert_page: a hole or the zero page gets the new page directly.</summary>
-    private static void InsertPage(KernelState kernel, MigrateVma m, ulong addr, ref ulong dst, ref ulong src)
+    private static void MigrateVmaInsertPage(KernelState kernel, MigrateVma m, ulong addr, ref ulong dst, ref ulong src)
     {
         var vma = m.Vma!;
         var mm = vma.Mm;
@@ -545,7 +569,7 @@ public static class MigrateDevice
         var folio = page.Folio;
         if ((dst & MigratePfn.Compound) != 0)
         {
-            InsertHugePmdPage(kernel, m, addr, folio, ref src);
+            MigrateVmaInsertHugePmdPage(kernel, m, addr, folio, ref src);
             return;
         }
         if (!mm.PmdTable(addr, alloc: true, out var pmdTable))
@@ -607,7 +631,7 @@ public static class MigrateDevice
     }
 
     /// <summary>migrate_vma_insert_huge_pmd_page.</summary>
-    private static void InsertHugePmdPage(KernelState kernel, MigrateVma m, ulong addr, Folio folio, ref ulong src)
+    private static void MigrateVmaInsertHugePmdPage(KernelState kernel, MigrateVma m, ulong addr, Folio folio, ref ulong src)
     {
         var vma = m.Vma!;
         var mm = vma.Mm;
@@ -677,15 +701,15 @@ public static class MigrateDevice
 
     /// <summary>migrate_vma_finalize: replace each migration entry with the new page (or the old one
     /// where the move failed), then unlock and drop the references the migration held.</summary>
-    public static void MigrateVmaFinalize(KernelState kernel, MigrateVma m) => Finalize(kernel, m.Src, m.Dst, m.Npages, m.FaultPage);
+    public static void MigrateVmaFinalize(KernelState kernel, MigrateVma m) => MigrateDeviceFinalizeInternal(kernel, m.Src, m.Dst, m.Npages, m.FaultPage);
 
     /// <summary>migrate_device_finalize: <see cref="MigrateVmaFinalize"/> for a migration started by
     /// <see cref="MigrateDeviceRange"/>.</summary>
-    public static void MigrateDeviceFinalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => Finalize(kernel, src, dst, npages, default);
+    public static void MigrateDeviceFinalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => MigrateDeviceFinalizeInternal(kernel, src, dst, npages, default);
 
-    /// <summary>migrate_device_finalize: map the new folios where the migration entries are (or the old
+    /// <summary>__migrate_device_finalize: map the new folios where the migration entries are (or the old
     /// ones back where the migration did not happen), then unlock and release.</summary>
-    private static void Finalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage)
+    private static void MigrateDeviceFinalizeInternal(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage)
     {
         var scratch = new List<Rmap.Mapping>();
         for (ulong i = 0; i < npages; i++)

@@ -41,53 +41,61 @@ internal static class DebugVm
         }
     }
 
+    /// <summary>Every table of the mm, as ptdump walks it: walk_page_range_debug over the whole user
+    /// half and beyond, ignoring VMAs, with each entry checked where it lies.</summary>
     private static void WalkMm(KernelState kernel, MmStruct mm, Counts counts)
     {
-        var arch = mm.Arch;
         CheckTablePage(kernel, mm.Pgd, "pgd");
-        var pgd = mm.Table(mm.Pgd);
-        for (int i = 0; i < 512; i++)
+        var ops = new DebugVmWalkOps(kernel, counts);
+        Pagewalk.WalkPageRangeDebug(mm, 0, Arch.PtrsPerTable * Arch.PgdirSize, ref ops);
+    }
+
+    private readonly struct DebugVmWalkOps(KernelState kernel, Counts counts) : IMmWalkOps
+    {
+        public static MmWalkHandlers Handlers =>
+            MmWalkHandlers.PgdEntry | MmWalkHandlers.PudEntry | MmWalkHandlers.PmdEntry | MmWalkHandlers.PteEntry;
+
+        public int PgdEntry(ref ulong pgd, ulong addr, ulong next, ref MmWalk walk)
         {
-            if (pgd[i] == 0)
-                continue;
-            ulong a3 = (ulong)i << Arch.PgdirShift;
-            if (!arch.IsTable(pgd[i]))
-                ThrowHelper.KernelBug($"DEBUG_VM: pgd entry 0x{pgd[i]:x} at 0x{a3:x} is not a table");
-            var pudT = arch.TablePfn(pgd[i]);
-            CheckTablePage(kernel, pudT, "pud");
-            var pud = mm.Table(pudT);
-            for (int j = 0; j < 512; j++)
-            {
-                if (pud[j] == 0)
-                    continue;
-                ulong a2 = a3 + ((ulong)j << Arch.PudShift);
-                if (!arch.IsTable(pud[j]))
-                    ThrowHelper.KernelBug($"DEBUG_VM: pud entry 0x{pud[j]:x} at 0x{a2:x} is not a table (no PUD leaves are made)");
-                var pmdT = arch.TablePfn(pud[j]);
-                CheckTablePage(kernel, pmdT, "pmd");
-                var pmds = mm.Table(pmdT);
-                for (int k = 0; k < 512; k++)
-                {
-                    ulong pmd = pmds[k];
-                    if (pmd == 0)
-                        continue;
-                    ulong a1 = a2 + ((ulong)k << Arch.PmdShift);
-                    if (arch.IsTable(pmd))
-                    {
-                        var pteT = arch.TablePfn(pmd);
-                        CheckTablePage(kernel, pteT, "pte");
-                        var ptes = mm.Table(pteT);
-                        for (int l = 0; l < 512; l++)
-                            if (ptes[l] != 0)
-                                CheckPte(kernel, mm, a1 + ((ulong)l << Arch.PageShift), ptes[l], counts);
-                    }
-                    else
-                    {
-                        CheckPmdLeaf(kernel, mm, a1, pmd, counts);
-                    }
-                }
-            }
+            var arch = walk.Mm.Arch;
+            if (!arch.IsTable(pgd))
+                ThrowHelper.KernelBug($"DEBUG_VM: pgd entry 0x{pgd:x} at 0x{addr:x} is not a table");
+            CheckTablePage(kernel, arch.TablePfn(pgd), "pud");
+            return 0;
         }
+
+        public int PudEntry(ref ulong pud, ulong addr, ulong next, ref MmWalk walk)
+        {
+            var arch = walk.Mm.Arch;
+            if (!arch.IsTable(pud))
+                ThrowHelper.KernelBug($"DEBUG_VM: pud entry 0x{pud:x} at 0x{addr:x} is not a table (no PUD leaves are made)");
+            CheckTablePage(kernel, arch.TablePfn(pud), "pmd");
+            return 0;
+        }
+
+        public int PmdEntry(ref ulong pmd, ulong addr, ulong next, ref MmWalk walk)
+        {
+            var arch = walk.Mm.Arch;
+            if (arch.IsTable(pmd))
+            {
+                CheckTablePage(kernel, arch.TablePfn(pmd), "pte");
+                return 0;
+            }
+            CheckPmdLeaf(kernel, walk.Mm, addr, pmd, counts);
+            walk.Action = PageWalkAction.Continue;
+            return 0;
+        }
+
+        public int PteEntry(ref ulong pte, ulong addr, ulong next, ref MmWalk walk)
+        {
+            if (pte != 0)
+                CheckPte(kernel, walk.Mm, addr, pte, counts);
+            return 0;
+        }
+
+        public int PteHole(ulong addr, ulong next, int depth, ref MmWalk walk) => 0;
+        public int HugetlbEntry(ref ulong pte, ulong hmask, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public int TestWalk(ulong start, ulong end, ref MmWalk walk) => 0;
     }
 
     private static void CheckTablePage(KernelState kernel, Pfn table, string level)

@@ -25,7 +25,7 @@ internal static partial class Gup
         // __gup_longterm_locked: a long-term pin that found device-coherent pages migrates them and looks again.
         for (int attempt = 0; ; attempt++)
         {
-            long n = GetUserPagesOnce(mm, start, pages, flags);
+            long n = GetUserPagesInternal(mm, start, pages, flags);
             if (n <= 0 || (flags & FollFlags.Longterm) == 0 || !CheckAndMigrateMovablePages(mm, pages[..(int)n], flags))
                 return n;
             if (attempt > 64)
@@ -33,7 +33,8 @@ internal static partial class Gup
         }
     }
 
-    private static long GetUserPagesOnce(MmStruct mm, ulong start, Span<Page> pages, FollFlags flags)
+    /// <summary>__get_user_pages: follow_page_mask per page (GUP keeps its own walk, as gup.c does), faulting where it says so.</summary>
+    private static long GetUserPagesInternal(MmStruct mm, ulong start, Span<Page> pages, FollFlags flags)
     {
         if ((flags & (FollFlags.Get | FollFlags.Pin)) == (FollFlags.Get | FollFlags.Pin))
             ThrowHelper.Argument(nameof(flags), "FOLL_GET and FOLL_PIN are exclusive");
@@ -50,12 +51,12 @@ internal static partial class Gup
             Page page;
             int tries = 0;
             Errno grabbed;
-            while ((grabbed = FollowPage(vma!, addr, flags, out page)) == Errno.EAGAIN)
+            while ((grabbed = FollowPageMask(vma!, addr, flags, out page)) == Errno.EAGAIN)
             {
                 var fflags = FaultFlags.Remote;
                 if ((flags & FollFlags.Write) != 0)
                     fflags |= FaultFlags.Write;
-                else if (NeedsUnshare(vma!, addr, flags))
+                else if (GupMustUnshare(vma!, addr, flags))
                     fflags |= FaultFlags.Unshare;
                 var ret = Memory.HandleMmFault(vma!, addr, fflags);
                 if ((ret & VmFaultResult.Error) != 0 || ++tries > 16)
@@ -89,12 +90,12 @@ internal static partial class Gup
     }
 
     /// <summary>gup_must_unshare: a pin of a shared anonymous page must first make it exclusive.</summary>
-    private static bool NeedsUnshare(Vma vma, ulong addr, FollFlags flags) => (flags & FollFlags.Pin) != 0;
+    private static bool GupMustUnshare(Vma vma, ulong addr, FollFlags flags) => (flags & FollFlags.Pin) != 0;
 
     /// <summary>follow_page_mask: the page if mapped with enough permission (and, for a pin of anon memory,
     /// exclusive); takes the reference or pin. EAGAIN means a fault is needed; ENOMEM is try_grab_folio
     /// failing on a folio with no reference left.</summary>
-    private static Errno FollowPage(Vma vma, ulong addr, FollFlags flags, out Page page)
+    private static Errno FollowPageMask(Vma vma, ulong addr, FollFlags flags, out Page page)
     {
         page = default;
         var mm = vma.Mm;
@@ -246,7 +247,7 @@ internal static partial class Gup
             ulong s = Math.Max(start, vma.Start), e = Math.Min(end, vma.End);
             for (ulong a = s; a < e; a += Arch.PageSize)
             {
-                if (FollowPage(vma, a, write ? FollFlags.Write : FollFlags.None, out _) == Errno.None)
+                if (FollowPageMask(vma, a, write ? FollFlags.Write : FollFlags.None, out _) == Errno.None)
                     continue;
                 var ret = Memory.HandleMmFault(vma, a, write ? FaultFlags.Write : FaultFlags.None);
                 if ((ret & VmFaultResult.Error) != 0)

@@ -15,7 +15,7 @@ internal static class Khugepaged
         var result = Errno.None;
         for (ulong haddr = hstart; haddr < hend; haddr += Arch.PmdSize)
         {
-            var err = CollapseOne(vma, haddr);
+            var err = CollapseHugePage(vma, haddr);
             if (err != Errno.None)
                 result = err;
         }
@@ -24,7 +24,7 @@ internal static class Khugepaged
 
     /// <summary>hpage_collapse_scan_pmd + collapse_huge_page for one range: all PTEs none, zero page or
     /// exclusively mapped small anon pages; the data is copied into a fresh THP mapped by the PMD.</summary>
-    private static Errno CollapseOne(Vma vma, ulong haddr)
+    private static Errno CollapseHugePage(Vma vma, ulong haddr)
     {
         var mm = vma.Mm;
         var kernel = mm.Kernel;

@@ -10,7 +10,7 @@ internal static class Madvise
             return Errno.EINVAL;
         if ((start & (Arch.PageSize - 1)) != 0)
             return Errno.EINVAL;
-        ulong len = (lenIn + Arch.PageSize - 1) & VirtAddr.PageMask;
+        ulong len = (lenIn + Arch.PageSize - 1) & Arch.PageMask;
         if (lenIn != 0 && len == 0)
             return Errno.EINVAL;
         ulong end = start + len;
@@ -75,7 +75,7 @@ internal static class Madvise
             case Advice.Free:
                 if (!vma.IsAnonymous || vma.IsShared)
                     return Errno.EINVAL;
-                MadviseFree(vma, start, end);
+                MadviseFreeSingleVma(vma, start, end);
                 return Errno.None;
             case Advice.HugePage:
             case Advice.NoHugePage:
@@ -106,9 +106,9 @@ internal static class Madvise
         Mmap.TryMergeNeighbours(mm, vma);
     }
 
-    /// <summary>madvise_free_pte_range: exclusively mapped anon pages become lazily freeable (clean, not
+    /// <summary>madvise_free_single_vma with madvise_free_pte_range: exclusively mapped anon pages become lazily freeable (clean, not
     /// swap-backed); with no reclaim in the model they keep their data until written or zapped.</summary>
-    private static void MadviseFree(Vma vma, ulong start, ulong end)
+    private static void MadviseFreeSingleVma(Vma vma, ulong start, ulong end)
     {
         var mm = vma.Mm;
         var arch = mm.Arch;

@@ -11,7 +11,7 @@ internal static partial class Memory
     {
         var kernel = vma.Mm.Kernel;
         kernel.VmStat.Inc(VmStatItem.PgFault);
-        var vmf = new VmFault(vma, address & VirtAddr.PageMask, flags);
+        var vmf = new VmFault(vma, address & Arch.PageMask, flags);
         if (vma.IsHugetlb)
             return Hugetlb.HugetlbFault(ref vmf);
         return HandleFault(ref vmf);
@@ -368,7 +368,7 @@ internal static partial class Memory
     public static Errno VmInsertPage(Vma vma, ulong addr, Page page)
     {
         ArgumentNullException.ThrowIfNull(vma);
-        if (page.IsNull || addr < vma.Start || addr >= vma.End || (addr & ~VirtAddr.PageMask) != 0)
+        if (page.IsNull || addr < vma.Start || addr >= vma.End || (addr & ~Arch.PageMask) != 0)
             return Errno.EFAULT;
         if ((vma.Flags & VmFlags.MixedMap) == 0)
             vma.Flags |= VmFlags.MixedMap;   // the first insert makes it a mixed map, as the kernel does

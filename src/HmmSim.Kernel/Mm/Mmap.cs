@@ -26,7 +26,7 @@ internal static class Mmap
     /// arch, before get_unmapped_area sees it).</summary>
     public static ulong RoundHintToMin(ulong hint)
     {
-        hint &= VirtAddr.PageMask;
+        hint &= Arch.PageMask;
         return hint != 0 && hint < MmapMinAddr ? MmapMinAddr : hint;
     }
 
@@ -64,7 +64,7 @@ internal static class Mmap
             flags |= MapFlags.Fixed;
         if ((flags & MapFlags.Fixed) == 0)
             addr = RoundHintToMin(addr);
-        ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        ulong alignedLen = (len + Arch.PageSize - 1) & Arch.PageMask;
         if (alignedLen == 0 || alignedLen < len)
             return Errno.ENOMEM;
         len = alignedLen;
@@ -159,7 +159,7 @@ internal static class Mmap
         if (hint != 0)
         {
             // Callers pass round_hint_to_min's result: page-aligned, at least mmap_min_addr.
-            hint &= VirtAddr.PageMask;
+            hint &= Arch.PageMask;
             if (hint >= MmapMinAddr && hint <= taskSize - len && mm.Vmas.Range(hint, hint + len).Count == 0)
             {
                 addr = hint;
@@ -191,7 +191,7 @@ internal static class Mmap
         ulong taskSize = mm.Arch.TaskSize;
         if ((start & (Arch.PageSize - 1)) != 0 || start > taskSize || len > taskSize - start)
             return Errno.EINVAL;
-        len = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        len = (len + Arch.PageSize - 1) & Arch.PageMask;
         if (len == 0)
             return Errno.EINVAL;
         ulong end = start + len;
@@ -355,7 +355,7 @@ internal static partial class MmapFile
             flags |= MapFlags.Fixed;
         if ((flags & MapFlags.Fixed) == 0)
             addr = Mmap.RoundHintToMin(addr);
-        ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        ulong alignedLen = (len + Arch.PageSize - 1) & Arch.PageMask;
         if (alignedLen == 0 || alignedLen < len)
             return Errno.ENOMEM;
         len = alignedLen;

@@ -10,7 +10,7 @@ internal static class Mprotect
         if (len == 0)
             return Errno.None;
         // do_mprotect_pkey: a range that wraps is ENOMEM before the prot bits are looked at.
-        ulong alignedLen = (len + Arch.PageSize - 1) & VirtAddr.PageMask;
+        ulong alignedLen = (len + Arch.PageSize - 1) & Arch.PageMask;
         ulong end = start + alignedLen;
         if (alignedLen == 0 || end <= start)
             return Errno.ENOMEM;

@@ -16,8 +16,8 @@ internal static class Mremap
             return Errno.EINVAL;
         if ((addr & (Arch.PageSize - 1)) != 0)
             return Errno.EINVAL;
-        oldLen = (oldLen + Arch.PageSize - 1) & VirtAddr.PageMask;
-        ulong aligned = (newLen + Arch.PageSize - 1) & VirtAddr.PageMask;
+        oldLen = (oldLen + Arch.PageSize - 1) & Arch.PageMask;
+        ulong aligned = (newLen + Arch.PageSize - 1) & Arch.PageMask;
         if (aligned == 0)
             return Errno.EINVAL;
         newLen = aligned;

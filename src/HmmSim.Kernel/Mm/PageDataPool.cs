@@ -6,7 +6,7 @@ internal sealed class PageDataPool
 {
     private const int SlotsPerChunkShift = 9;
     private const int SlotsPerChunk = 1 << SlotsPerChunkShift;
-    private const int PageSize = 4096;
+    private const int PageSize = (int)Arch.PageSize;
 
     private readonly Lock _lock = new();
     private byte[][] _chunks = new byte[16][];

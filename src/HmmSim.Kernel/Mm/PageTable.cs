@@ -9,13 +9,13 @@ namespace HmmSim.Kernel;
 public sealed partial class MmStruct
 {
     /// <summary>pgd_index: the PGD slot (0..511) of a user virtual address.</summary>
-    public static int PgdIndex(ulong addr) => (int)((addr >> Arch.PgdirShift) & 511);
+    public static int PgdIndex(ulong addr) => (int)((addr >> Arch.PgdirShift) & Arch.PtrsPerTableMask);
     /// <summary>pud_index: the PUD slot (0..511) of a user virtual address.</summary>
-    public static int PudIndex(ulong addr) => (int)((addr >> Arch.PudShift) & 511);
+    public static int PudIndex(ulong addr) => (int)((addr >> Arch.PudShift) & Arch.PtrsPerTableMask);
     /// <summary>pmd_index: the PMD slot (0..511) of a user virtual address.</summary>
-    public static int PmdIndex(ulong addr) => (int)((addr >> Arch.PmdShift) & 511);
+    public static int PmdIndex(ulong addr) => (int)((addr >> Arch.PmdShift) & Arch.PtrsPerTableMask);
     /// <summary>pte_index: the PTE slot (0..511) of a user virtual address.</summary>
-    public static int PteIndex(ulong addr) => (int)((addr >> Arch.PageShift) & 511);
+    public static int PteIndex(ulong addr) => (int)((addr >> Arch.PageShift) & Arch.PtrsPerTableMask);
 
     /// <summary>The 512 entries of a table page.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -128,7 +128,7 @@ public sealed partial class MmStruct
             FreeLevel(Pgd, 3, start, end, floor, ceiling, 0);
     }
 
-    private static int Shift(int level) => Arch.PageShift + 9 * level;
+    private static int Shift(int level) => Arch.PageShift + (Arch.PmdShift - Arch.PageShift) * level;
 
     /// <summary>Frees empty-able child tables of <paramref name="table"/> (a level-<paramref name="level"/>
     /// table: 3 PGD, 2 PUD, 1 PMD) whose whole span lies in [floor, ceiling) and meets [start, end).</summary>
@@ -137,7 +137,7 @@ public sealed partial class MmStruct
         int shift = Shift(level);
         ulong span = 1UL << shift;
         var entries = Table(table);
-        for (int i = 0; i < 512; i++)
+        for (int i = 0; i < Arch.PtrsPerTable; i++)
         {
             ulong lo = tableBase + (ulong)i * span, hi = lo + span;
             if (hi <= start || lo >= end || entries[i] == 0 || !Arch.IsTable(entries[i]))

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace HmmSim.Kernel;
 
 /// <summary>fs/proc/task_mmu.c: /proc/pid/pagemap entries (read with CAP_SYS_ADMIN, so PFNs show).</summary>
@@ -11,16 +13,55 @@ internal static class TaskMmu
     public const ulong PmSoftDirty = 1UL << 55;
     public const ulong PmPframeMask = (1UL << 55) - 1;
 
-    /// <summary>The pagemap entry for one address (pagemap_pte_range / pagemap_pmd_range / pagemap_hugetlb_range).</summary>
+    /// <summary>The pagemap entry for one address: pagemap_read's walk_page_range over one page.
+    /// The caller holds mmap_lock for read and the page-table lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static ulong PagemapEntry(MmStruct mm, ulong addr)
     {
+        var ops = new PagemapOps();
+        Pagewalk.WalkPageRange(mm, addr & Arch.PageMask, (addr & Arch.PageMask) + Arch.PageSize, ref ops);
+        return ops.Pme;
+    }
+
+    /// <summary>pagemap_ops with the one-entry struct pagemapread as its field.</summary>
+    private struct PagemapOps : IMmWalkOps
+    {
+        public ulong Pme;
+
+        public static MmWalkHandlers Handlers => MmWalkHandlers.PmdEntry | MmWalkHandlers.PteHole | MmWalkHandlers.HugetlbEntry;
+
+        public int PmdEntry(ref ulong pmd, ulong addr, ulong next, ref MmWalk walk)
+        {
+            Pme = PagemapPmdRange(walk.Mm, walk.Vma!, pmd, addr);
+            return 0;
+        }
+
+        /// <summary>pagemap_pte_hole: no VMA or no table reads as an empty entry.</summary>
+        public int PteHole(ulong addr, ulong next, int depth, ref MmWalk walk)
+        {
+            Pme = 0;
+            return 0;
+        }
+
+        /// <summary>pagemap_hugetlb_range: a hugetlb PMD reads as a huge PMD does.</summary>
+        public int HugetlbEntry(ref ulong pte, ulong hmask, ulong addr, ulong next, ref MmWalk walk)
+        {
+            Pme = pte == 0 ? 0 : PagemapPmdRange(walk.Mm, walk.Vma!, pte, addr);
+            return 0;
+        }
+
+        public readonly int PgdEntry(ref ulong pgd, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public readonly int PudEntry(ref ulong pud, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public readonly int PteEntry(ref ulong pte, ulong addr, ulong next, ref MmWalk walk) => 0;
+        public readonly int TestWalk(ulong start, ulong end, ref MmWalk walk) => 0;
+    }
+
+    /// <summary>pagemap_pmd_range for the page at <paramref name="addr"/>: a huge or non-present PMD,
+    /// or the PTE in its table (pagemap_pte_range's body).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static ulong PagemapPmdRange(MmStruct mm, Vma vma, ulong pmd, ulong addr)
+    {
         var arch = mm.Arch;
-        var vma = mm.Vmas.Lookup(addr);
-        if (vma is null || !mm.PmdTable(addr, alloc: false, out var pmdTable))
-            return 0;
-        ulong pmd = mm.PmdRef(pmdTable, addr);
-        if (pmd == 0)
-            return 0;
         int idx = MmStruct.PteIndex(addr);
         if (!arch.IsTable(pmd))
         {
