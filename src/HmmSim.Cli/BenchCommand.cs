@@ -48,6 +48,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(FaultCommand());
         bench.Subcommands.Add(P2pCommand());
         bench.Subcommands.Add(RegisterCommand());
+        bench.Subcommands.Add(SoakCommand());
         return bench;
     }
 
@@ -65,23 +66,26 @@ internal static class BenchCommand
     {
         var cmd = new Command("migrate", "The kernel's benchmark_thp_migration table (sys->dev, dev->sys; 1/4 to 128 THPs; with and without THP) beside memcpy. Example: hmmsim bench migrate --iterations 5");
         var design = DesignOption();
-        var iterations = new Option<int>("--iterations") { Description = "Timed iterations per size (after one warm-up).", DefaultValueFactory = _ => 5 };
+        var iterations = new Option<int>("--iterations") { Description = "Timed rounds per size (after untimed warm-up rounds).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var sizes = new Option<int[]>("--size-kib") { Description = "Only these sizes in KiB (repeatable; default: the test's seven, 512 KiB to 256 MiB).", AllowMultipleArgumentsPerToken = true };
         cmd.Options.Add(design);
         var report = ReportOption();
         cmd.Options.Add(iterations);
+        cmd.Options.Add(sizes);
         cmd.Options.Add(json);
         cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
             var error = r.InvocationConfiguration.Error;
-            if (!TryDesign(r.GetValue(design)!, out var d) || r.GetValue(iterations) is < 1 or > 100)
+            var only = r.GetValue(sizes) is { Length: > 0 } kib ? kib.Select(k => (ulong)k << 10).ToArray() : null;
+            if (!TryDesign(r.GetValue(design)!, out var d) || r.GetValue(iterations) is < 1 or > 1000 || only?.Any(b => b is < 4096 or > 1UL << 30 || b % 4096 != 0) == true)
             {
-                error.WriteLine("hmmsim bench migrate: --design must be PhysicalAddressSpace or DeviceAddressSpace and --iterations 1..100");
+                error.WriteLine("hmmsim bench migrate: --design must be PhysicalAddressSpace or DeviceAddressSpace, --iterations 1..1000 and --size-kib a multiple of 4 up to 1048576");
                 return 2;
             }
-            var (memcpy, rows) = Progress.Run("benchmark_thp_migration", r.GetValue(json), () => (HmmWorkloads.MemcpyGBs(), HmmWorkloads.ThpMigration(d, r.GetValue(iterations))));
+            var (memcpy, rows) = Progress.Run("benchmark_thp_migration", r.GetValue(json), () => (HmmWorkloads.MemcpyGBs(), HmmWorkloads.ThpMigration(d, r.GetValue(iterations), only)));
             if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench migrate", path, () => HtmlReport.ForMigrate(d, memcpy, rows)))
                 return 2;
             if (r.GetValue(json))
@@ -90,18 +94,39 @@ internal static class BenchCommand
                 {
                     design = d.ToString(),
                     memcpyGBs = memcpy,
-                    rows = rows.Select(x => new { bytes = x.Bytes, thp = x.Thp, sysToDevMs = x.SysToDevMs, sysToDevGBs = x.SysToDevGBs, devToSysMs = x.DevToSysMs, devToSysGBs = x.DevToSysGBs }),
+                    rows = rows.Select(x => new
+                    {
+                        bytes = x.Bytes,
+                        thp = x.Thp,
+                        sysToDevMs = x.SysToDevMs,
+                        sysToDevMinMs = x.SysToDevMinMs,
+                        sysToDevMaxMs = x.SysToDevMaxMs,
+                        sysToDevGBs = x.SysToDevGBs,
+                        memcpyMs = x.MemcpyMs,
+                        sysToDevOf256MiBMemcpy = x.SysToDevGBs / memcpy,
+                        devToSysOf256MiBMemcpy = x.DevToSysGBs / memcpy,
+                        sysToDevOfMemcpy = x.SysToDevOfMemcpy.Median,
+                        sysToDevOfMemcpyMin = x.SysToDevOfMemcpy.Min,
+                        sysToDevOfMemcpyMax = x.SysToDevOfMemcpy.Max,
+                        devToSysMs = x.DevToSysMs,
+                        devToSysMinMs = x.DevToSysMinMs,
+                        devToSysMaxMs = x.DevToSysMaxMs,
+                        devToSysGBs = x.DevToSysGBs,
+                        devToSysOfMemcpy = x.DevToSysOfMemcpy.Median,
+                        devToSysOfMemcpyMin = x.DevToSysOfMemcpy.Min,
+                        devToSysOfMemcpyMax = x.DevToSysOfMemcpy.Max,
+                    }),
                 }));
                 return 0;
             }
-            var table = new Table().Title($"benchmark_thp_migration ({d}); memcpy {memcpy:N1} GB/s")
-                .AddColumn("size").AddColumn("THP").AddColumn(new TableColumn("sys->dev ms").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
-                .AddColumn(new TableColumn("of memcpy").RightAligned()).AddColumn(new TableColumn("dev->sys ms").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
-                .AddColumn(new TableColumn("of memcpy").RightAligned());
+            var table = new Table().Title($"benchmark_thp_migration ({d}); memcpy {memcpy:N1} GB/s; medians of {r.GetValue(iterations)} rounds")
+                .AddColumn("size").AddColumn("THP").AddColumn(new TableColumn("sys->dev ms (min-max)").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
+                .AddColumn(new TableColumn("of memcpy (min-max)").RightAligned()).AddColumn(new TableColumn("dev->sys ms (min-max)").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
+                .AddColumn(new TableColumn("of memcpy (min-max)").RightAligned());
             foreach (var x in rows)
             {
-                table.AddRow(Size(x.Bytes), x.Thp ? "yes" : "no", x.SysToDevMs.ToString("N3"), x.SysToDevGBs.ToString("N2"), (x.SysToDevGBs / memcpy).ToString("P1"),
-                    x.DevToSysMs.ToString("N3"), x.DevToSysGBs.ToString("N2"), (x.DevToSysGBs / memcpy).ToString("P1"));
+                table.AddRow(Size(x.Bytes), x.Thp ? "yes" : "no", $"{x.SysToDevMs:N3} ({x.SysToDevMinMs:N3}-{x.SysToDevMaxMs:N3})", x.SysToDevGBs.ToString("N2"), Ratio(x.SysToDevOfMemcpy),
+                    $"{x.DevToSysMs:N3} ({x.DevToSysMinMs:N3}-{x.DevToSysMaxMs:N3})", x.DevToSysGBs.ToString("N2"), Ratio(x.DevToSysOfMemcpy));
             }
             RunCommand.Console(output).Write(table);
             return 0;
@@ -222,6 +247,57 @@ internal static class BenchCommand
         });
         return cmd;
     }
+
+    /// <summary>`hmmsim bench soak`: peak RSS over many migrate rounds, managed heap over many machines.</summary>
+    private static Command SoakCommand()
+    {
+        var cmd = new Command("soak", "Memory that stays flat: rounds of {mmap, fill, migrate to the device and back, munmap}, then machines created and disposed; peak RSS (VmHWM), RSS and the managed heap after a full GC. Example: hmmsim bench soak --rounds 200 --machines 50 --size-mib 64");
+        var design = DesignOption();
+        var rounds = new Option<int>("--rounds") { Description = "Rounds on one machine.", DefaultValueFactory = _ => 200 };
+        var machines = new Option<int>("--machines") { Description = "Machines created, used once and disposed.", DefaultValueFactory = _ => 50 };
+        var size = new Option<int>("--size-mib") { Description = "Buffer size in MiB.", DefaultValueFactory = _ => 64 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(design);
+        cmd.Options.Add(rounds);
+        cmd.Options.Add(machines);
+        cmd.Options.Add(size);
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
+            int mib = r.GetValue(size), n = r.GetValue(rounds), k = r.GetValue(machines);
+            if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 1024 || n is < 1 or > 100_000 || k is < 0 or > 10_000)
+            {
+                error.WriteLine("hmmsim bench soak: --design must be PhysicalAddressSpace or DeviceAddressSpace, --size-mib 1..1024, --rounds 1..100000, --machines 0..10000");
+                return 2;
+            }
+            var (roundSamples, machineSamples) = Progress.Run($"{n} rounds of {mib} MiB, {k} machines", r.GetValue(json), () => HmmWorkloads.Soak(d, n, k, (ulong)mib << 20));
+            if (r.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    design = d.ToString(),
+                    sizeMib = mib,
+                    rounds = roundSamples.Select(x => new { round = x.Round, peakRssBytes = x.PeakRssBytes, rssBytes = x.RssBytes, managedBytes = x.ManagedBytes }),
+                    machines = machineSamples.Select(x => new { machine = x.Round, peakRssBytes = x.PeakRssBytes, rssBytes = x.RssBytes, managedBytes = x.ManagedBytes }),
+                }));
+                return 0;
+            }
+            var table = new Table().Title($"{mib} MiB: mmap, fill, migrate to the device and back, munmap")
+                .AddColumn("after").AddColumn(new TableColumn("peak RSS MiB").RightAligned()).AddColumn(new TableColumn("RSS MiB").RightAligned())
+                .AddColumn(new TableColumn("managed heap MiB").RightAligned());
+            foreach (var x in roundSamples)
+                table.AddRow($"round {x.Round}", (x.PeakRssBytes >> 20).ToString("N0"), (x.RssBytes >> 20).ToString("N0"), (x.ManagedBytes >> 20).ToString("N0"));
+            foreach (var x in machineSamples)
+                table.AddRow($"machine {x.Round} disposed", (x.PeakRssBytes >> 20).ToString("N0"), (x.RssBytes >> 20).ToString("N0"), (x.ManagedBytes >> 20).ToString("N0"));
+            RunCommand.Console(output).Write(table);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string Ratio((double Median, double Min, double Max) r) => $"{r.Median:P1} ({r.Min:P0}-{r.Max:P0})";
 
     private static string Size(ulong bytes) => bytes >= 1UL << 20 ? $"{bytes >> 20} MiB" : $"{bytes >> 10} KiB";
 }

@@ -324,6 +324,15 @@ internal sealed class DmirrorDevice
                 df.Lock();
                 args.Dst[s] |= MigratePfn.FromPage(df.Page());
             }
+            if (dfolio is { } large)
+            {
+                // One folio: the mirror entries go under one lock, the data slots in one batch.
+                dmirror.EraseRange(addr >> Arch.PageShift, 1 << order);
+                CopyHighpages(large.Page(), spage, 1 << order);
+                addr += (ulong)(1 << order) << Arch.PageShift;
+                s += 1 << order;
+                continue;
+            }
             for (int i = 0; i < 1 << order; i++)
             {
                 Page dstPage;
@@ -378,8 +387,7 @@ internal sealed class DmirrorDevice
             var folio = FolioAlloc(Kernel, order) ?? throw Bug($"{Name}: no system memory to evict device memory into");
             folio.Lock();
             dst[i] = MigratePfn.FromPage(folio.Page()) | (src[i] & MigratePfn.Write) | (order > 0 ? MigratePfn.Compound : 0);
-            for (int k = 0; k < 1 << order; k++)
-                CopyHighpage(folio.Page(k), spage.Nth(k));
+            CopyHighpages(folio.Page(), spage, 1 << order);
         }
         MigrateDevice.MigrateDevicePages(Kernel, src, dst, npages);
         MigrateDevice.MigrateDeviceFinalize(Kernel, src, dst, npages);

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace HmmSim.Drivers.TestHmm;
 
 /// <summary>An open /dev/hmm_dmirrorN (struct dmirror of lib/test_hmm.c): a device that mirrors the
@@ -67,6 +69,16 @@ internal sealed class DmirrorFile : IDisposable
             _pt.Remove(vpfn);
     }
 
+    /// <summary>xa_erase of <paramref name="count"/> consecutive entries under one lock (a folio's worth).</summary>
+    internal void EraseRange(ulong vpfn, int count)
+    {
+        lock (_mutex)
+        {
+            for (int i = 0; i < count; i++)
+                _pt.Remove(vpfn + (ulong)i);
+        }
+    }
+
     // --- the ioctls ---------------------------------------------------------------------------
 
     /// <summary>dmirror_fops_unlocked_ioctl: the common prologue, then the command. <paramref name="user"/>
@@ -124,25 +136,23 @@ internal sealed class DmirrorFile : IDisposable
     }
 
     /// <summary>dmirror_read / dmirror_write: copy through the mirror, faulting missing pages in with
-    /// hmm_range_fault; `faults` counts the calls to dmirror_fault.</summary>
+    /// hmm_range_fault; `faults` counts the calls to dmirror_fault. The kernel stages the data in a vmalloc
+    /// bounce buffer; the model copies page by page between the caller's buffer and the pages, so a call
+    /// allocates nothing per page and concurrent calls on one file share no scratch (docs/performance.md).</summary>
     private Errno DoRw(ref IoctlCmd cmd, bool write)
     {
         ulong start = cmd.Addr, size = cmd.Npages << Arch.PageShift, end = start + size;
         if (size > int.MaxValue)
             return Errno.ENOMEM;
-        var bounce = new byte[size];
-        if (write)
-        {
-            if ((ulong)cmd.Ptr.Length < size)
-                return Errno.EFAULT;
-            cmd.Ptr[..(int)size].CopyTo(bounce);
-        }
+        // copy_from_user of the whole buffer comes first in dmirror_write: a short buffer fails before any fault.
+        if (write && (ulong)cmd.Ptr.Length < size)
+            return Errno.EFAULT;
         ulong cpages = 0;
         while (true)
         {
             Errno ret;
             lock (_mutex)
-                ret = write ? DoWriteLocked(start, end, bounce, cmd.Addr, ref cpages) : DoReadLocked(start, end, bounce, cmd.Addr, ref cpages);
+                ret = write ? DoWriteLocked(start, end, cmd.Ptr, cmd.Addr, ref cpages) : DoReadLocked(start, end, cmd.Ptr, cmd.Addr, ref cpages);
             if (ret == Errno.None)
                 break;
             if (ret != Errno.ENOENT)
@@ -153,39 +163,38 @@ internal sealed class DmirrorFile : IDisposable
                 return ret;
             cmd.Faults++;
         }
-        if (!write)
-        {
-            if ((ulong)cmd.Ptr.Length < size)
-                return Errno.EFAULT;
-            bounce.CopyTo(cmd.Ptr);
-        }
+        // dmirror_read's copy_to_user of the whole bounce: a short buffer fails after the read did its work.
+        if (!write && (ulong)cmd.Ptr.Length < size)
+            return Errno.EFAULT;
         cmd.Cpages = cpages;
         return Errno.None;
     }
 
-    /// <summary>dmirror_do_read: every page must be in the mirror (any tag).</summary>
-    private Errno DoReadLocked(ulong start, ulong end, byte[] bounce, ulong bounceAddr, ref ulong cpages)
+    /// <summary>dmirror_do_read: every page must be in the mirror (any tag). Pages past the end of a short
+    /// <paramref name="user"/> buffer are read but not stored: the caller fails the copy-out with EFAULT.</summary>
+    private Errno DoReadLocked(ulong start, ulong end, Span<byte> user, ulong userAddr, ref ulong cpages)
     {
         for (ulong vpfn = start >> Arch.PageShift; vpfn < end >> Arch.PageShift; vpfn++)
         {
             if (!_pt.TryGetValue(vpfn, out var e))
                 return Errno.ENOENT;
-            int off = (int)((vpfn << Arch.PageShift) - bounceAddr);
-            MemcpyFromPage(bounce.AsSpan(off, (int)Arch.PageSize), DataPage(e.Page));
+            ulong off = (vpfn << Arch.PageShift) - userAddr;
+            if (off + Arch.PageSize <= (ulong)user.Length)
+                MemcpyFromPage(user.Slice((int)off, (int)Arch.PageSize), DataPage(e.Page));
             cpages++;
         }
         return Errno.None;
     }
 
     /// <summary>dmirror_do_write: every page must be in the mirror tagged WRITE.</summary>
-    private Errno DoWriteLocked(ulong start, ulong end, byte[] bounce, ulong bounceAddr, ref ulong cpages)
+    private Errno DoWriteLocked(ulong start, ulong end, ReadOnlySpan<byte> user, ulong userAddr, ref ulong cpages)
     {
         for (ulong vpfn = start >> Arch.PageShift; vpfn < end >> Arch.PageShift; vpfn++)
         {
             if (!_pt.TryGetValue(vpfn, out var e) || e.Tag != TagWrite)
                 return Errno.ENOENT;
-            int off = (int)((vpfn << Arch.PageShift) - bounceAddr);
-            MemcpyToPage(DataPage(e.Page), 0, bounce.AsSpan(off, (int)Arch.PageSize));
+            int off = (int)((vpfn << Arch.PageShift) - userAddr);
+            MemcpyToPage(DataPage(e.Page), 0, user.Slice(off, (int)Arch.PageSize));
             cpages++;
         }
         return Errno.None;
@@ -334,8 +343,9 @@ internal sealed class DmirrorFile : IDisposable
         ulong start = cmd.Addr, end = start + (cmd.Npages << Arch.PageShift);
         if (!MmgetNotZero(Mm))
             return Errno.EINVAL;
-        var src = new ulong[Arch.PtrsPerTable];
-        var dst = new ulong[Arch.PtrsPerTable];
+        // Per-call scratch, rented: concurrent ioctls on one file each get their own.
+        var src = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
+        var dst = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
         MmapReadLock(Mm);
         try
         {
@@ -368,40 +378,20 @@ internal sealed class DmirrorFile : IDisposable
         finally
         {
             MmapReadUnlock(Mm);
+            ArrayPool<ulong>.Shared.Return(src);
+            ArrayPool<ulong>.Shared.Return(dst);
         }
-        // Return the migrated data for verification: only pages now in this device's mirror.
+        // Return the migrated data for verification: only pages now in this device's mirror, copied from
+        // the backing pages straight into the caller's buffer (the kernel goes through a bounce buffer).
+        ulong size = end - start;
         ulong cpages = 0;
-        var r = ReadMirrorToUser(start, end, cmd.Ptr, ref cpages);
+        Errno r;
+        lock (_mutex)
+            r = DoReadLocked(start, end, cmd.Ptr, start, ref cpages);
+        if (r == Errno.None && (ulong)cmd.Ptr.Length < size)
+            return Errno.EFAULT;
         cmd.Cpages = cpages;
         return r;
-    }
-
-    /// <summary>dmirror_do_read into a bounce buffer, then copy_to_user, without one array of the whole
-    /// size (a range of 2 GiB or more does not fit one): ENOENT if any page is missing from the mirror
-    /// (nothing copied), EFAULT if the user buffer is shorter than the range, else the data window by window.</summary>
-    private Errno ReadMirrorToUser(ulong start, ulong end, Span<byte> user, ref ulong cpages)
-    {
-        const ulong window = (ulong)Arch.PtrsPerTable << Arch.PageShift;
-        lock (_mutex)
-        {
-            for (ulong vpfn = start >> Arch.PageShift; vpfn < end >> Arch.PageShift; vpfn++)
-            {
-                if (!_pt.ContainsKey(vpfn))
-                    return Errno.ENOENT;
-                cpages++;
-            }
-            if ((ulong)user.Length < end - start)
-                return Errno.EFAULT;
-            var bounce = new byte[Math.Min(window, end - start)];
-            for (ulong w = start; w < end; w += window)
-            {
-                ulong wEnd = Math.Min(end, w + window);
-                ulong unused = 0;
-                DoReadLocked(w, wEnd, bounce, w, ref unused);
-                bounce.AsSpan(0, (int)(wEnd - w)).CopyTo(user[(int)(w - start)..]);
-            }
-        }
-        return Errno.None;
     }
 
     /// <summary>dmirror_migrate_alloc_and_copy: device pages (2 MiB ones for compound entries, with a
@@ -458,12 +448,18 @@ internal sealed class DmirrorFile : IDisposable
             {
                 args.Dst[s] |= MigratePfn.Compound;
                 var rpage = DmirrorDevice.BackingPage(dpage);
-                for (int i = 0; i < dpage.Folio.NrPages; i++)
+                int nrPages = dpage.Folio.NrPages;
+                if (spage.IsNull)
                 {
-                    CopyPage(rpage.Nth(i), spage.IsNull ? default : spage.Nth(i));
-                    s++;
-                    addr += Arch.PageSize;
+                    for (int i = 0; i < nrPages; i++)
+                        ClearHighpage(rpage.Nth(i));
                 }
+                else
+                {
+                    CopyHighpages(rpage, spage, nrPages);
+                }
+                s += nrPages;
+                addr += (ulong)nrPages << Arch.PageShift;
                 continue;
             }
             CopyToBacking(dpage, spage);
@@ -510,8 +506,9 @@ internal sealed class DmirrorFile : IDisposable
         ulong start = cmd.Addr, end = start + (cmd.Npages << Arch.PageShift);
         if (!MmgetNotZero(Mm))
             return Errno.EINVAL;
-        var src = new ulong[Arch.PtrsPerTable];
-        var dst = new ulong[Arch.PtrsPerTable];
+        // Per-call scratch, rented: concurrent ioctls on one file each get their own.
+        var src = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
+        var dst = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
         cmd.Cpages = 0;
         MmapReadLock(Mm);
         try
@@ -552,6 +549,8 @@ internal sealed class DmirrorFile : IDisposable
         finally
         {
             MmapReadUnlock(Mm);
+            ArrayPool<ulong>.Shared.Return(src);
+            ArrayPool<ulong>.Shared.Return(dst);
         }
         return Errno.None;
     }
@@ -662,7 +661,10 @@ internal sealed class DmirrorFile : IDisposable
         if (ret != Errno.None)
             return ret;
         ulong cpages = 0;
-        ret = ReadMirrorToUser(start, end, cmd.Ptr, ref cpages);
+        lock (_mutex)
+            ret = DoReadLocked(start, end, cmd.Ptr, start, ref cpages);
+        if (ret == Errno.None && (ulong)cmd.Ptr.Length < end - start)
+            return Errno.EFAULT;
         cmd.Cpages = cpages;
         return ret;
     }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using HmmSim.Drivers.TestHmm;
 using K = HmmSim.Kernel;
 
@@ -44,9 +45,10 @@ public sealed class Dmirror : IDisposable
     /// <paramref name="mirror"/> is too small or a page cannot be write-faulted; EBUSY, ENOMEM as for Read.</summary>
     public DmirrorResult Write(ulong addr, ulong npages, ReadOnlySpan<byte> mirror)
     {
-        // The driver copies from the user buffer (copy_from_user); the caller's span is only read.
-        var copy = mirror.ToArray();
-        return Ioctl(HmmDmirrorIoctl.Write, addr, npages, copy);
+        // The driver only reads the user buffer (copy_from_user, page by page), so the caller's span is
+        // passed as it is rather than copied whole.
+        var user = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(mirror), mirror.Length);
+        return Ioctl(HmmDmirrorIoctl.Write, addr, npages, user);
     }
 
     /// <summary>HMM_DMIRROR_MIGRATE_TO_DEV (dmirror_migrate_to_device): migrate the system-memory pages of the

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using HmmSim.Kernel;
 using K = HmmSim.Kernel;
 
@@ -164,11 +165,11 @@ public sealed class Process : IDisposable
     public void Write(ulong addr, ReadOnlySpan<byte> source)
     {
         ThrowIfExited();
-        // The access path copies out of a writable span; the source is only read.
-        var copy = source.Length <= 4096 ? stackalloc byte[source.Length] : new byte[source.Length];
-        source.CopyTo(copy);
+        // The access path takes a writable span but only reads it for a store, so the source goes in as it
+        // is: a whole-size copy per call was garbage the size of the write (RSS grew with every round).
+        var user = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(source), source.Length);
         using (_machine.Operation())
-            UserAccess.Access(Mm, addr, copy, write: true);
+            UserAccess.Access(Mm, addr, user, write: true);
         _machine.AfterOperation();
     }
 

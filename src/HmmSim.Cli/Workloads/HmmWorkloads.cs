@@ -7,8 +7,19 @@ namespace HmmSim.Cli.Workloads;
 /// benchmark_thp_migration (hmm-tests.c) and hmm_range_fault throughput. The checker is off.</summary>
 public static class HmmWorkloads
 {
+    /// <summary>One size of benchmark_thp_migration: the median, fastest and slowest timed round each way.</summary>
     public sealed record MigrationRow(ulong Bytes, bool Thp, double SysToDevMs, double DevToSysMs)
     {
+        public double SysToDevMinMs { get; init; } = SysToDevMs;
+        public double SysToDevMaxMs { get; init; } = SysToDevMs;
+        public double DevToSysMinMs { get; init; } = DevToSysMs;
+        public double DevToSysMaxMs { get; init; } = DevToSysMs;
+        /// <summary>The median memcpy of the same size, timed in the same rounds.</summary>
+        public double MemcpyMs { get; init; } = double.NaN;
+        /// <summary>memcpy time over migration time, round by round (median, min, max): the fraction of
+        /// memcpy bandwidth reached, against a baseline measured beside it.</summary>
+        public (double Median, double Min, double Max) SysToDevOfMemcpy { get; init; }
+        public (double Median, double Min, double Max) DevToSysOfMemcpy { get; init; }
         public double SysToDevGBs => Bytes / (SysToDevMs / 1000) / 1e9;
         public double DevToSysGBs => Bytes / (DevToSysMs / 1000) / 1e9;
     }
@@ -16,80 +27,213 @@ public static class HmmWorkloads
     /// <summary>The sizes benchmark_thp_migration uses: a quarter THP up to 128 THPs.</summary>
     public static readonly ulong[] ThpMigrationSizes = [512UL << 10, 1UL << 20, 2UL << 20, 4UL << 20, 8UL << 20, 16UL << 20, 256UL << 20];
 
-    /// <summary>benchmark_thp_migration: for each size, with MADV_HUGEPAGE and MADV_NOHUGEPAGE, the mean of
-    /// <paramref name="iterations"/> timed sys→dev and dev→sys migrations after one warm-up.</summary>
-    public static List<MigrationRow> ThpMigration(DevicePrivateDesign design, int iterations = 5, IReadOnlyList<ulong>? sizes = null)
+    /// <summary>benchmark_thp_migration: for each size, with MADV_HUGEPAGE and MADV_NOHUGEPAGE, one buffer
+    /// mapped and filled once (as the C test does), then <paramref name="warmup"/> untimed and
+    /// <paramref name="iterations"/> timed rounds of sys→dev and dev→sys on it. Tiered JIT settles in the
+    /// warm-up rounds (at least 30 calls of every method on the path), and a full collection runs before each
+    /// timed window so no GC of earlier rounds lands inside it. The caller's buffer is allocated once per size.</summary>
+    public static List<MigrationRow> ThpMigration(DevicePrivateDesign design, int iterations = 5, IReadOnlyList<ulong>? sizes = null, int warmup = -1)
     {
         var rows = new List<MigrationRow>();
         using var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design, HugetlbPages = 0 });
         var p = m.CreateProcess();
         using var dev = p.OpenDmirror(0);
+        var toDev = new double[iterations];
+        var toSys = new double[iterations];
+        var copy = new double[iterations];
+        var rDev = new double[iterations];
+        var rSys = new double[iterations];
         foreach (ulong size in sizes ?? ThpMigrationSizes)
         {
+            // Enough untimed rounds for tier-1 code on small sizes; a few for the large ones.
+            int warm = warmup >= 0 ? warmup : size <= 16UL << 20 ? 40 : 3;
+            var buf = GC.AllocateUninitializedArray<byte>(checked((int)size));
+            var copyDst = new byte[size];
             foreach (bool thp in new[] { true, false })
             {
-                double toDev = 0, toSys = 0;
-                for (int it = -1; it < iterations; it++)
+                ulong raw = MapAligned(p, size, thp, buf, out ulong addr);
+                for (int it = -warm; it < iterations; it++)
                 {
-                    var (a, b) = OneRound(p, dev, size, thp);
+                    var (a, b) = OneRound(p, dev, addr, size, buf, collect: it >= 0);
+                    double c = MemcpyMs(buf, copyDst);
                     if (it >= 0)
                     {
-                        toDev += a;
-                        toSys += b;
+                        toDev[it] = a;
+                        toSys[it] = b;
+                        copy[it] = c;
+                        rDev[it] = c / a;
+                        rSys[it] = c / b;
                     }
                 }
-                rows.Add(new MigrationRow(size, thp, toDev / iterations, toSys / iterations));
+                Check(p.Munmap(raw, size + (2UL << 20)));
+                var (dMed, dMin, dMax) = Spread(toDev);
+                var (sMed, sMin, sMax) = Spread(toSys);
+                rows.Add(new MigrationRow(size, thp, dMed, sMed)
+                {
+                    SysToDevMinMs = dMin,
+                    SysToDevMaxMs = dMax,
+                    DevToSysMinMs = sMin,
+                    DevToSysMaxMs = sMax,
+                    MemcpyMs = Spread(copy).Median,
+                    SysToDevOfMemcpy = Spread(rDev),
+                    DevToSysOfMemcpy = Spread(rSys),
+                });
             }
         }
         return rows;
     }
 
-    private static (double ToDevMs, double ToSysMs) OneRound(Process p, Dmirror dev, ulong size, bool thp)
+    /// <summary>Median, minimum and maximum of a few samples.</summary>
+    public static (double Median, double Min, double Max) Spread(double[] samples)
+    {
+        var sorted = (double[])samples.Clone();
+        Array.Sort(sorted);
+        int n = sorted.Length;
+        double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+        return (median, sorted[0], sorted[^1]);
+    }
+
+    /// <summary>A PMD-aligned anonymous buffer of <paramref name="size"/> bytes, advised for or against THP
+    /// and filled from <paramref name="pattern"/>; returns the raw mapping to unmap (size + 2 MiB).</summary>
+    private static ulong MapAligned(Process p, ulong size, bool thp, byte[] pattern, out ulong addr)
     {
         ulong pmd = 2UL << 20;
-        ulong len = size + pmd;
-        Check(p.Mmap(0, len, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong raw));
-        ulong addr = (raw + pmd - 1) & ~(pmd - 1);
+        Check(p.Mmap(0, size + pmd, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong raw));
+        addr = (raw + pmd - 1) & ~(pmd - 1);
         Check(p.Madvise(addr, size, thp ? Advice.HugePage : Advice.NoHugePage));
-        var buf = new byte[size];
-        for (int i = 0; i < buf.Length; i += (int)Arch.PageSize)
-            buf[i] = (byte)(i >> Arch.PageShift);
-        p.Write(addr, buf);
+        pattern.AsSpan().Clear();
+        for (int i = 0; i < pattern.Length; i += (int)Arch.PageSize)
+            pattern[i] = (byte)(i >> Arch.PageShift);
+        p.Write(addr, pattern);
+        return raw;
+    }
+
+    private static (double ToDevMs, double ToSysMs) OneRound(Process p, Dmirror dev, ulong addr, ulong size, byte[] buf, bool collect)
+    {
         ulong npages = size >> Arch.PageShift;
-        var sw = Stopwatch.StartNew();
+        if (collect)
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+        long t0 = Stopwatch.GetTimestamp();
         var r = dev.MigrateToDevice(addr, npages, buf);
-        sw.Stop();
-        if (r.Error != Errno.None || r.CPages != npages)
+        double toDev = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        if (r.Error != Errno.None || r.CPages != npages || buf[4096] != 1)
             throw new InvalidOperationException($"migrate to device failed: {r}");
-        double toDev = sw.Elapsed.TotalMilliseconds;
-        sw.Restart();
+        if (collect)
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+        t0 = Stopwatch.GetTimestamp();
         r = dev.MigrateToSystem(addr, npages);
-        sw.Stop();
+        double toSys = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         // cpages counts migrated source entries: a device THP is one (compound) entry, as in the kernel.
         if (r.Error != Errno.None || p.PagemapEntry(addr) >> 63 == 0 || p.PagemapEntry(addr + size - Arch.PageSize) >> 63 == 0)
             throw new InvalidOperationException($"migrate to system failed: {r}");
-        double toSys = sw.Elapsed.TotalMilliseconds;
-        Check(p.Munmap(raw, len));
         return (toDev, toSys);
     }
 
-    /// <summary>This machine's memcpy bandwidth (GB/s) over <paramref name="bytes"/>, best of a few copies.</summary>
-    public static double MemcpyGBs(int bytes = 256 << 20)
+    /// <summary>One memcpy of <paramref name="src"/> into <paramref name="dst"/> (both warm), in ms.</summary>
+    private static double MemcpyMs(byte[] src, byte[] dst)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        src.AsSpan().CopyTo(dst);
+        return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+    }
+
+    /// <summary>This machine's memcpy bandwidth (GB/s) over <paramref name="bytes"/>: the median of
+    /// <paramref name="rounds"/> copies between two warmed buffers.</summary>
+    public static double MemcpyGBs(int bytes = 256 << 20, int rounds = 7)
     {
         var src = GC.AllocateUninitializedArray<byte>(bytes);
         var dst = GC.AllocateUninitializedArray<byte>(bytes);
         src.AsSpan().Fill(1);
         dst.AsSpan().Clear();
-        double best = double.MaxValue;
-        for (int i = 0; i < 5; i++)
+        var t = new double[rounds];
+        for (int i = 0; i < rounds; i++)
         {
-            var sw = Stopwatch.StartNew();
+            long t0 = Stopwatch.GetTimestamp();
             src.AsSpan().CopyTo(dst);
-            sw.Stop();
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            t[i] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
-        return bytes / best / 1e9;
+        return bytes / Spread(t).Median / 1e9;
     }
+
+    /// <summary>One line of `hmmsim bench soak`: after round <paramref name="Round"/>, the process's peak and
+    /// current resident set (VmHWM, VmRSS) and the managed heap after a full collection.</summary>
+    public sealed record SoakSample(int Round, long PeakRssBytes, long RssBytes, long ManagedBytes);
+
+    /// <summary>Memory that stays flat: <paramref name="rounds"/> rounds of {mmap <paramref name="bytes"/>, fill,
+    /// migrate to the device and back, munmap} on one machine, then <paramref name="machines"/> machines each
+    /// created, used the same way once, and disposed. Samples after the first and last round and machine.</summary>
+    public static (List<SoakSample> Rounds, List<SoakSample> Machines) Soak(DevicePrivateDesign design, int rounds, int machines, ulong bytes)
+    {
+        var fill = GC.AllocateUninitializedArray<byte>(checked((int)bytes));
+        var mirror = GC.AllocateUninitializedArray<byte>((int)bytes);
+        for (int i = 0; i < fill.Length; i += 4096)
+            fill.AsSpan(i, 4096).Fill((byte)(i >> 12 | 1));
+        var roundSamples = new List<SoakSample>();
+        using (var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design, RamBytes = 4UL << 30, HugetlbPages = 0 }))
+        {
+            var p = m.CreateProcess();
+            using var dev = p.OpenDmirror(0);
+            for (int r = 1; r <= rounds; r++)
+            {
+                SoakRound(p, dev, fill, mirror);
+                if (r == 1 || r == rounds || r % 50 == 0)
+                    roundSamples.Add(Sample(r));
+            }
+        }
+        var machineSamples = new List<SoakSample>();
+        for (int i = 1; i <= machines; i++)
+        {
+            using (var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design, RamBytes = 4UL << 30, HugetlbPages = 0 }))
+            {
+                var p = m.CreateProcess();
+                using var dev = p.OpenDmirror(0);
+                SoakRound(p, dev, fill, mirror);
+            }
+            if (i == 1 || i == machines || i % 10 == 0)
+                machineSamples.Add(Sample(i));
+        }
+        return (roundSamples, machineSamples);
+    }
+
+    private static void SoakRound(Process p, Dmirror dev, byte[] fill, byte[] mirror)
+    {
+        ulong size = (ulong)fill.Length;
+        Check(p.Mmap(0, size, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong addr));
+        p.Write(addr, fill);
+        var r = dev.MigrateToDevice(addr, size >> 12, mirror);
+        if (r.Error != Errno.None || mirror[4096] != fill[4096])
+            throw new InvalidOperationException($"migrate to device failed: {r}");
+        r = dev.MigrateToSystem(addr, size >> 12);
+        if (r.Error != Errno.None)
+            throw new InvalidOperationException($"migrate to system failed: {r}");
+        Check(p.Munmap(addr, size));
+    }
+
+    private static SoakSample Sample(int round)
+    {
+        long managed = GC.GetTotalMemory(forceFullCollection: true);
+        long hwm = 0, rss = 0;
+        if (File.Exists("/proc/self/status"))
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    hwm = StatusKib(line) << 10;
+                else if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                    rss = StatusKib(line) << 10;
+            }
+        }
+        else
+        {
+            using var self = System.Diagnostics.Process.GetCurrentProcess();
+            hwm = self.PeakWorkingSet64;
+            rss = self.WorkingSet64;
+        }
+        return new SoakSample(round, hwm, rss, managed);
+    }
+
+    private static long StatusKib(string line) =>
+        long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>hmm_range_fault throughput: SNAPSHOT (no faulting) over a populated range, in pages/s,
     /// through the ioctl (32-page windows, a notifier each) and through one hmm_range_fault call.</summary>

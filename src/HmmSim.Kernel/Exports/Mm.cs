@@ -87,6 +87,10 @@ public static class Mm
     /// memory from the CPU is a BUG).</summary>
     public static void CopyHighpage(Page to, Page from) => to.CopyDataFrom(from);
 
+    /// <summary>folio_copy for the first <paramref name="nr"/> pages at <paramref name="to"/> and
+    /// <paramref name="from"/>: copy_highpage of each, the data slots taken in one batch.</summary>
+    public static void CopyHighpages(Page to, Page from, int nr) => to.CopyDataFrom(from, nr);
+
     /// <summary>clear_highpage: zero the page's 4096 bytes.</summary>
     public static void ClearHighpage(Page page)
     {
@@ -100,7 +104,7 @@ public static class Mm
 
     /// <summary>memcpy_to_page: <paramref name="from"/> into the page at <paramref name="offset"/>.</summary>
     public static void MemcpyToPage(Page page, int offset, ReadOnlySpan<byte> from) =>
-        from.CopyTo(page.WriteData().Slice(offset, from.Length));
+        from.CopyTo((offset == 0 && from.Length == (int)Arch.PageSize ? page.OverwriteData() : page.WriteData()).Slice(offset, from.Length));
 
     // --- address spaces (mmap_lock.h, mm.h, sched/mm.h) -----------------------------------------
 

@@ -392,7 +392,37 @@ public static class MigrateDevice
     {
         ulong unmapped = 0;
         bool restore = false;
-        var scratch = new List<Rmap.Mapping>();
+        var scratch = RentScratch();
+        try
+        {
+            return Unmap(kernel, src, npages, faultPage, scratch, ref unmapped, ref restore);
+        }
+        finally
+        {
+            ReturnScratch(scratch);
+        }
+    }
+
+    [ThreadStatic]
+    private static List<Rmap.Mapping>? _scratch;
+
+    /// <summary>The rmap walk's list, reused per thread (a nested migration on the same thread gets its own),
+    /// so setup and finalize allocate nothing per call in steady state.</summary>
+    private static List<Rmap.Mapping> RentScratch()
+    {
+        var list = _scratch ?? new List<Rmap.Mapping>();
+        _scratch = null;
+        return list;
+    }
+
+    private static void ReturnScratch(List<Rmap.Mapping> list)
+    {
+        list.Clear();
+        _scratch = list;
+    }
+
+    private static ulong Unmap(KernelState kernel, ulong[] src, ulong npages, Page faultPage, List<Rmap.Mapping> scratch, ref ulong unmapped, ref bool restore)
+    {
         for (ulong i = 0; i < npages; i++)
         {
             var page = MigratePfn.ToPage(kernel, src[i]);
@@ -711,7 +741,19 @@ public static class MigrateDevice
     /// ones back where the migration did not happen), then unlock and release.</summary>
     private static void MigrateDeviceFinalizeInternal(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage)
     {
-        var scratch = new List<Rmap.Mapping>();
+        var scratch = RentScratch();
+        try
+        {
+            FinalizeEntries(kernel, src, dst, npages, faultPage, scratch);
+        }
+        finally
+        {
+            ReturnScratch(scratch);
+        }
+    }
+
+    private static void FinalizeEntries(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage, List<Rmap.Mapping> scratch)
+    {
         for (ulong i = 0; i < npages; i++)
         {
             var dpage = MigratePfn.ToPage(kernel, dst[i]);

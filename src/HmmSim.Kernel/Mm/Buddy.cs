@@ -120,15 +120,15 @@ internal sealed class Buddy
     public void FreePages(Page head, int order)
     {
         int n = 1 << order;
+        var descs = head.Section.Pages.AsSpan(head.Index, n);
         for (int i = 0; i < n; i++)
         {
-            ref var d = ref head.Nth(i).Desc;
-            if (d.MapCount != 0)
-                ThrowHelper.KernelBug($"freeing {head.Nth(i)} with mapcount {d.MapCount}");
-            if (d.Private != 0)
-                _memmap.Data.Release(ref d.Private);
-            d = default;
+            if (descs[i].MapCount != 0)
+                ThrowHelper.KernelBug($"freeing {head.Nth(i)} with mapcount {descs[i].MapCount}");
         }
+        // The block's data slots go back under one pool lock, not one per page.
+        _memmap.Data.ReleaseRange(descs);
+        descs.Clear();
         uint pfn = (uint)head.ToPfn().Value;
         lock (_lock)
         {

@@ -152,6 +152,36 @@ public readonly struct Page : IEquatable<Page>
         from.CopyTo(Memmap.Data.Get(slot - 1));
     }
 
+    /// <summary>copy_highpage over <paramref name="nr"/> consecutive pages (folio_copy): the destination
+    /// slots are taken from the pool under one lock, then the bytes copied page by page.</summary>
+    internal void CopyDataFrom(Page src, int nr)
+    {
+        if (nr <= 0 || Index + nr > Section.Pages.Length || src.Index + nr > src.Section.Pages.Length
+            || src.Section.Owner != Section.Owner || IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+        {
+            for (int i = 0; i < nr; i++)
+                Nth(i).CopyDataFrom(src.Nth(i));
+            return;
+        }
+        Memmap.Data.AllocateForCopy(Section.Pages.AsSpan(Index, nr), src.Section.Pages.AsSpan(src.Index, nr));
+        for (int i = 0; i < nr; i++)
+            Nth(i).CopyDataFrom(src.Nth(i));
+    }
+
+    /// <summary>The page's bytes for the CPU to overwrite whole: like <see cref="WriteData"/> but a fresh
+    /// slot is not zeroed first.</summary>
+    internal Span<byte> OverwriteData()
+    {
+        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+        if (Test(PageFlags.Zero))
+            ThrowHelper.KernelBug($"write to the shared zero page ({this})");
+        ref int slot = ref Desc.Private;
+        if (slot == 0)
+            Memmap.Data.AllocateFor(ref slot, zero: false);
+        return Memmap.Data.Get(slot - 1);
+    }
+
     /// <summary>Whether the page has backing bytes (written at least once since allocation).</summary>
     internal bool HasData => Desc.Private != 0;
 }

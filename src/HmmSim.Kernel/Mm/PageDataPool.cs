@@ -32,27 +32,67 @@ internal sealed class PageDataPool
         {
             if (slotPlusOne != 0)
                 return;
-            int slot;
-            if (_freeCount > 0)
-            {
-                slot = _free[--_freeCount];
-                if (zero)
-                    Get(slot).Clear();
-            }
-            else
-            {
-                if (_chunkCount == _chunks.Length)
-                    Array.Resize(ref _chunks, _chunks.Length * 2);
-                _chunks[_chunkCount] = GC.AllocateUninitializedArray<byte>(SlotsPerChunk * PageSize);
-                _chunks[_chunkCount].AsSpan().Clear();
-                for (int i = SlotsPerChunk - 1; i >= 1; i--)
-                    PushFree((_chunkCount << SlotsPerChunkShift) + i);
-                slot = _chunkCount << SlotsPerChunkShift;
-                _chunkCount++;
-            }
+            if (_freeCount == 0)
+                GrowLocked();
+            int slot = _free[--_freeCount];
+            if (zero)
+                Get(slot).Clear();
             _inUse++;
             Volatile.Write(ref slotPlusOne, slot + 1);
         }
+    }
+
+    /// <summary>Slots, under one lock, for every page of <paramref name="dst"/> whose page at the same index
+    /// in <paramref name="src"/> holds data and which has none yet: the destination of a folio-sized copy.
+    /// Left as they are (the copy overwrites them); the per-page lock was most of a small copy's cost.</summary>
+    public void AllocateForCopy(Span<PageDesc> dst, ReadOnlySpan<PageDesc> src)
+    {
+        lock (_lock)
+        {
+            for (int i = 0; i < dst.Length; i++)
+            {
+                if (src[i].Private == 0 || dst[i].Private != 0)
+                    continue;
+                if (_freeCount == 0)
+                    GrowLocked();
+                _inUse++;
+                Volatile.Write(ref dst[i].Private, _free[--_freeCount] + 1);
+            }
+        }
+    }
+
+    /// <summary>Returns the slots of a block of pages being freed, under one lock.</summary>
+    public void ReleaseRange(Span<PageDesc> pages)
+    {
+        int n = 0;
+        foreach (ref readonly var d in pages)
+            if (d.Private != 0)
+                n++;
+        if (n == 0)
+            return;
+        lock (_lock)
+        {
+            foreach (ref var d in pages)
+            {
+                if (d.Private == 0)
+                    continue;
+                PushFree(d.Private - 1);
+                d.Private = 0;
+                _inUse--;
+            }
+        }
+    }
+
+    /// <summary>A new 2 MiB chunk: all its slots go on the free stack.</summary>
+    private void GrowLocked()
+    {
+        if (_chunkCount == _chunks.Length)
+            Array.Resize(ref _chunks, _chunks.Length * 2);
+        _chunks[_chunkCount] = GC.AllocateUninitializedArray<byte>(SlotsPerChunk * PageSize);
+        _chunks[_chunkCount].AsSpan().Clear();
+        for (int i = SlotsPerChunk - 1; i >= 0; i--)
+            PushFree((_chunkCount << SlotsPerChunkShift) + i);
+        _chunkCount++;
     }
 
     public void Release(ref int slotPlusOne)
