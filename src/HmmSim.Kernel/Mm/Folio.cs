@@ -119,7 +119,7 @@ public readonly struct Folio : IEquatable<Folio>
         if (v == 0)
             Memmap.FreeFolio(this);
         else if (v < 0)
-            ThrowHelper.KernelBug($"folio_put: refcount of {this} went negative ({v})");
+            ThrowHelper.KernelBug($"VM_BUG_ON_FOLIO(folio_ref_count == 0): folio_put_testzero / folio_ref_sub_and_test: refcount of {this} went negative ({v})");
     }
 
     // --- folio lock (PG_locked) -------------------------------------------------------

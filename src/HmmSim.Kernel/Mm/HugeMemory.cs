@@ -142,8 +142,13 @@ internal static class HugeMemory
                 SwapFaults.ZapNonPresentPmd(vma, haddr, pmd);
                 return;
             }
-            folio = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(pmd)).Folio;
+            var page = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(pmd));
+            folio = page.Folio;
             Rmap.FolioRemoveRmapPmd(folio, vma);
+            if (folio.MapCount < 0)
+                VmWarn.Warn(mm.Kernel, $"WARN_ON_ONCE(folio_mapcount < 0): zap_huge_pmd: {folio}");
+            if (page != folio.Page())
+                ThrowHelper.KernelBug($"VM_BUG_ON_PAGE(!PageHead): zap_huge_pmd: {page} of {folio}");
             Interlocked.Add(ref mm.AnonRss, -Arch.PtrsPerTable);
         }
         folio.Put();
@@ -169,6 +174,7 @@ internal static class HugeMemory
                 mm.FreeTable(table);
                 return;
             }
+            SplitHugePmdLockedChecks(vma, haddr);
             var ptes = mm.Table(table);
             if (!arch.PmdPresent(pmd))
             {
@@ -218,6 +224,17 @@ internal static class HugeMemory
     }
 
     /// <summary>copy_huge_pmd (fork). False means the PMD was split and the PTEs must be copied instead.</summary>
+    /// <summary>__split_huge_pmd_locked's VM_BUG_ONs: the range split is one whole, aligned PMD inside the VMA.</summary>
+    private static void SplitHugePmdLockedChecks(Vma vma, ulong haddr)
+    {
+        if ((haddr & (Arch.PmdSize - 1)) != 0)
+            ThrowHelper.KernelBug($"VM_BUG_ON(haddr & ~HPAGE_PMD_MASK): __split_huge_pmd_locked: 0x{haddr:x} in {vma}");
+        if (vma.Start > haddr)
+            ThrowHelper.KernelBug($"VM_BUG_ON_VMA(vm_start > haddr): __split_huge_pmd_locked: 0x{haddr:x} in {vma}");
+        if (vma.End < haddr + Arch.PmdSize)
+            ThrowHelper.KernelBug($"VM_BUG_ON_VMA(vm_end < haddr + HPAGE_PMD_SIZE): __split_huge_pmd_locked: 0x{haddr:x} in {vma}");
+    }
+
     public static bool CopyHugePmd(Vma dst, Vma src, Pfn dpmdT, Pfn spmdT, ulong haddr)
     {
         var smm = src.Mm;

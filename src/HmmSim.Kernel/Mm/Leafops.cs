@@ -142,11 +142,23 @@ internal sealed partial class Swapops
         return new DevicePrivateIndex(entry.Offset & SwpPfnMask);
     }
 
-    /// <summary>softleaf_to_page.</summary>
-    public Page SoftleafToPage(SwapEntry entry) => PfnSwapEntryToPage(entry);
+    /// <summary>softleaf_to_page: a migration entry may only be used while its page is locked.</summary>
+    public Page SoftleafToPage(SwapEntry entry)
+    {
+        var page = PfnSwapEntryToPage(entry);
+        if (SoftleafIsMigration(entry) && !page.Folio.IsLocked)
+            VmWarn.Warn(Memmap.Kernel, $"VM_WARN_ON_ONCE(softleaf_is_migration && !PageLocked): softleaf_to_page: {entry} names unlocked {page}");
+        return page;
+    }
 
-    /// <summary>softleaf_to_folio.</summary>
-    public Folio SoftleafToFolio(SwapEntry entry) => PfnSwapEntryToPage(entry).Folio;
+    /// <summary>softleaf_to_folio: a migration entry may only be used while its folio is locked.</summary>
+    public Folio SoftleafToFolio(SwapEntry entry)
+    {
+        var folio = PfnSwapEntryToPage(entry).Folio;
+        if (SoftleafIsMigration(entry) && !folio.IsLocked)
+            VmWarn.Warn(Memmap.Kernel, $"VM_WARN_ON_ONCE(softleaf_is_migration && !folio_test_locked): softleaf_to_folio: {entry} names unlocked {folio}");
+        return folio;
+    }
 
     // --- PMD level --------------------------------------------------------------------------------
     /// <summary>The entries pmd_is_valid_softleaf accepts: device-private and migration (which in the

@@ -163,13 +163,14 @@ public static class Memremap
         {
             ref var d = ref page.Nth(i).Desc;
             if (d.RefCount != 0)
-                ThrowHelper.KernelBug($"zone_device_folio_init: {page.Nth(i)} still has refcount {d.RefCount}");
+                VmWarn.Warn(page.Section.Owner.Kernel, $"VM_WARN_ON_FOLIO(folio_ref_count): zone_device_page_init: {page.Nth(i)} still has refcount {d.RefCount}");
             if (d.MapCount != 0)
                 ThrowHelper.KernelBug($"zone_device_folio_init: {page.Nth(i)} is still mapped");
             d = default;
         }
+        // Drivers must not allocate after memunmap_pages: the kernel warns and hands the page out anyway.
         if (!pgmap.TryGetRefs(nr))
-            ThrowHelper.KernelBug($"zone_device_folio_init on {pgmap}, which is being torn down");
+            VmWarn.Warn(page.Section.Owner.Kernel, $"WARN_ON_ONCE(!percpu_ref_tryget_many): zone_device_page_init on {pgmap}, which is being torn down");
         ref var head = ref page.Desc;
         head.RefCount = 1;
         head.Flags = (uint)PageFlags.Locked;
@@ -210,7 +211,12 @@ public static class Memremap
     /// references are dropped, and its refcount stays 0 until zone_device_folio_init hands it out again.</summary>
     internal static void FreeZoneDeviceFolio(Folio folio)
     {
-        var pgmap = folio.Pgmap ?? ThrowHelper.KernelBug<DevPagemap>($"freeing ZONE_DEVICE {folio} without a pgmap");
+        var pgmap = folio.Pgmap;
+        if (pgmap is null)
+        {
+            VmWarn.Warn(folio.Memmap.Kernel, $"WARN_ON_ONCE(!pgmap): free_zone_device_folio: {folio}");
+            return;
+        }
         int nr = folio.NrPages;
         if (folio.IsAnon)
             for (int i = 0; i < nr; i++)

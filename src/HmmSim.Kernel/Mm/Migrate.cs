@@ -52,6 +52,7 @@ internal static class Migrate
     /// <summary>set_pmd_migration_entry: the PMD form, for a PMD-mapped THP or device-private PMD.</summary>
     public static bool InstallPmdMigrationEntry(Vma vma, ref ulong slot, Folio folio)
     {
+        CheckPmdMigratable(folio, "try_to_migrate_one");
         var kernel = vma.Mm.Kernel;
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
@@ -229,9 +230,18 @@ internal static class Migrate
         slot = write ? arch.PteMkwrite(pte) : arch.PteWrprotect(pte);
     }
 
+    /// <summary>The VM_BUG_ON_FOLIO of try_to_migrate_one and remove_migration_pte at a PMD migration
+    /// entry: only a PMD-sized THP (never hugetlb) is migrated at PMD level.</summary>
+    private static void CheckPmdMigratable(Folio folio, string caller)
+    {
+        if (folio.IsHugetlb || folio.Order < Arch.PmdShift - Arch.PageShift)
+            ThrowHelper.KernelBug($"VM_BUG_ON_FOLIO(folio_test_hugetlb || !folio_test_pmd_mappable): {caller}: {folio}");
+    }
+
     /// <summary>remove_migration_pmd.</summary>
     private static void RemoveMigrationPmd(Vma vma, ref ulong slot, Folio folio)
     {
+        CheckPmdMigratable(folio, "remove_migration_pte");
         var kernel = vma.Mm.Kernel;
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
@@ -262,7 +272,9 @@ internal static class Migrate
     /// holds no page-table lock; the fault is retried afterwards.</summary>
     public static void MigrationEntryWait(KernelState kernel, SwapEntry entry)
     {
-        var folio = kernel.Swapops.SoftleafToFolio(entry);
+        // The kernel looks the folio up under the PTE lock with the entry still in place, so it is
+        // locked; the model reads it unlocked and may see it after migration ended: no locked check.
+        var folio = kernel.Swapops.PfnSwapEntryToPage(entry).Folio;
         var spin = new SpinWait();
         while (folio.IsLocked)
             spin.SpinOnce(sleep1Threshold: 20);

@@ -9,15 +9,20 @@ internal static partial class Rmap
     public static void FolioAddNewAnonRmap(Folio folio, Vma vma, ulong address, bool pmdMapped)
     {
         var anonVma = vma.AnonVma ?? ThrowHelper.KernelBug<AnonVma>($"folio_add_new_anon_rmap: {vma} has no anon_vma");
+        var kernel = vma.Mm.Kernel;
+        // Its VM_WARN_ON_FOLIO(folio_test_hugetlb) is not transcribed: the model's hugetlb faults map
+        // through here (the kernel has hugetlb_add_new_anon_rmap). The model's new anon folios are always RMAP_EXCLUSIVE, so "!exclusive && !folio_test_locked" cannot hold.
+        if (address < vma.Start || address + folio.Size > vma.End)
+            VmWarn.Warn(kernel, $"VM_WARN_ON_ONCE(address < vm_start || address + nr pages > vm_end): folio_add_new_anon_rmap: {folio} at 0x{address:x} in {vma}");
         folio.SetFlag(PageFlags.Anon | PageFlags.SwapBacked);
         folio.Mapping = anonVma.Handle;
         folio.PgIndex = vma.LinearPageIndex(address);
         for (int i = 0; i < folio.NrPages; i++)
             folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
         if (pmdMapped)
-            AddPmd(folio, vma.Mm.Kernel, anon: true);
+            AddPmd(folio, kernel, anon: true);
         else
-            AddPtes(folio, folio.Page(), folio.NrPages, vma.Mm.Kernel, anon: true);
+            AddPtes(folio, folio.Page(), folio.NrPages, kernel, anon: true);
     }
 
     /// <summary>folio_add_anon_rmap_ptes: <paramref name="nr"/> more PTE mappings of pages of an anon folio.</summary>
@@ -65,8 +70,50 @@ internal static partial class Rmap
         CheckAnonExclusive(vma.Mm.Kernel, folio, folio.Page(), folio.NrPages);
     }
 
-    public static void FolioAddFileRmapPtes(Folio folio, Page page, int nr, Vma vma) => AddPtes(folio, page, nr, vma.Mm.Kernel, anon: false);
-    public static void FolioAddFileRmapPmd(Folio folio, Vma vma) => AddPmd(folio, vma.Mm.Kernel, anon: false);
+    /// <summary>folio_add_file_rmap_ptes (__folio_add_file_rmap: never an anon folio).</summary>
+    public static void FolioAddFileRmapPtes(Folio folio, Page page, int nr, Vma vma)
+    {
+        CheckNotAnon(vma.Mm.Kernel, folio);
+        AddPtes(folio, page, nr, vma.Mm.Kernel, anon: false);
+    }
+
+    public static void FolioAddFileRmapPmd(Folio folio, Vma vma)
+    {
+        CheckNotAnon(vma.Mm.Kernel, folio);
+        AddPmd(folio, vma.Mm.Kernel, anon: false);
+    }
+
+    private static void CheckNotAnon(KernelState kernel, Folio folio)
+    {
+        if (folio.IsAnon)
+            VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(folio_test_anon): __folio_add_file_rmap: {folio}");
+    }
+
+    /// <summary>__folio_rmap_sanity_checks (include/linux/rmap.h), run by every add, dup and remove.
+    /// Hugetlb folios come through here in the model (the kernel has hugetlb_add_anon_rmap etc.),
+    /// so its VM_WARN_ON_FOLIO(folio_test_hugetlb) is not transcribed; nor is the anon_vma refcount
+    /// check (the model's anon_vma has no refcount).</summary>
+    private static void FolioRmapSanityChecks(KernelState kernel, Folio folio, Page page, int nr, bool pmdLevel, string caller)
+    {
+        if (folio.IsZero)
+            VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(is_zero_folio): __folio_rmap_sanity_checks from {caller}: {folio}");
+        if (nr <= 0)
+        {
+            VmWarn.Warn(kernel, $"VM_WARN_ON_ONCE(nr_pages <= 0): __folio_rmap_sanity_checks from {caller}: {nr} pages of {folio}");
+            return;
+        }
+        if (page.Folio != folio)
+            VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(page_folio(page) != folio): __folio_rmap_sanity_checks from {caller}: {page} is not in {folio}");
+        else if (page.Nth(nr - 1).Folio != folio)
+            VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(page_folio(page + nr_pages - 1) != folio): __folio_rmap_sanity_checks from {caller}: {nr} pages from {page} run past {folio}");
+        if (pmdLevel)
+        {
+            if (folio.NrPages != Arch.PtrsPerTable)
+                VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(folio_nr_pages != HPAGE_PMD_NR): __folio_rmap_sanity_checks from {caller}: {folio}");
+            if (nr != Arch.PtrsPerTable)
+                VmWarn.Warn(kernel, $"VM_WARN_ON_FOLIO(nr_pages != HPAGE_PMD_NR): __folio_rmap_sanity_checks from {caller}: {nr} pages of {folio}");
+        }
+    }
 
     /// <summary>folio_dup_file_rmap_ptes / folio_try_dup_anon_rmap_ptes (fork): same bookkeeping as adding.</summary>
     public static void FolioDupRmapPtes(Folio folio, Page page, int nr, KernelState kernel) => AddPtes(folio, page, nr, kernel, folio.IsAnon);
@@ -75,6 +122,7 @@ internal static partial class Rmap
     public static void FolioRemoveRmapPtes(Folio folio, Page page, int nr, Vma vma)
     {
         var kernel = vma.Mm.Kernel;
+        FolioRmapSanityChecks(kernel, folio, page, nr, pmdLevel: false, "__folio_remove_rmap");
         bool anon = folio.IsAnon;
         int nowUnmapped = 0;
         for (int i = 0; i < nr; i++)
@@ -93,6 +141,7 @@ internal static partial class Rmap
     public static void FolioRemoveRmapPmd(Folio folio, Vma vma)
     {
         var kernel = vma.Mm.Kernel;
+        FolioRmapSanityChecks(kernel, folio, folio.Page(), Arch.PtrsPerTable, pmdLevel: true, "__folio_remove_rmap");
         int entire = (int)Interlocked.Decrement(ref folio.Tail(1).Index);
         Interlocked.Decrement(ref folio.Tail(1).RefCount);
         if (entire < 0)
@@ -111,6 +160,7 @@ internal static partial class Rmap
 
     private static void AddPtes(Folio folio, Page page, int nr, KernelState kernel, bool anon)
     {
+        FolioRmapSanityChecks(kernel, folio, page, nr, pmdLevel: false, "__folio_add_rmap");
         int nowMapped = 0;
         for (int i = 0; i < nr; i++)
         {
@@ -126,6 +176,7 @@ internal static partial class Rmap
     {
         if (!folio.IsLarge)
             ThrowHelper.KernelBug($"PMD-mapping small {folio}");
+        FolioRmapSanityChecks(kernel, folio, folio.Page(), Arch.PtrsPerTable, pmdLevel: true, "__folio_add_rmap");
         int entire = (int)Interlocked.Increment(ref folio.Tail(1).Index);
         Interlocked.Increment(ref folio.Tail(1).RefCount);
         if (entire == 1)

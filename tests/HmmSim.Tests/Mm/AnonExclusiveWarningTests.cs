@@ -7,12 +7,7 @@ public class AnonExclusiveWarningTests
 {
     private static (Machine Machine, Vma Vma, Folio Folio, ulong Addr) SharedAnonPage(bool checks)
     {
-        var machine = new Machine(new MachineConfig { CheckInvariants = checks });
-        var p = machine.CreateProcess();
-        Assert.Equal(HmmSim.Errno.None, p.Mmap(0, 4096, HmmSim.Prot.Read | HmmSim.Prot.Write, HmmSim.MapFlags.Private | HmmSim.MapFlags.Anonymous, out ulong a));
-        var vma = p.Mm.Vmas.Lookup(a)!;
-        Memory.AnonVmaPrepare(vma);
-        var folio = Memory.AllocUserFolio(machine.Kernel, 0)!.Value;
+        var (machine, vma, folio, a) = DebugVmWarningTests.AnonPage(checks);
         Rmap.FolioAddNewAnonRmap(folio, vma, a, pmdMapped: false);
         // fork's folio_try_dup_anon_rmap_pte: the page stops being exclusive, and a second PTE maps it.
         folio.Page().Desc.Flags &= ~(uint)PageFlags.AnonExclusive;

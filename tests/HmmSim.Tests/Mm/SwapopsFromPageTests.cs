@@ -16,6 +16,10 @@ public class SwapopsFromPageTests
             ? kernel.Memmap.DevicePrivateOffsetToPage(new DevicePrivateIndex(first + 7))
             : kernel.Memmap.PfnToPage(new Pfn(first + 7));
         var ram = kernel.Memmap.PfnToPage(new Pfn(0x123));
+        // Migration entries are only read back while their page is locked (softleaf_to_page's
+        // VM_WARN_ON_ONCE), as it is for the whole of a migration.
+        device.Folio.Lock();
+        ram.Folio.Lock();
         return (new Swapops(kernel.Arch, (HmmSim.Kernel.DevicePrivateDesign)design, kernel.Memmap), device, ram);
     }
 
