@@ -59,6 +59,16 @@ public sealed class Machine : IDisposable
         CheckInvariants = c.CheckInvariants,
         Thp = (K.ThpPolicy)c.Thp,
         HugetlbPages = c.HugetlbPages,
+        Variants = new K.KernelVariants
+        {
+            SoftleafMigration = (K.SoftleafMigrationRule)c.Variants.SoftleafMigration,
+            HmmPfnLayout = (K.HmmPfnLayout)c.Variants.HmmPfnLayout,
+            RmapMatch = (K.RmapMatch)c.Variants.RmapMatch,
+            PgmapPlacement = (K.PgmapPlacement)c.Variants.PgmapPlacement,
+            Zone = (K.DevicePrivateZone)c.Variants.Zone,
+            Identity = (K.DevicePrivateIdentity)c.Variants.Identity,
+            DevicePageMetadata = (K.DevicePageMetadata)c.Variants.DevicePageMetadata,
+        },
     };
 
     /// <summary>The size of the BAR each device-private unit exposes its memory through.</summary>
@@ -114,6 +124,28 @@ public sealed class Machine : IDisposable
             throw new ArgumentException("HugetlbPages cannot be negative", nameof(c));
         if (c.PciWindows is null)
             throw new ArgumentException("PciWindows cannot be null", nameof(c));
+        ValidateVariants(c);
+    }
+
+    private static void ValidateVariants(MachineConfig c)
+    {
+        var v = c.Variants ?? throw new ArgumentException("Variants cannot be null", nameof(c));
+        if (!Enum.IsDefined(v.SoftleafMigration) || !Enum.IsDefined(v.HmmPfnLayout) || !Enum.IsDefined(v.RmapMatch)
+            || !Enum.IsDefined(v.PgmapPlacement) || !Enum.IsDefined(v.Zone) || !Enum.IsDefined(v.Identity)
+            || !Enum.IsDefined(v.DevicePageMetadata))
+            throw new ArgumentException($"Variants holds an undefined value: {v}", nameof(c));
+        if (c.DevicePrivateDesign != DevicePrivateDesign.PhysicalAddressSpace)
+            return;
+        // Only the pgmap placement predates the redesign; every other switch is a choice inside it.
+        var meaningless = new List<string>();
+        if (v.SoftleafMigration != default) meaningless.Add(nameof(v.SoftleafMigration));
+        if (v.HmmPfnLayout != default) meaningless.Add(nameof(v.HmmPfnLayout));
+        if (v.RmapMatch != default) meaningless.Add(nameof(v.RmapMatch));
+        if (v.Zone != default) meaningless.Add(nameof(v.Zone));
+        if (v.Identity != default) meaningless.Add(nameof(v.Identity));
+        if (v.DevicePageMetadata != default) meaningless.Add(nameof(v.DevicePageMetadata));
+        if (meaningless.Count > 0)
+            throw new ArgumentException($"Variants {string.Join(", ", meaningless)} have no meaning under DevicePrivateDesign.PhysicalAddressSpace (they change the device-private address space of the redesign)", nameof(c));
     }
 
     /// <summary>A new process with an empty address space (exec of an empty image); its pid is the next

@@ -31,4 +31,8 @@ public sealed record MachineConfig
     public ThpPolicy Thp { get; init; } = ThpPolicy.Madvise;
     /// <summary>vm.nr_hugepages: 2 MiB pages reserved for hugetlbfs at boot (MAP_HUGETLB). Default 16; not negative.</summary>
     public int HugetlbPages { get; init; } = 16;
+    /// <summary>The design variants (reviewer findings and open proposals) this machine runs with.
+    /// Default: every switch at the latest posted behaviour. All but
+    /// <see cref="DesignVariants.PgmapPlacement"/> need <see cref="DevicePrivateDesign.DeviceAddressSpace"/>.</summary>
+    public DesignVariants Variants { get; init; } = new();
 }

@@ -18,6 +18,8 @@ internal sealed record KernelConfig
     public ThpPolicy Thp { get; init; } = ThpPolicy.Madvise;
     /// <summary>vm.nr_hugepages: 2 MiB pages reserved for hugetlbfs at boot.</summary>
     public int HugetlbPages { get; init; } = 16;
+    /// <summary>The design variants: reviewer findings as posted, and the open proposals.</summary>
+    public KernelVariants Variants { get; init; } = new();
 }
 
 /// <summary>CONFIG_X86_64 or CONFIG_ARM64.</summary>
