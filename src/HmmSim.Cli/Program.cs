@@ -13,8 +13,8 @@ internal static class Program
         // Help says hmmsim whatever the executable is called (dotnet run runs HmmSim.Cli).
         var root = new RootCommand("hmmsim: an executable model of Linux HMM, ZONE_DEVICE and device-private memory.") { HelpName = "hmmsim" };
         root.Subcommands.Add(VersionCommand());
-        root.Subcommands.Add(RunCommand.Create());
-        root.Subcommands.Add(SelftestCommand.Create());
+        root.Subcommands.Add(TraceOption.AddTo(RunCommand.Create()));
+        root.Subcommands.Add(TraceOption.AddTo(SelftestCommand.Create()));
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(LayoutCommand.Create());
         var parsed = root.Parse(args);

@@ -56,6 +56,9 @@ internal sealed class DmirrorDevice
     public bool IsPrivate => Type == DmirrorMemoryType.DevicePrivate;
     public string Name => $"hmm_dmirror{Unit}";
 
+    /// <summary>The device's name: what traces and messages print for an owner cookie that is this device.</summary>
+    public override string ToString() => Name;
+
     public DmirrorChunk[] Chunks()
     {
         lock (_devmemLock)

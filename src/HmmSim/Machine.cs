@@ -41,7 +41,26 @@ public sealed class Machine : IDisposable
         BootFreePages = Kernel.Buddy.NrFreePages;
         Kernel.Dmesg.Log($"Linux version 6.19.0-hmmsim ({Config.Architecture}, {Config.PhysicalAddressBits}-bit physical, {Config.DevicePrivateDesign})");
         Kernel.Dmesg.Log($"Memory: {Config.RamBytes >> 10}K system RAM, {Kernel.Hugetlb.Total} hugetlb pages reserved");
+        if (_traceEveryMachine is { } trace)
+        {
+            Kernel.Trace = trace;
+            trace.Event(0, "hmmsim_machine_boot", $"design={Config.DevicePrivateDesign} arch={Config.Architecture} phys_bits={Config.PhysicalAddressBits} ram_mib={Config.RamBytes >> 20}");
+        }
         _testHmm = TestHmm.HmmDmirrorInit(Kernel);   // modprobe test_hmm
+    }
+
+    private static TraceBuffer? _traceEveryMachine;
+
+    /// <summary>For the CLI's --trace: every machine booted from now on traces into one shared buffer
+    /// (one header, each boot marked by an hmmsim_machine_boot event); null stops it. Returns the
+    /// events written by the buffer being replaced.</summary>
+    internal static long TraceEveryMachineTo(TextWriter? writer)
+    {
+        var old = Interlocked.Exchange(ref _traceEveryMachine, writer is null ? null : new TraceBuffer(writer, Environment.ProcessorCount));
+        if (old is null)
+            return 0;
+        old.Flush();
+        return old.Entries;
     }
 
     private readonly TestHmm _testHmm;
@@ -103,6 +122,31 @@ public sealed class Machine : IDisposable
 
     /// <summary>Whether unit N probed (its /dev node exists).</summary>
     public bool HasDmirror(int unit) => _testHmm.Device(unit) is not null;
+
+    /// <summary>Start tracing (tracing_on): from now on every event at the kernel's tracepoints (page faults,
+    /// migrate_vma_setup/collect/unmap/pages/finalize, hmm_range_fault, mmu notifier invalidations,
+    /// migrate_to_ram, P2P alias decisions) is written to <paramref name="writer"/> as ftrace's text
+    /// format, the file `trace-cmd report` prints and Perfetto opens; the header is written first.
+    /// Replaces a previous writer. See docs/tracing.md for the events and their fields.</summary>
+    public void StartTracing(TextWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using (Operation())
+            Kernel.Trace = new TraceBuffer(writer, Environment.ProcessorCount);
+    }
+
+    /// <summary>Stop tracing (tracing_off) and flush the writer; returns the number of events written
+    /// since <see cref="StartTracing"/> (0 when tracing was off).</summary>
+    public long StopTracing()
+    {
+        var t = Kernel.Trace;
+        if (t is null)
+            return 0;
+        Kernel.Trace = null;
+        t.Flush();
+        return t.Entries;
+    }
 
     /// <summary>The configuration this machine booted with.</summary>
     public MachineConfig Config { get; }
@@ -263,6 +307,7 @@ public sealed class Machine : IDisposable
         lock (_procLock)
         {
             var p = new Process(this, _nextPid++, mm);
+            mm.Pid = p.Pid;
             _processes.Add(p.Pid, p);
             return p;
         }

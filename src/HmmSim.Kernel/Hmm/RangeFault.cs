@@ -24,6 +24,8 @@ public static class RangeFault
             var ret = HmmWalk(mm, range, ref last);
             if (ret != Errno.EBUSY)
             {
+                // Not an upstream tracepoint: the model's event for one completed call.
+                mm.Kernel.Trace?.Event(mm.Pid, "hmm_range_fault", $"start=0x{range.Start:x} end=0x{range.End:x} npages={(range.End - range.Start) >> Arch.PageShift} default_flags=0x{range.DefaultFlags:x} owner={range.DevPrivateOwner ?? "none"} ret={(ret == Errno.None ? 0 : -(int)ret)}");
                 if (ret == Errno.None)
                     mm.Kernel.VmStat.Add(VmStatItem.HmmRangeFaultPages, (long)((range.End - range.Start) >> Arch.PageShift));
                 return ret;
@@ -248,7 +250,7 @@ public static class RangeFault
             for (ulong a = addr; a < end && aliased; a += Arch.PageSize)
             {
                 int k = Index(range, a);
-                aliased = HmmHandleDevicePrivate(range, k, Req(range, k), folio.Page((int)((a - haddr) >> Arch.PageShift)), write);
+                aliased = HmmHandleDevicePrivate(vma, range, k, Req(range, k), folio.Page((int)((a - haddr) >> Arch.PageShift)), write);
             }
             if (aliased)
                 return Errno.None;
@@ -298,7 +300,7 @@ public static class RangeFault
         if (!arch.PtePresent(pte))
         {
             var entry = arch.PteToSwpEntry(pte);
-            if (sw.SoftleafIsDevicePrivate(entry) && HmmHandleDevicePrivate(range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
+            if (sw.SoftleafIsDevicePrivate(entry) && HmmHandleDevicePrivate(vma, range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
                 return Errno.None;
             var required = HmmPteNeedFault(req, 0);
             if (required == HmmNeed.None)
@@ -336,7 +338,7 @@ public static class RangeFault
     /// owner is reported as it is (case 1); another device's page is reported as its P2PDMA alias when
     /// the caller asked for HMM_PFN_ALLOW_P2P and the owner's pagemap offers get_dma_pfn_for_device
     /// (case 2); otherwise false, and the normal fault path migrates it to RAM (case 3).</summary>
-    private static bool HmmHandleDevicePrivate(HmmRange range, int i, ulong req, Page page, bool write)
+    private static bool HmmHandleDevicePrivate(Vma vma, HmmRange range, int i, ulong req, Page page, bool write)
     {
         var pgmap = page.Pgmap;
         ulong cpu = HmmPfn.Valid | (write ? HmmPfn.Write : 0);
@@ -348,6 +350,8 @@ public static class RangeFault
         if ((req & HmmPfn.AllowP2p) == 0 || pgmap?.Ops.GetDmaPfnForDevice is not { } getDmaPfn)
             return false;
         var (err, dmaPfn) = getDmaPfn(page);
+        // Not an upstream tracepoint: the P2P series' decision to report another device's page by its alias.
+        vma.Mm.Kernel.Trace?.Event(vma.Mm.Pid, "hmm_p2p_alias", $"address=0x{range.Start + ((ulong)i << Arch.PageShift):x} {page.TraceField} owner={pgmap.Owner} requester={range.DevPrivateOwner ?? "none"} alias_pfn=0x{dmaPfn.Value:x} ret={(err == Errno.None ? 0 : -(int)err)}");
         if (err != Errno.None)
             return false;
         Set(range, i, dmaPfn.Value | cpu);

@@ -29,9 +29,14 @@ public static class MigrateDevice
         Array.Clear(args.Src, 0, (int)nrPages);
         args.Cpages = 0;
         args.Npages = 0;
+        var trace = kernel.Trace;
+        int pid = vma.Mm.Pid;
+        trace?.Event(pid, "migrate_vma_setup", $"start=0x{args.Start:x} end=0x{args.End:x} nr_pages={nrPages}");
         MigrateVmaCollect(kernel, args);
+        trace?.Event(pid, "migrate_vma_collect", $"start=0x{args.Start:x} end=0x{args.End:x} npages={args.Npages}");
         if (args.Cpages != 0)
             args.Cpages = MigrateDeviceUnmap(kernel, args.Src, args.Npages, args.FaultPage);
+        trace?.Event(pid, "migrate_vma_unmap", $"npages={args.Npages} cpages={args.Cpages}");
         return Errno.None;
     }
 
@@ -467,11 +472,25 @@ public static class MigrateDevice
     /// <summary>migrate_vma_pages: move struct page state (mapping, index, flags) from each collected
     /// source to the driver's destination in m.Dst; a source whose destination is missing or
     /// unsuitable loses MIGRATE_PFN_MIGRATE. The driver has already copied the data.</summary>
-    public static void MigrateVmaPages(KernelState kernel, MigrateVma m) => MigrateDevicePagesInternal(kernel, m.Src, m.Dst, m.Npages, m);
+    public static void MigrateVmaPages(KernelState kernel, MigrateVma m)
+    {
+        kernel.Trace?.Event(m.Vma?.Mm.Pid ?? 0, "migrate_vma_pages", $"npages={m.Npages} start=0x{m.Start:x} end=0x{m.End:x}");
+        MigrateDevicePagesInternal(kernel, m.Src, m.Dst, m.Npages, m);
+    }
 
     /// <summary>migrate_device_pages: as <see cref="MigrateVmaPages"/> for pages collected by
     /// <see cref="MigrateDeviceRange"/> (eviction, no VMA).</summary>
-    public static void MigrateDevicePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => MigrateDevicePagesInternal(kernel, src, dst, npages, null);
+    public static void MigrateDevicePages(KernelState kernel, ulong[] src, ulong[] dst, ulong npages)
+    {
+        MigrateDevicePagesInternal(kernel, src, dst, npages, null);
+        if (kernel.Trace is { } trace)
+        {
+            ulong migrated = 0;
+            for (ulong i = 0; i < npages; i++)
+                migrated += (src[i] & MigratePfn.Migrate) != 0 ? 1UL : 0;
+            trace.Event(0, "migrate_device_pages", $"npages={npages} migrated={migrated}");
+        }
+    }
 
     /// <summary>__migrate_device_pages.</summary>
     private static void MigrateDevicePagesInternal(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, MigrateVma? m)
@@ -731,11 +750,19 @@ public static class MigrateDevice
 
     /// <summary>migrate_vma_finalize: replace each migration entry with the new page (or the old one
     /// where the move failed), then unlock and drop the references the migration held.</summary>
-    public static void MigrateVmaFinalize(KernelState kernel, MigrateVma m) => MigrateDeviceFinalizeInternal(kernel, m.Src, m.Dst, m.Npages, m.FaultPage);
+    public static void MigrateVmaFinalize(KernelState kernel, MigrateVma m)
+    {
+        kernel.Trace?.Event(m.Vma?.Mm.Pid ?? 0, "migrate_vma_finalize", $"npages={m.Npages}");
+        MigrateDeviceFinalizeInternal(kernel, m.Src, m.Dst, m.Npages, m.FaultPage);
+    }
 
     /// <summary>migrate_device_finalize: <see cref="MigrateVmaFinalize"/> for a migration started by
     /// <see cref="MigrateDeviceRange"/>.</summary>
-    public static void MigrateDeviceFinalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages) => MigrateDeviceFinalizeInternal(kernel, src, dst, npages, default);
+    public static void MigrateDeviceFinalize(KernelState kernel, ulong[] src, ulong[] dst, ulong npages)
+    {
+        kernel.Trace?.Event(0, "migrate_device_finalize", $"npages={npages}");
+        MigrateDeviceFinalizeInternal(kernel, src, dst, npages, default);
+    }
 
     /// <summary>__migrate_device_finalize: map the new folios where the migration entries are (or the old
     /// ones back where the migration did not happen), then unlock and release.</summary>

@@ -59,6 +59,9 @@ public sealed partial class KernelState
     internal Swapops Swapops { get; }
     internal VmStat VmStat { get; } = new();
     internal Dmesg Dmesg { get; } = new();
+    /// <summary>The trace buffer while tracing is on (tracing_on), else null: every tracepoint is a
+    /// null check when tracing is off, and formats its fields only when it is on.</summary>
+    internal TraceBuffer? Trace { get; set; }
 
     /// <summary>PHYSMEM_END on arm64: the end of what the linear map (and so vmemmap) can cover,
     /// half of the 48-bit kernel VA space. x86-64's direct map covers all of MAX_PHYSMEM_BITS.</summary>

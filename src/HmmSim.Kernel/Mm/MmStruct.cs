@@ -14,6 +14,8 @@ public sealed partial class MmStruct : IDisposable
     }
 
     internal KernelState Kernel { get; }
+    /// <summary>The pid of the task owning this mm (mm->owner), for the task column of trace events.</summary>
+    internal int Pid { get; set; }
     internal Arch Arch => Kernel.Arch;
     internal VmaTree Vmas { get; } = new();
     internal ReaderWriterLockSlim MmapLock { get; } = new(LockRecursionPolicy.NoRecursion);

@@ -142,11 +142,37 @@ public static class MmuNotifier
         if (subs is null)
             return;
         var range = new MmuNotifierRange(start, end, ev, owner);
+        TraceInvalidateRangeStart(mm, range);
         subs.Start(range);
         subs.End(range);
     }
 
-    internal static void InvalidateRangeStart(MmStruct mm, MmuNotifierRange range) => mm.Notifiers?.Start(range);
+    internal static void InvalidateRangeStart(MmStruct mm, MmuNotifierRange range)
+    {
+        if (mm.Notifiers is not { } subs)
+            return;
+        TraceInvalidateRangeStart(mm, range);
+        subs.Start(range);
+    }
+
+    /// <summary>Not an upstream tracepoint: an invalidation mirrors see (only an mm with notifiers has
+    /// any, as mm_has_notifiers gates the kernel's call), with its event and owner.</summary>
+    private static void TraceInvalidateRangeStart(MmStruct mm, MmuNotifierRange range) =>
+        mm.Kernel.Trace?.Event(mm.Pid, "mmu_notifier_invalidate_range_start", $"start=0x{range.Start:x} end=0x{range.End:x} event={MmuNotifyEventName(range.Event)} owner={range.Owner ?? "none"}");
+
+    /// <summary>The MMU_NOTIFY_* name of an event, as the kernel's enum spells it.</summary>
+    internal static string MmuNotifyEventName(MmuNotifyEvent e) => e switch
+    {
+        MmuNotifyEvent.Unmap => "MMU_NOTIFY_UNMAP",
+        MmuNotifyEvent.Clear => "MMU_NOTIFY_CLEAR",
+        MmuNotifyEvent.ProtectionVma => "MMU_NOTIFY_PROTECTION_VMA",
+        MmuNotifyEvent.ProtectionPage => "MMU_NOTIFY_PROTECTION_PAGE",
+        MmuNotifyEvent.SoftDirty => "MMU_NOTIFY_SOFT_DIRTY",
+        MmuNotifyEvent.Release => "MMU_NOTIFY_RELEASE",
+        MmuNotifyEvent.Migrate => "MMU_NOTIFY_MIGRATE",
+        MmuNotifyEvent.Exclusive => "MMU_NOTIFY_EXCLUSIVE",
+        _ => e.ToString(),
+    };
     internal static void InvalidateRangeEnd(MmStruct mm, MmuNotifierRange range) => mm.Notifiers?.End(range);
 
     /// <summary>mmu_interval_notifier_insert: watch [<paramref name="start"/>, start + <paramref name="length"/>)

@@ -56,6 +56,12 @@ public readonly struct Page : IEquatable<Page>
         ? $"dpi 0x{Section.FirstNumber + (ulong)Index:x}"
         : $"pfn 0x{Section.FirstNumber + (ulong)Index:x}";
 
+    /// <summary>The page as a trace field: offset=0x.. for a device-private index of the redesign,
+    /// pfn=0x.. otherwise (one key=value pair, no spaces).</summary>
+    internal string TraceField => Section.InDevicePrivateSpace
+        ? $"offset=0x{Section.FirstNumber + (ulong)Index:x}"
+        : $"pfn=0x{Section.FirstNumber + (ulong)Index:x}";
+
     /// <summary>page_folio. A tail page holds its distance back to the head; a ZONE_DEVICE folio
     /// larger than a section (a PUD-order vmemmap_shift) has tails whose head is in an earlier section.</summary>
     public Folio Folio

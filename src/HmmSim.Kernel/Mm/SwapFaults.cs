@@ -51,6 +51,8 @@ internal static class SwapFaults
             vmf.Page = page;
             var pgmap = folio.Pgmap ?? ThrowHelper.KernelBug<DevPagemap>($"device-private {page} without a pgmap");
             var migrateToRam = pgmap.Ops.MigrateToRam ?? ThrowHelper.KernelBug<Func<VmFault, VmFaultResult>>($"{pgmap} has no migrate_to_ram");
+            // Not an upstream tracepoint: the CPU fault handing a device-private page to its driver.
+            vmf.Vma.Mm.Kernel.Trace?.Event(vmf.Vma.Mm.Pid, "migrate_to_ram", $"address=0x{vmf.Address:x} {page.TraceField} owner={pgmap.Owner}");
             return migrateToRam(vmf);
         }
         finally

@@ -84,6 +84,9 @@ internal static class UserAccess
     /// <summary>do_user_addr_fault: find the VMA, check the access against it, handle the fault.</summary>
     private static void DoUserAddrFault(MmStruct mm, ulong addr, bool write)
     {
+        // exceptions:page_fault_user (x86's tracepoint; error_code: X86_PF_WRITE | X86_PF_USER, as
+        // the model's accesses never fault on a present page without a reason the handler finds).
+        mm.Kernel.Trace?.Event(mm.Pid, "page_fault_user", $"address=0x{addr:x} ip=0x0 error_code=0x{(write ? 6 : 4):x}");
         var vma = mm.Vmas.Lookup(addr);
         if (vma is null)
             ThrowHelper.Segv(addr, "no mapping (SEGV_MAPERR)");
