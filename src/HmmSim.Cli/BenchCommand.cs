@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using HmmSim.Cli.Layout;
 using HmmSim.Cli.Report;
 using HmmSim.Cli.Workloads;
 using Spectre.Console;
@@ -11,37 +12,59 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var bench = new Command("bench", "Measure the model. Example: hmmsim bench mm --size-mib 1024");
-        var mm = new Command("mm", "Anonymous fault rates (4 KiB and THP), fork, page-table walk, metadata per page.");
-        var size = new Option<int>("--size-mib") { Description = "Size of the populated region in MiB.", DefaultValueFactory = _ => 1024 };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
-        var report = ReportOption();
+        var bench = new Command("bench", "Measure the model; every table names the computer and the model machine, and gives the median with the min-max spread. Example: hmmsim bench mm --size 1GiB");
+        var mm = new Command("mm", "Anonymous fault rates (4 KiB and THP), fork, page-table walk, metadata per page, on the default machine (46-bit, 8 GiB).");
+        var size = CliOptions.Size("--size", "Size of the populated region.", 1UL << 30, 2UL << 20, 4UL << 30, 2UL << 20);
+        var legacy = CliOptions.LegacySize("--size-mib", 20, 2UL << 20, 4UL << 30, 2UL << 20);
+        var iterations = Iterations(3);
+        var json = CliOptions.Json();
+        var report = CliOptions.Report();
         mm.Options.Add(size);
+        mm.Options.Add(legacy);
+        mm.Options.Add(iterations);
         mm.Options.Add(json);
         mm.Options.Add(report);
         mm.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
-            var error = r.InvocationConfiguration.Error;
-            int mib = r.GetValue(size);
-            if (mib <= 0 || mib % 2 != 0 || mib > 4096)
+            ulong bytes = CliOptions.SizeValue(r, size, legacy);
+            int n = r.GetValue(iterations);
+            var samples = Progress.Run($"measuring the mm core over {Units.Human(bytes)}", r.GetValue(json), output, () =>
             {
-                error.WriteLine($"hmmsim bench mm: --size-mib must be an even number from 2 to 4096, not {mib}");
-                return 2;
-            }
-            var figures = Progress.Run($"measuring the mm core over {mib} MiB", r.GetValue(json), () => MmWorkloads.Measure((ulong)mib * MmWorkloads.Mib));
-            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench mm", path, () => HtmlReport.ForMm(figures, mib)))
+                // One untimed round at a small size first, so JIT compilation is not in the figures.
+                MmWorkloads.Measure(2UL << 20);
+                var runs = new List<List<MmWorkloads.Figure>>();
+                for (int i = 0; i < n && !Interrupt.Requested; i++)
+                {
+                    Progress.Tick?.Invoke($"round {i + 1} of {n}");
+                    runs.Add(MmWorkloads.Measure(bytes));
+                }
+                return runs;
+            });
+            if (samples.Count == 0)
+                return Interrupt.ExitCode;
+            var figures = samples[0].Select((f, i) => (f.Name, f.Unit, Spread: HmmWorkloads.Spread([.. samples.Select(s => s[i].Value)]))).ToList();
+            var medians = figures.Select(f => new MmWorkloads.Figure(f.Name, f.Spread.Median, f.Unit)).ToList();
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench mm", path, () => HtmlReport.ForMm(medians, (int)(bytes >> 20)), r.InvocationConfiguration.Error))
                 return 2;
             if (r.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(figures.Select(f => new { name = f.Name, value = f.Value, unit = f.Unit })));
-                return 0;
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(MmWorkloads.NewConfig()),
+                    sizeBytes = bytes,
+                    rounds = samples.Count,
+                    figures = figures.Select(f => new { name = f.Name, value = f.Spread.Median, min = f.Spread.Min, max = f.Spread.Max, unit = f.Unit }),
+                }));
+                return samples.Count < n ? Interrupt.ExitCode : 0;
             }
-            var table = new Table().AddColumn("figure").AddColumn(new TableColumn("value").RightAligned()).AddColumn("unit");
+            var table = Title(new Table(), $"mm core over {Units.Human(bytes)}: median of {samples.Count} rounds (min-max), after an untimed warm-up", MmWorkloads.NewConfig())
+                .AddColumn(Terminal.Column("figure")).AddColumn(Terminal.Column("median", right: true)).AddColumn(Terminal.Column("min-max", right: true)).AddColumn(Terminal.Column("unit"));
             foreach (var f in figures)
-                table.AddRow(Markup.Escape(f.Name), f.Value.ToString("N1"), f.Unit);
+                table.AddRow(Markup.Escape(f.Name), f.Spread.Median.ToString("N1"), $"{f.Spread.Min:N1}-{f.Spread.Max:N1}", Markup.Escape(f.Unit));
             RunCommand.Console(output).Write(table);
-            return 0;
+            return samples.Count < n ? Interrupt.ExitCode : 0;
         });
         bench.Subcommands.Add(mm);
         bench.Subcommands.Add(MigrateCommand());
@@ -52,123 +75,211 @@ internal static class BenchCommand
         return bench;
     }
 
-    private static Option<string?> ReportOption() =>
-        new("--report") { Description = "Also write a self-contained HTML report (figures table, bar chart, layouts) to this file." };
+    private static Option<int> Iterations(int defaultValue) => new("--iterations")
+    {
+        Description = $"Timed rounds (after an untimed warm-up); the tables show the median and the min-max spread. Default: {defaultValue}.",
+        DefaultValueFactory = _ => defaultValue,
+    };
 
-    private static Option<string> DesignOption() =>
-        new("--design") { Description = "PhysicalAddressSpace or DeviceAddressSpace.", DefaultValueFactory = _ => "DeviceAddressSpace" };
+    /// <summary>A table titled with what it measured, the computer and the model machine.</summary>
+    private static Table Title(Table table, string what, MachineConfig machine) =>
+        table.Title(Markup.Escape($"{what}\nhost: {HostInfo.Describe()}\nmodel machine: {CliOptions.Describe(machine)}"));
 
-    private static bool TryDesign(string text, out DevicePrivateDesign design) =>
-        Enum.TryParse(text, ignoreCase: true, out design) && Enum.IsDefined(design);
+    private static Option<DevicePrivateDesign[]> DesignOption() => CliOptions.Design("redesign");
+
+    /// <summary>The benches' model machine under one design (the default machine, without the checker).</summary>
+    private static MachineConfig Machine(DevicePrivateDesign d) => MmWorkloads.NewConfig() with { DevicePrivateDesign = d };
 
     /// <summary>`hmmsim bench migrate`: benchmark_thp_migration beside this machine's memcpy bandwidth.</summary>
     private static Command MigrateCommand()
     {
-        var cmd = new Command("migrate", "The kernel's benchmark_thp_migration table (sys->dev, dev->sys; 1/4 to 128 THPs; with and without THP) beside memcpy. Example: hmmsim bench migrate --iterations 5");
+        var cmd = new Command("migrate", "The kernel's benchmark_thp_migration table (sys->dev, dev->sys; 1/4 to 128 THPs; with and without THP) beside memcpy. Example: hmmsim bench migrate --iterations 5 --design both");
         var design = DesignOption();
-        var iterations = new Option<int>("--iterations") { Description = "Timed rounds per size (after untimed warm-up rounds).", DefaultValueFactory = _ => 5 };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
-        var sizes = new Option<int[]>("--size-kib") { Description = "Only these sizes in KiB (repeatable; default: the test's seven, 512 KiB to 256 MiB).", AllowMultipleArgumentsPerToken = true };
+        var iterations = Iterations(5);
+        var json = CliOptions.Json();
+        var sizes = new Option<string[]>("--size") { Description = "Only these sizes, with units (repeatable; default: the test's seven, 512KiB to 256MiB).", AllowMultipleArgumentsPerToken = true };
+        var legacySizes = new Option<int[]>("--size-kib") { Hidden = true, AllowMultipleArgumentsPerToken = true };
+        var report = CliOptions.Report();
         cmd.Options.Add(design);
-        var report = ReportOption();
         cmd.Options.Add(iterations);
         cmd.Options.Add(sizes);
+        cmd.Options.Add(legacySizes);
         cmd.Options.Add(json);
         cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
             var error = r.InvocationConfiguration.Error;
-            var only = r.GetValue(sizes) is { Length: > 0 } kib ? kib.Select(k => (ulong)k << 10).ToArray() : null;
-            if (!TryDesign(r.GetValue(design)!, out var d) || r.GetValue(iterations) is < 1 or > 1000 || only?.Any(b => b is < 4096 or > 1UL << 30 || b % 4096 != 0) == true)
+            var only = new List<ulong>();
+            foreach (var k in r.GetValue(legacySizes) ?? [])
+                only.Add((ulong)Math.Max(0, k) << 10);
+            foreach (var t in r.GetValue(sizes) ?? [])
             {
-                error.WriteLine("hmmsim bench migrate: --design must be PhysicalAddressSpace or DeviceAddressSpace, --iterations 1..1000 and --size-kib a multiple of 4 up to 1048576");
+                if (!Units.TryParseSize(t, out ulong b))
+                {
+                    error.WriteLine($"hmmsim bench migrate: --size '{t}' is not a size that fits in 64 bits (e.g. 2MiB)");
+                    return 2;
+                }
+                only.Add(b);
+            }
+            if (r.GetValue(iterations) is < 1 or > 1000 || only.Any(b => b is < 4096 or > 1UL << 30 || b % 4096 != 0))
+            {
+                error.WriteLine("hmmsim bench migrate: --iterations must be 1..1000 and --size a multiple of 4 KiB up to 1 GiB");
                 return 2;
             }
-            var (memcpy, rows) = Progress.Run("benchmark_thp_migration", r.GetValue(json), () => (HmmWorkloads.MemcpyGBs(), HmmWorkloads.ThpMigration(d, r.GetValue(iterations), only)));
-            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench migrate", path, () => HtmlReport.ForMigrate(d, memcpy, rows)))
-                return 2;
+            var designs = r.GetValue(design)!;
+            var results = Progress.Run("benchmark_thp_migration", r.GetValue(json), output, () =>
+            {
+                double memcpy = HmmWorkloads.MemcpyGBs();
+                var list = new List<(DevicePrivateDesign Design, List<HmmWorkloads.MigrationRow> Rows)>();
+                foreach (var d in designs)
+                {
+                    if (Interrupt.Requested)
+                        break;
+                    Progress.Tick?.Invoke(d.ToString());
+                    list.Add((d, HmmWorkloads.ThpMigration(d, r.GetValue(iterations), only.Count > 0 ? only : null)));
+                }
+                return (memcpy, list);
+            });
+            var (memcpy, perDesign) = results;
+            int exit = perDesign.Count < designs.Length ? Interrupt.ExitCode : 0;
+            foreach (var (d, rows) in perDesign)
+                if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench migrate", designs.Length > 1 ? Suffixed(path, d) : path, () => HtmlReport.ForMigrate(d, memcpy, rows), error))
+                    return 2;
             if (r.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
-                    design = d.ToString(),
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(Machine(designs[0])),
                     memcpyGBs = memcpy,
-                    rows = rows.Select(x => new
+                    iterations = r.GetValue(iterations),
+                    designs = perDesign.Select(p => new
                     {
-                        bytes = x.Bytes,
-                        thp = x.Thp,
-                        sysToDevMs = x.SysToDevMs,
-                        sysToDevMinMs = x.SysToDevMinMs,
-                        sysToDevMaxMs = x.SysToDevMaxMs,
-                        sysToDevGBs = x.SysToDevGBs,
-                        memcpyMs = x.MemcpyMs,
-                        sysToDevOf256MiBMemcpy = x.SysToDevGBs / memcpy,
-                        devToSysOf256MiBMemcpy = x.DevToSysGBs / memcpy,
-                        sysToDevOfMemcpy = x.SysToDevOfMemcpy.Median,
-                        sysToDevOfMemcpyMin = x.SysToDevOfMemcpy.Min,
-                        sysToDevOfMemcpyMax = x.SysToDevOfMemcpy.Max,
-                        devToSysMs = x.DevToSysMs,
-                        devToSysMinMs = x.DevToSysMinMs,
-                        devToSysMaxMs = x.DevToSysMaxMs,
-                        devToSysGBs = x.DevToSysGBs,
-                        devToSysOfMemcpy = x.DevToSysOfMemcpy.Median,
-                        devToSysOfMemcpyMin = x.DevToSysOfMemcpy.Min,
-                        devToSysOfMemcpyMax = x.DevToSysOfMemcpy.Max,
+                        design = p.Design.ToString(),
+                        rows = p.Rows.Select(x => new
+                        {
+                            bytes = x.Bytes,
+                            thp = x.Thp,
+                            sysToDevMs = x.SysToDevMs,
+                            sysToDevMinMs = x.SysToDevMinMs,
+                            sysToDevMaxMs = x.SysToDevMaxMs,
+                            sysToDevGBs = x.SysToDevGBs,
+                            memcpyMs = x.MemcpyMs,
+                            sysToDevOfMemcpy = x.SysToDevOfMemcpy.Median,
+                            sysToDevOfMemcpyMin = x.SysToDevOfMemcpy.Min,
+                            sysToDevOfMemcpyMax = x.SysToDevOfMemcpy.Max,
+                            devToSysMs = x.DevToSysMs,
+                            devToSysMinMs = x.DevToSysMinMs,
+                            devToSysMaxMs = x.DevToSysMaxMs,
+                            devToSysGBs = x.DevToSysGBs,
+                            devToSysOfMemcpy = x.DevToSysOfMemcpy.Median,
+                            devToSysOfMemcpyMin = x.DevToSysOfMemcpy.Min,
+                            devToSysOfMemcpyMax = x.DevToSysOfMemcpy.Max,
+                        }),
                     }),
                 }));
-                return 0;
+                return exit;
             }
-            var table = new Table().Title($"benchmark_thp_migration ({d}); memcpy {memcpy:N1} GB/s; medians of {r.GetValue(iterations)} rounds")
-                .AddColumn("size").AddColumn("THP").AddColumn(new TableColumn("sys->dev ms (min-max)").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
-                .AddColumn(new TableColumn("of memcpy (min-max)").RightAligned()).AddColumn(new TableColumn("dev->sys ms (min-max)").RightAligned()).AddColumn(new TableColumn("GB/s").RightAligned())
-                .AddColumn(new TableColumn("of memcpy (min-max)").RightAligned());
-            foreach (var x in rows)
+            foreach (var (d, rows) in perDesign)
             {
-                table.AddRow(Size(x.Bytes), x.Thp ? "yes" : "no", $"{x.SysToDevMs:N3} ({x.SysToDevMinMs:N3}-{x.SysToDevMaxMs:N3})", x.SysToDevGBs.ToString("N2"), Ratio(x.SysToDevOfMemcpy),
-                    $"{x.DevToSysMs:N3} ({x.DevToSysMinMs:N3}-{x.DevToSysMaxMs:N3})", x.DevToSysGBs.ToString("N2"), Ratio(x.DevToSysOfMemcpy));
+                var table = Title(new Table(), $"benchmark_thp_migration, {CliOptions.Name(d)}; memcpy {memcpy:N1} GB/s; median of {r.GetValue(iterations)} rounds (min-max), after untimed warm-up rounds", Machine(d))
+                    .AddColumn(Terminal.Column("size")).AddColumn(Terminal.Column("THP")).AddColumn(Terminal.Column("sys->dev ms (min-max)", right: true)).AddColumn(Terminal.Column("GB/s", right: true))
+                    .AddColumn(Terminal.Column("of memcpy (min-max)", right: true)).AddColumn(Terminal.Column("dev->sys ms (min-max)", right: true)).AddColumn(Terminal.Column("GB/s", right: true))
+                    .AddColumn(Terminal.Column("of memcpy (min-max)", right: true));
+                foreach (var x in rows)
+                {
+                    table.AddRow(Size(x.Bytes), x.Thp ? "yes" : "no", $"{x.SysToDevMs:N3} ({x.SysToDevMinMs:N3}-{x.SysToDevMaxMs:N3})", x.SysToDevGBs.ToString("N2"), Ratio(x.SysToDevOfMemcpy),
+                        $"{x.DevToSysMs:N3} ({x.DevToSysMinMs:N3}-{x.DevToSysMaxMs:N3})", x.DevToSysGBs.ToString("N2"), Ratio(x.DevToSysOfMemcpy));
+                }
+                RunCommand.Console(output).Write(table);
             }
-            RunCommand.Console(output).Write(table);
-            return 0;
+            return exit;
         });
         return cmd;
     }
 
+    /// <summary>report.html → report-DeviceAddressSpace.html, one report per design for --design both.</summary>
+    private static string Suffixed(string path, DevicePrivateDesign d) =>
+        Path.Combine(Path.GetDirectoryName(path) ?? "", $"{Path.GetFileNameWithoutExtension(path)}-{d}{Path.GetExtension(path)}");
+
     /// <summary>`hmmsim bench fault`: hmm_range_fault snapshot throughput.</summary>
     private static Command FaultCommand()
     {
-        var cmd = new Command("fault", "hmm_range_fault throughput (pages/s) over a populated range, by SNAPSHOT ioctl and by one call. Example: hmmsim bench fault --size-mib 1024");
+        var cmd = new Command("fault", "hmm_range_fault throughput (pages/s) over a populated range, by SNAPSHOT ioctl and by one call. Example: hmmsim bench fault --size 1GiB --design both");
         var design = DesignOption();
-        var size = new Option<int>("--size-mib") { Description = "Size of the populated range in MiB.", DefaultValueFactory = _ => 1024 };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var size = CliOptions.Size("--size", "Size of the populated range.", 1UL << 30, 1UL << 20, 4UL << 30, 1UL << 20);
+        var legacy = CliOptions.LegacySize("--size-mib", 20, 1UL << 20, 4UL << 30, 1UL << 20);
+        var iterations = Iterations(5);
+        var json = CliOptions.Json();
+        var report = CliOptions.Report();
         cmd.Options.Add(design);
-        var report = ReportOption();
         cmd.Options.Add(size);
+        cmd.Options.Add(legacy);
+        cmd.Options.Add(iterations);
         cmd.Options.Add(json);
         cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
             var error = r.InvocationConfiguration.Error;
-            int mib = r.GetValue(size);
-            if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 4096)
+            ulong bytes = CliOptions.SizeValue(r, size, legacy);
+            int n = r.GetValue(iterations);
+            var designs = r.GetValue(design)!;
+            var results = Progress.Run($"hmm_range_fault over {Units.Human(bytes)}", r.GetValue(json), output, () =>
             {
-                error.WriteLine("hmmsim bench fault: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..4096");
-                return 2;
-            }
-            var (ioctl, call) = Progress.Run($"hmm_range_fault over {mib} MiB", r.GetValue(json), () => HmmWorkloads.SnapshotThroughput(d, (ulong)mib << 20));
-            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench fault", path, () => HtmlReport.ForFault(d, mib, ioctl, call)))
-                return 2;
+                var list = new List<(DevicePrivateDesign Design, (double Median, double Min, double Max) Ioctl, (double Median, double Min, double Max) Call)>();
+                foreach (var d in designs)
+                {
+                    HmmWorkloads.SnapshotThroughput(d, 1UL << 20);   // untimed warm-up
+                    var ioctl = new List<double>();
+                    var call = new List<double>();
+                    for (int i = 0; i < n && !Interrupt.Requested; i++)
+                    {
+                        Progress.Tick?.Invoke($"{d}: round {i + 1} of {n}");
+                        var (a, b) = HmmWorkloads.SnapshotThroughput(d, bytes);
+                        ioctl.Add(a);
+                        call.Add(b);
+                    }
+                    if (ioctl.Count == 0)
+                        break;
+                    list.Add((d, HmmWorkloads.Spread([.. ioctl]), HmmWorkloads.Spread([.. call])));
+                    if (Interrupt.Requested)
+                        break;
+                }
+                return list;
+            });
+            int exit = results.Count < designs.Length || Interrupt.Requested ? Interrupt.ExitCode : 0;
+            foreach (var x in results)
+                if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench fault", designs.Length > 1 ? Suffixed(path, x.Design) : path, () => HtmlReport.ForFault(x.Design, (int)(bytes >> 20), x.Ioctl.Median, x.Call.Median), error))
+                    return 2;
             if (r.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(new { design = d.ToString(), sizeMib = mib, snapshotIoctlPagesPerSec = ioctl, hmmRangeFaultPagesPerSec = call }));
-                return 0;
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(Machine(designs[0])),
+                    sizeBytes = bytes,
+                    iterations = n,
+                    designs = results.Select(x => new
+                    {
+                        design = x.Design.ToString(),
+                        snapshotIoctlPagesPerSec = x.Ioctl.Median,
+                        snapshotIoctlMin = x.Ioctl.Min,
+                        snapshotIoctlMax = x.Ioctl.Max,
+                        hmmRangeFaultPagesPerSec = x.Call.Median,
+                        hmmRangeFaultMin = x.Call.Min,
+                        hmmRangeFaultMax = x.Call.Max,
+                    }),
+                }));
+                return exit;
             }
-            var table = new Table().AddColumn("figure").AddColumn(new TableColumn("pages/s").RightAligned());
-            table.AddRow($"SNAPSHOT ioctl over {mib} MiB (32-page windows)", ioctl.ToString("N0"));
-            table.AddRow($"one hmm_range_fault over {mib} MiB", call.ToString("N0"));
+            var table = Title(new Table(), $"hmm_range_fault over {Units.Human(bytes)}, pages/s: median of {n} rounds (min-max), after an untimed warm-up", Machine(designs[0]))
+                .AddColumn(Terminal.Column("design")).AddColumn(Terminal.Column("SNAPSHOT ioctl (32-page windows)", right: true)).AddColumn(Terminal.Column("one hmm_range_fault call", right: true));
+            foreach (var x in results)
+                table.AddRow(CliOptions.Name(x.Design), Spread(x.Ioctl, "N0"), Spread(x.Call, "N0"));
             RunCommand.Console(output).Write(table);
-            return 0;
+            return exit;
         });
         return cmd;
     }
@@ -176,72 +287,97 @@ internal static class BenchCommand
     /// <summary>`hmmsim bench p2p`: bytes through RAM (the CPU round trip) vs over the P2P alias.</summary>
     private static Command P2pCommand()
     {
-        var cmd = new Command("p2p", "One buffer read by a second device: migrated through RAM vs read over the owner's BAR, per PCI topology. Example: hmmsim bench p2p --size-mib 64");
+        var cmd = new Command("p2p", "One buffer read by a second device: migrated through RAM vs read over the owner's BAR, per PCI topology. Example: hmmsim bench p2p --size 64MiB");
         var design = DesignOption();
-        var size = new Option<int>("--size-mib") { Description = "Buffer size in MiB.", DefaultValueFactory = _ => 64 };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var size = CliOptions.Size("--size", "Buffer size.", 64UL << 20, 1UL << 20, 1UL << 30, 1UL << 20);
+        var legacy = CliOptions.LegacySize("--size-mib", 20, 1UL << 20, 1UL << 30, 1UL << 20);
+        var json = CliOptions.Json();
+        var report = CliOptions.Report();
         cmd.Options.Add(design);
         cmd.Options.Add(size);
+        cmd.Options.Add(legacy);
         cmd.Options.Add(json);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
-            var error = r.InvocationConfiguration.Error;
-            int mib = r.GetValue(size);
-            if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 1024)
-            {
-                error.WriteLine("hmmsim bench p2p: --design must be PhysicalAddressSpace or DeviceAddressSpace and --size-mib 1..1024");
+            ulong bytes = CliOptions.SizeValue(r, size, legacy);
+            var designs = r.GetValue(design)!;
+            var results = Progress.Run("P2P read, both ways, both topologies", r.GetValue(json), output, () =>
+                designs.TakeWhile(_ => !Interrupt.Requested).Select(d => (Design: d, Rows: P2pWorkload.Run(d, bytes))).ToList());
+            bool ok = results.All(x => x.Rows.All(y => y.DataOk));
+            int exit = results.Count < designs.Length ? Interrupt.ExitCode : ok ? 0 : 1;
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench p2p", path, () => HtmlReport.ForTable($"hmmsim bench p2p — {Units.Human(bytes)}", HostInfo.Describe(), _p2pHeader, [.. results.SelectMany(x => x.Rows.Select(y => P2pCells(x.Design, y)))]), r.InvocationConfiguration.Error))
                 return 2;
-            }
-            var rows = Progress.Run("P2P read, both ways, both topologies", r.GetValue(json), () => P2pWorkload.Run(d, (ulong)mib << 20));
             if (r.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { mode = x.Mode, topology = x.Topology.ToString(), pagesMigratedToRam = x.PagesMigratedToRam, bytesThroughRam = x.BytesThroughRam, bytesOverAlias = x.BytesOverAlias, ms = x.Ms, dataOk = x.DataOk })));
-                return rows.All(x => x.DataOk) ? 0 : 1;
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(Machine(designs[0])),
+                    sizeBytes = bytes,
+                    rows = results.SelectMany(x => x.Rows.Select(y => new { design = x.Design.ToString(), mode = y.Mode, topology = y.Topology.ToString(), pagesMigratedToRam = y.PagesMigratedToRam, bytesThroughRam = y.BytesThroughRam, bytesOverAlias = y.BytesOverAlias, ms = y.Ms, dataOk = y.DataOk })),
+                }));
+                return exit;
             }
-            var table = new Table().Title($"{mib} MiB read by unit 1 from unit 0's memory ({d})")
-                .AddColumn("topology").AddColumn("importer").AddColumn(new TableColumn("pages migrated to RAM").RightAligned())
-                .AddColumn(new TableColumn("MiB through RAM").RightAligned()).AddColumn(new TableColumn("MiB over the alias").RightAligned())
-                .AddColumn(new TableColumn("ms").RightAligned()).AddColumn("data");
-            foreach (var x in rows)
-                table.AddRow(x.Topology.ToString(), x.Mode, x.PagesMigratedToRam.ToString("N0"), (x.BytesThroughRam / 1048576.0).ToString("N1"), (x.BytesOverAlias / 1048576.0).ToString("N1"), x.Ms.ToString("N1"), x.DataOk ? "ok" : "WRONG");
+            var table = Title(new Table(), $"{Units.Human(bytes)} read by unit 1 from unit 0's memory (one run each)", Machine(designs[0]));
+            foreach (var h in _p2pHeader)
+                table.AddColumn(Terminal.Column(h, right: h.Contains("MiB", StringComparison.Ordinal) || h is "ms" or "pages migrated to RAM"));
+            foreach (var x in results)
+                foreach (var y in x.Rows)
+                    table.AddRow([.. P2pCells(x.Design, y).Select(Markup.Escape)]);
             RunCommand.Console(output).Write(table);
-            return rows.All(x => x.DataOk) ? 0 : 1;
+            return exit;
         });
         return cmd;
     }
 
+    private static readonly string[] _p2pHeader = ["design", "topology", "importer", "pages migrated to RAM", "MiB through RAM", "MiB over the alias", "ms", "data"];
+
+    private static string[] P2pCells(DevicePrivateDesign d, P2pWorkload.Row x) =>
+        [CliOptions.Name(d), x.Topology.ToString(), x.Mode, x.PagesMigratedToRam.ToString("N0"), (x.BytesThroughRam / 1048576.0).ToString("N1"), (x.BytesOverAlias / 1048576.0).ToString("N1"), x.Ms.ToString("N1"), x.DataOk ? "ok" : "WRONG"];
+
     /// <summary>`hmmsim bench register`: time and bytes to register N GiB of device-private memory per design.</summary>
     private static Command RegisterCommand()
     {
-        var cmd = new Command("register", "Register N GiB of device-private memory in each design: time, model bytes, kernel struct pages. Example: hmmsim bench register --size-gib 1024");
-        var size = new Option<int>("--size-gib") { Description = "GiB of device-private memory to register.", DefaultValueFactory = _ => 1024 };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var cmd = new Command("register", "Register device-private memory in each design: time, model bytes, kernel struct pages. Example: hmmsim bench register --size 1TiB");
+        var design = CliOptions.Design("both");
+        var size = CliOptions.Size("--size", "Device-private memory to register.", 1UL << 40, 1UL << 30, 16UL << 40, 1UL << 30);
+        var legacy = CliOptions.LegacySize("--size-gib", 30, 1UL << 30, 16UL << 40, 1UL << 30);
+        var json = CliOptions.Json();
+        var report = CliOptions.Report();
+        cmd.Options.Add(design);
         cmd.Options.Add(size);
+        cmd.Options.Add(legacy);
         cmd.Options.Add(json);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
-            var error = r.InvocationConfiguration.Error;
-            int gib = r.GetValue(size);
-            if (gib is < 1 or > 16384)
-            {
-                error.WriteLine("hmmsim bench register: --size-gib must be 1..16384");
+            ulong bytes = CliOptions.SizeValue(r, size, legacy);
+            var designs = r.GetValue(design)!;
+            var rows = Progress.Run($"registering {Units.Human(bytes)}", r.GetValue(json), output, () => RegisterWorkload.Run(bytes)).Where(x => designs.Contains(x.Design)).ToList();
+            string[] header = ["design", "result", "ms", "model bytes", "model bytes after 2 pages used", "kernel struct pages"];
+            string[] Cells(RegisterWorkload.Row x) => [CliOptions.Name(x.Design), x.Error == Errno.None ? "ok" : x.Error.ToString(), x.Ms.ToString("N2"), x.ModelBytes.ToString("N0"),
+                x.ModelBytesAfterFirstUse.ToString("N0"), $"{x.KernelStructPageBytes / 1048576.0:N0} MiB"];
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench register", path, () => HtmlReport.ForTable($"hmmsim bench register — {Units.Human(bytes)}", HostInfo.Describe(), header, [.. rows.Select(Cells)]), r.InvocationConfiguration.Error))
                 return 2;
-            }
-            var rows = Progress.Run($"registering {gib} GiB", r.GetValue(json), () => RegisterWorkload.Run((ulong)gib << 30));
             if (r.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(rows.Select(x => new { design = x.Design.ToString(), bytes = x.Bytes, error = x.Error.ToString(), ms = x.Ms, modelBytes = x.ModelBytes, kernelStructPageBytes = x.KernelStructPageBytes, modelBytesAfterFirstUse = x.ModelBytesAfterFirstUse })));
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(Machine(designs[0])),
+                    sizeBytes = bytes,
+                    rows = rows.Select(x => new { design = x.Design.ToString(), bytes = x.Bytes, error = x.Error.ToString(), ms = x.Ms, modelBytes = x.ModelBytes, kernelStructPageBytes = x.KernelStructPageBytes, modelBytesAfterFirstUse = x.ModelBytesAfterFirstUse }),
+                }));
                 return 0;
             }
-            var table = new Table().Title($"registering {gib} GiB of device-private memory")
-                .AddColumn("design").AddColumn("result").AddColumn(new TableColumn("ms").RightAligned())
-                .AddColumn(new TableColumn("model bytes").RightAligned()).AddColumn(new TableColumn("after 2 pages used").RightAligned())
-                .AddColumn(new TableColumn("kernel struct pages").RightAligned());
+            var table = Title(new Table(), $"registering {Units.Human(bytes)} of device-private memory (one run each)", Machine(designs[0]));
+            foreach (var h in header)
+                table.AddColumn(Terminal.Column(h, right: h is not "design" and not "result"));
             foreach (var x in rows)
-                table.AddRow(x.Design.ToString(), x.Error == Errno.None ? "ok" : x.Error.ToString(), x.Ms.ToString("N2"), x.ModelBytes.ToString("N0"),
-                    x.ModelBytesAfterFirstUse.ToString("N0"), $"{x.KernelStructPageBytes / 1048576.0:N0} MiB");
+                table.AddRow([.. Cells(x).Select(Markup.Escape)]);
             RunCommand.Console(output).Write(table);
             return 0;
         });
@@ -251,51 +387,71 @@ internal static class BenchCommand
     /// <summary>`hmmsim bench soak`: peak RSS over many migrate rounds, managed heap over many machines.</summary>
     private static Command SoakCommand()
     {
-        var cmd = new Command("soak", "Memory that stays flat: rounds of {mmap, fill, migrate to the device and back, munmap}, then machines created and disposed; peak RSS (VmHWM), RSS and the managed heap after a full GC. Example: hmmsim bench soak --rounds 200 --machines 50 --size-mib 64");
+        var cmd = new Command("soak", "Memory that stays flat: rounds of {mmap, fill, migrate to the device and back, munmap}, then machines created and disposed; peak RSS (VmHWM), RSS and the managed heap after a full GC. Example: hmmsim bench soak --rounds 200 --machines 50 --size 64MiB");
         var design = DesignOption();
         var rounds = new Option<int>("--rounds") { Description = "Rounds on one machine.", DefaultValueFactory = _ => 200 };
         var machines = new Option<int>("--machines") { Description = "Machines created, used once and disposed.", DefaultValueFactory = _ => 50 };
-        var size = new Option<int>("--size-mib") { Description = "Buffer size in MiB.", DefaultValueFactory = _ => 64 };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var size = CliOptions.Size("--size", "Buffer size.", 64UL << 20, 1UL << 20, 1UL << 30, 1UL << 20);
+        var legacy = CliOptions.LegacySize("--size-mib", 20, 1UL << 20, 1UL << 30, 1UL << 20);
+        var json = CliOptions.Json();
+        var report = CliOptions.Report();
         cmd.Options.Add(design);
         cmd.Options.Add(rounds);
         cmd.Options.Add(machines);
         cmd.Options.Add(size);
+        cmd.Options.Add(legacy);
         cmd.Options.Add(json);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
             var error = r.InvocationConfiguration.Error;
-            int mib = r.GetValue(size), n = r.GetValue(rounds), k = r.GetValue(machines);
-            if (!TryDesign(r.GetValue(design)!, out var d) || mib is < 1 or > 1024 || n is < 1 or > 100_000 || k is < 0 or > 10_000)
+            ulong bytes = CliOptions.SizeValue(r, size, legacy);
+            int n = r.GetValue(rounds), k = r.GetValue(machines);
+            if (n is < 1 or > 100_000 || k is < 0 or > 10_000)
             {
-                error.WriteLine("hmmsim bench soak: --design must be PhysicalAddressSpace or DeviceAddressSpace, --size-mib 1..1024, --rounds 1..100000, --machines 0..10000");
+                error.WriteLine("hmmsim bench soak: --rounds 1..100000, --machines 0..10000");
                 return 2;
             }
-            var (roundSamples, machineSamples) = Progress.Run($"{n} rounds of {mib} MiB, {k} machines", r.GetValue(json), () => HmmWorkloads.Soak(d, n, k, (ulong)mib << 20));
+            var designs = r.GetValue(design)!;
+            var results = Progress.Run($"{n} rounds of {Units.Human(bytes)}, {k} machines", r.GetValue(json), output, () =>
+                designs.TakeWhile(_ => !Interrupt.Requested).Select(d => (Design: d, Samples: HmmWorkloads.Soak(d, n, k, bytes))).ToList());
+            int exit = results.Count < designs.Length ? Interrupt.ExitCode : 0;
+            string[] header = ["design", "after", "peak RSS MiB", "RSS MiB", "managed heap MiB"];
+            var cells = results.SelectMany(x =>
+                x.Samples.Rounds.Select(s => (IReadOnlyList<string>)[CliOptions.Name(x.Design), $"round {s.Round}", (s.PeakRssBytes >> 20).ToString("N0"), (s.RssBytes >> 20).ToString("N0"), (s.ManagedBytes >> 20).ToString("N0")])
+                .Concat(x.Samples.Machines.Select(s => (IReadOnlyList<string>)[CliOptions.Name(x.Design), $"machine {s.Round} disposed", (s.PeakRssBytes >> 20).ToString("N0"), (s.RssBytes >> 20).ToString("N0"), (s.ManagedBytes >> 20).ToString("N0")]))).ToList();
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench soak", path, () => HtmlReport.ForTable($"hmmsim bench soak — {Units.Human(bytes)}", HostInfo.Describe(), header, cells), error))
+                return 2;
             if (r.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
-                    design = d.ToString(),
-                    sizeMib = mib,
-                    rounds = roundSamples.Select(x => new { round = x.Round, peakRssBytes = x.PeakRssBytes, rssBytes = x.RssBytes, managedBytes = x.ManagedBytes }),
-                    machines = machineSamples.Select(x => new { machine = x.Round, peakRssBytes = x.PeakRssBytes, rssBytes = x.RssBytes, managedBytes = x.ManagedBytes }),
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(Machine(designs[0])),
+                    sizeBytes = bytes,
+                    designs = results.Select(x => new
+                    {
+                        design = x.Design.ToString(),
+                        rounds = x.Samples.Rounds.Select(s => new { round = s.Round, peakRssBytes = s.PeakRssBytes, rssBytes = s.RssBytes, managedBytes = s.ManagedBytes }),
+                        machines = x.Samples.Machines.Select(s => new { machine = s.Round, peakRssBytes = s.PeakRssBytes, rssBytes = s.RssBytes, managedBytes = s.ManagedBytes }),
+                    }),
                 }));
-                return 0;
+                return exit;
             }
-            var table = new Table().Title($"{mib} MiB: mmap, fill, migrate to the device and back, munmap")
-                .AddColumn("after").AddColumn(new TableColumn("peak RSS MiB").RightAligned()).AddColumn(new TableColumn("RSS MiB").RightAligned())
-                .AddColumn(new TableColumn("managed heap MiB").RightAligned());
-            foreach (var x in roundSamples)
-                table.AddRow($"round {x.Round}", (x.PeakRssBytes >> 20).ToString("N0"), (x.RssBytes >> 20).ToString("N0"), (x.ManagedBytes >> 20).ToString("N0"));
-            foreach (var x in machineSamples)
-                table.AddRow($"machine {x.Round} disposed", (x.PeakRssBytes >> 20).ToString("N0"), (x.RssBytes >> 20).ToString("N0"), (x.ManagedBytes >> 20).ToString("N0"));
+            var table = Title(new Table(), $"{Units.Human(bytes)}: mmap, fill, migrate to the device and back, munmap", Machine(designs[0]));
+            foreach (var h in header)
+                table.AddColumn(Terminal.Column(h, right: h.Contains("MiB", StringComparison.Ordinal)));
+            foreach (var c in cells)
+                table.AddRow([.. c.Select(Markup.Escape)]);
             RunCommand.Console(output).Write(table);
-            return 0;
+            return exit;
         });
         return cmd;
     }
+
+    private static string Spread((double Median, double Min, double Max) s, string format) =>
+        $"{s.Median.ToString(format)} ({s.Min.ToString(format)}-{s.Max.ToString(format)})";
 
     private static string Ratio((double Median, double Min, double Max) r) => $"{r.Median:P1} ({r.Min:P0}-{r.Max:P0})";
 

@@ -27,7 +27,9 @@ internal static class LayoutCommand
             Description = "A PCI host bridge window start:length (e.g. 8GiB:1TiB, 0x200000000:2^40); repeatable; 'none' for no window. Default: one window from the end of RAM to the top of the physical space.",
             AllowMultipleArgumentsPerToken = false,
         };
-        var design = new Option<string>("--design") { Description = "PhysicalAddressSpace, DeviceAddressSpace or both.", DefaultValueFactory = _ => "both" };
+        var design = new Option<string>("--design") { Description = CliOptions.DesignHelp + " Default: both.", DefaultValueFactory = _ => "both" };
+        var set = MachineOverrides.Option();
+        var report = CliOptions.Report();
         var svg = new Option<string?>("--svg") { Description = "Also write an SVG drawing of the address spaces to this file." };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of text." };
         cmd.Options.Add(arch);
@@ -37,11 +39,24 @@ internal static class LayoutCommand
         cmd.Options.Add(design);
         cmd.Options.Add(svg);
         cmd.Options.Add(json);
+        cmd.Options.Add(set);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             if (!TryConfigs(r.GetValue(arch)!, r.GetValue(physBits)!, r.GetValue(ram)!, r.GetValue(pci) ?? [], r.GetValue(design)!, out var configs, out var error))
                 return Fail(stderr, error);
-            return Execute(configs, r.GetValue(svg), r.GetValue(json), stdout, stderr);
+            if (!MachineOverrides.TryParse(r.GetValue(set), out var overrides, out error))
+                return Fail(stderr, error);
+            if (overrides.Designs is { } ds)
+                configs = [.. ds.Select(d => configs[0] with { DevicePrivateDesign = d })];
+            configs = [.. configs.Select(overrides.Apply)];
+            foreach (var c in configs)
+                if (MachineOverrides.Check(c) is { } problem)
+                    return Fail(stderr, problem);
+            bool seedVm = r.GetResult(physBits) is null or { Implicit: true } && r.GetResult(ram) is null or { Implicit: true } && (r.GetValue(pci) ?? []).Length == 0 && overrides.IsEmpty;
+            if (r.GetValue(report) is { } path && !Report.ReportWriter.TryWrite("layout", path, () => new Report.HtmlReport("hmmsim layout").Layouts(configs[0]), stderr))
+                return 2;
+            return Execute(configs, r.GetValue(svg), r.GetValue(json), stdout, stderr, seedVm);
         });
         return cmd;
     }
@@ -115,21 +130,16 @@ internal static class LayoutCommand
                 pci.Add(new PhysicalRange(start, length));
             }
         }
-        DevicePrivateDesign[] designs;
-        if (designText.Equals("both", StringComparison.OrdinalIgnoreCase))
-            designs = [DevicePrivateDesign.PhysicalAddressSpace, DevicePrivateDesign.DeviceAddressSpace];
-        else if (Enum.TryParse<DevicePrivateDesign>(designText, ignoreCase: true, out var d) && Enum.IsDefined(d) && !int.TryParse(designText, out _))
-            designs = [d];
-        else
+        if (CliOptions.ParseDesigns(designText) is not { } designs)
         {
-            error = $"--design must be PhysicalAddressSpace, DeviceAddressSpace or both, not '{designText}'";
+            error = $"--design must be today, redesign or both (or PhysicalAddressSpace, DeviceAddressSpace), not '{designText}'";
             return false;
         }
         configs = [.. designs.Select(d => new MachineConfig { Architecture = a, PhysicalAddressBits = bits, RamBytes = ramBytes, PciWindows = pci, DevicePrivateDesign = d })];
         return true;
     }
 
-    private static int Execute(List<MachineConfig> configs, string? svgPath, bool json, TextWriter stdout, TextWriter stderr)
+    private static int Execute(List<MachineConfig> configs, string? svgPath, bool json, TextWriter stdout, TextWriter stderr, bool seedVm = false)
     {
         List<MachineLayout> layouts;
         try
@@ -173,7 +183,7 @@ internal static class LayoutCommand
         foreach (var l in layouts)
         {
             stdout.WriteLine($"== {LayoutSvg.DesignTitle(l.Design)} ==");
-            stdout.WriteLine($"machine: {LayoutSvg.Describe(l.Config)}");
+            stdout.WriteLine($"machine: {LayoutSvg.Describe(l.Config)}" + (seedVm ? " (the seeds' VM: layout's default, not the library's 46-bit default machine)" : ""));
             stdout.WriteLine($"dmirror units probed: {(l.Probed.Count == 0 ? "none" : string.Join(", ", l.Probed))}");
             foreach (var f in l.Failures)
                 stdout.WriteLine($"  dmesg: {f}");

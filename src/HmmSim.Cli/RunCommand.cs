@@ -11,42 +11,62 @@ namespace HmmSim.Cli;
 /// device-private designs, side by side.</summary>
 internal static class RunCommand
 {
+    private static readonly JsonSerializerOptions _json = new() { WriteIndented = true };
+
     public static Command Create()
     {
-        var run = new Command("run", $"Run a scenario file (docs/scenarios.md), or with no file the built-in scenario (the seeds' {SeedMachines.PhysicalAddressBits}-bit VM with a GPU-like device), under both device-private designs. Example: hmmsim run examples/selftest-migrate.json --json");
+        var run = new Command("run", $"Run a scenario file (docs/scenarios.md), or with no file the built-in scenario on the seeds' VM ({SeedMachines.PhysicalAddressBits}-bit x86-64 whose PCI window covers the free physical space, with a GPU-like device), under both device-private designs. Example: hmmsim run examples/selftest-migrate.json --json");
         var file = new Argument<string?>("scenario") { Description = "A scenario JSON file (docs/scenarios.md); without one, the built-in scenario.", Arity = ArgumentArity.ZeroOrOne };
+        // An option-like token is never a file name: "run --frob" is an unknown option.
+        file.Validators.Add(r =>
+        {
+            if (r.Tokens.Count > 0 && r.Tokens[0].Value is { Length: > 1 } t && t[0] == '-')
+                r.AddError($"'{t}' is not an option of hmmsim run{ParseErrors.Suggest(t, [.. run.Options.Where(o => !o.Hidden).Select(o => o.Name)])}");
+        });
         run.Arguments.Add(file);
         var quiet = new Option<bool>("--quiet") { Description = "Print only the verdict lines." };
-        var json = new Option<bool>("--json") { Description = "Print JSON for scripts." };
+        var json = CliOptions.Json();
+        var report = CliOptions.Report();
+        var design = CliOptions.Design("both (a file's machine.designs when it names them)");
+        design.DefaultValueFactory = _ => [];
+        var set = MachineOverrides.Option();
         run.Options.Add(quiet);
         run.Options.Add(json);
-        var report = new Option<string?>("--report") { Description = "Also write a self-contained HTML report (layouts, comparison table, charts) to this file (built-in scenario)." };
         run.Options.Add(report);
+        run.Options.Add(design);
+        run.Options.Add(set);
         run.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
             var error = r.InvocationConfiguration.Error;
+            if (!MachineOverrides.TryParse(r.GetValue(set), out var overrides, out string bad))
+            {
+                error.WriteLine($"hmmsim run: {bad}");
+                return 2;
+            }
+            var designs = r.GetValue(design) is { Length: > 0 } d ? d : overrides.Designs;
+            var options = new Options(r.GetValue(quiet), r.GetValue(json), r.GetValue(report), designs, overrides);
             return r.GetValue(file) is { } path
-                ? ExecuteFile(path, r.GetValue(quiet), r.GetValue(json), output, error)
-                : Execute(r.GetValue(quiet), r.GetValue(json), output, r.GetValue(report));
+                ? ExecuteFile(path, options, output, error)
+                : Execute(options, output, error);
         });
         return run;
     }
 
-    /// <summary>The console to draw tables on: the terminal's own, or a plain one over a redirected writer.</summary>
-    public static IAnsiConsole Console(TextWriter output)
-    {
-        if (ReferenceEquals(output, System.Console.Out))
-            return AnsiConsole.Console;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No });
-        console.Profile.Width = 160;
-        return console;
-    }
+    /// <summary>What `run` was asked for, beyond the file.</summary>
+    public sealed record Options(bool Quiet, bool Json, string? Report, DevicePrivateDesign[]? Designs, MachineOverrides Overrides);
+
+    /// <summary>The console to draw tables on (see <see cref="Terminal.Console"/>).</summary>
+    public static IAnsiConsole Console(TextWriter output) => Terminal.Console(output);
 
     /// <summary>`hmmsim run FILE`: 0 when every design meets every expectation, 1 when one does not
-    /// (or the model hits a BUG), 2 when the file is bad.</summary>
-    public static int ExecuteFile(string path, bool quiet, bool json, TextWriter output, TextWriter error)
+    /// (or the model hits a BUG), 2 when the file is bad, 130 after Ctrl-C.</summary>
+    public static int ExecuteFile(string path, bool quiet, bool json, TextWriter output, TextWriter error) =>
+        ExecuteFile(path, new Options(quiet, json, null, null, new MachineOverrides()), output, error);
+
+    public static int ExecuteFile(string path, Options options, TextWriter output, TextWriter error)
     {
+        ArgumentNullException.ThrowIfNull(options);
         Scenario scenario;
         try
         {
@@ -54,70 +74,119 @@ internal static class RunCommand
         }
         catch (ScenarioFileException e)
         {
-            ScenarioReport.WriteError(e, json, output, error);
+            ScenarioReport.WriteError(e, options.Json, output, error);
             return 2;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // A reader bug, not the user's: still one line, never a stack trace.
-            ScenarioReport.WriteError(new ScenarioFileException(path, 0, 0, $"cannot read the scenario ({e.GetType().Name}: {e.Message})"), json, output, error);
+            ScenarioReport.WriteError(new ScenarioFileException(path, 0, 0, $"cannot read the scenario ({e.GetType().Name}: {e.Message})"), options.Json, output, error);
             return 2;
         }
-        var result = ScenarioRunner.Run(scenario);
-        ScenarioReport.Write(result, quiet, json, output, error);
+        var machine = scenario.Machine with { Overrides = options.Overrides, Designs = options.Designs ?? scenario.Machine.Designs };
+        foreach (var d in machine.Designs)
+        {
+            if (MachineOverrides.Check(machine.ToConfig(d)) is { } problem)
+            {
+                error.WriteLine($"hmmsim run: {path}: with --set/--design: {problem}");
+                return 2;
+            }
+        }
+        scenario = scenario with { Machine = machine };
+        var result = Progress.Run($"running {Path.GetFileName(path)}", options.Json || options.Quiet, output, () => ScenarioRunner.Run(scenario));
+        if (options.Report is { } reportPath && !ReportWriter.TryWrite("run", reportPath, () => HtmlReport.ForScenario(result), error))
+            return 2;
+        ScenarioReport.Write(result, options.Quiet, options.Json, output, error);
         return result.ExitCode;
     }
 
-    private static int Execute(bool quiet, bool json, TextWriter output, string? reportPath = null)
+    private static int Execute(Options options, TextWriter output, TextWriter error)
     {
-        var results = Progress.Run("running the seed scenario under both designs", json || quiet || !ReferenceEquals(output, System.Console.Out),
-            () => Enum.GetValues<DevicePrivateDesign>().Select(SeedScenario.Run).ToList());
-        if (reportPath is not null && !ReportWriter.TryWrite("run", reportPath, () => HtmlReport.ForRun(results)))
-            return 2;
-        if (json)
+        var designs = options.Designs ?? Enum.GetValues<DevicePrivateDesign>();
+        var configs = designs.Select(d => options.Overrides.Apply(SeedMachines.Vm(d))).ToList();
+        foreach (var c in configs)
         {
-            output.WriteLine(JsonSerializer.Serialize(results.Select(r => new
+            if (MachineOverrides.Check(c) is { } problem)
             {
-                design = r.Design.ToString(),
-                deviceProbed = r.DeviceProbed,
-                deviceStatus = r.DeviceStatus,
-                pagesToDevice = r.PagesToDevice,
-                thpsToDevice = r.ThpsToDevice,
-                pagesToRam = r.PagesToRam,
-                thpsToRam = r.ThpsToRam,
-                deviceFaults = r.DeviceFaults,
-                hmmRangeFaultPages = r.HmmRangeFaultPages,
-                p2pAliasPages = r.P2pAliasPages,
-                structPageBytesKernel = r.StructPageBytesKernel,
-                structPageBytesModel = r.StructPageBytesModel,
-                invariantChecks = r.InvariantChecks,
-                dataVerified = r.DataVerified,
-                verdict = r.Verdict,
-            })));
+                error.WriteLine($"hmmsim run: with --set/--design: {problem}");
+                return 2;
+            }
         }
-        else if (!quiet)
+        var results = Progress.Run("running the seed scenario", options.Json || options.Quiet, output, () =>
+        {
+            var list = new List<SeedScenario.Result>();
+            foreach (var c in configs)
+            {
+                if (Interrupt.Requested)
+                    break;
+                Progress.Tick?.Invoke(c.DevicePrivateDesign.ToString());
+                list.Add(SeedScenario.Run(c));
+            }
+            return list;
+        });
+        bool interrupted = results.Count < configs.Count;
+        string machine = options.Overrides.IsEmpty ? "the seeds' VM: " + SeedMachines.Description : "the seeds' VM with --set overrides: " + CliOptions.Describe(configs[0]);
+        if (options.Report is { } reportPath && !ReportWriter.TryWrite("run", reportPath, () => HtmlReport.ForRun(results), error))
+            return 2;
+        // The point of the scenario is that today's design cannot place the device and the redesign can.
+        bool expected = results.All(r => r.Design == DevicePrivateDesign.PhysicalAddressSpace ? !r.DeviceProbed : r.DeviceProbed && r.DataVerified);
+        int exit = interrupted ? Interrupt.ExitCode : expected || !options.Overrides.IsEmpty ? 0 : 1;
+        if (options.Json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                file = (string?)null,
+                scenario = "built-in",
+                machine,
+                passed = exit == 0,
+                interrupted,
+                exitCode = exit,
+                designs = results.Select(r => new
+                {
+                    design = r.Design.ToString(),
+                    passed = r.Design == DevicePrivateDesign.PhysicalAddressSpace ? !r.DeviceProbed || r.DataVerified : r.DataVerified,
+                    verdict = r.Verdict,
+                    pagesToDevice = r.PagesToDevice,
+                    pagesToRam = r.PagesToRam,
+                    invariantChecks = r.InvariantChecks,
+                    deviceProbed = r.DeviceProbed,
+                    deviceStatus = r.DeviceStatus,
+                    thpsToDevice = r.ThpsToDevice,
+                    thpsToRam = r.ThpsToRam,
+                    deviceFaults = r.DeviceFaults,
+                    hmmRangeFaultPages = r.HmmRangeFaultPages,
+                    p2pAliasPages = r.P2pAliasPages,
+                    structPageBytesKernel = r.StructPageBytesKernel,
+                    structPageBytesModel = r.StructPageBytesModel,
+                    dataVerified = r.DataVerified,
+                }),
+            }, _json));
+            return exit;
+        }
+        if (!options.Quiet)
         {
             var console = Console(output);
-            console.MarkupLine("[bold]The seeds' VM[/]: " + Markup.Escape(SeedMachines.Description));
-            var table = new Table().AddColumn("").AddColumn(new TableColumn("today: PhysicalAddressSpace")).AddColumn(new TableColumn("redesign: DeviceAddressSpace"));
-            void Row(string name, Func<SeedScenario.Result, string> f) => table.AddRow(Markup.Escape(name), Markup.Escape(f(results[0])), Markup.Escape(f(results[1])));
+            console.MarkupLine("[bold]Machine[/]: " + Markup.Escape(machine));
+            var table = new Table().AddColumn(Terminal.LabelColumn(output));
+            foreach (var r in results)
+                table.AddColumn(Terminal.Column(CliOptions.Name(r.Design)));
+            void Row(string name, Func<SeedScenario.Result, string> f) => table.AddRow([Markup.Escape(name), .. results.Select(r => Markup.Escape(f(r)))]);
             Row("device", r => r.DeviceProbed ? "probed" : "absent");
             Row("why", r => r.DeviceStatus);
-            Row("pages migrated to device (THPs)", r => $"{r.PagesToDevice:N0} ({r.ThpsToDevice})");
-            Row("pages migrated to RAM (THPs)", r => $"{r.PagesToRam:N0} ({r.ThpsToRam})");
+            Row("4 KiB pages migrated to device (of them in THPs)", r => $"{r.PagesToDevice:N0} ({r.ThpsToDevice} THPs)");
+            Row("4 KiB pages migrated to RAM (of them in THPs)", r => $"{r.PagesToRam:N0} ({r.ThpsToRam} THPs)");
             Row("device faults (dmirror)", r => r.DeviceFaults.ToString("N0"));
-            Row("pages mirrored by hmm_range_fault", r => r.HmmRangeFaultPages.ToString("N0"));
-            Row("P2P alias pages", r => r.P2pAliasPages.ToString("N0"));
-            Row("struct page, kernel", r => $"{r.StructPageBytesKernel >> 20:N0} MiB");
-            Row("struct page, model", r => $"{r.StructPageBytesModel >> 10:N0} KiB");
-            Row("invariant checks run", r => r.InvariantChecks.ToString("N0"));
+            Row("4 KiB pages mirrored by hmm_range_fault", r => r.HmmRangeFaultPages.ToString("N0"));
+            Row("4 KiB pages read over the P2P alias", r => r.P2pAliasPages.ToString("N0"));
+            Row("memory for struct pages, in the kernel", r => $"{r.StructPageBytesKernel >> 20:N0} MiB");
+            Row("memory for struct pages, in the model", r => $"{r.StructPageBytesModel >> 10:N0} KiB");
+            Row("invariant checks run (whole-machine audits)", r => r.InvariantChecks.ToString("N0"));
             console.Write(table);
         }
-        if (!json)
-            foreach (var r in results)
-                output.WriteLine($"{r.Design}: {r.Verdict}");
-        // The scenario's point is that today's design cannot place the device; that is the expected outcome.
-        bool expected = !results[0].DeviceProbed && results[1].DeviceProbed && results[1].DataVerified;
-        return expected ? 0 : 1;
+        foreach (var r in results)
+            output.WriteLine($"{r.Design}: {r.Verdict}");
+        if (interrupted)
+            output.WriteLine($"interrupted (Ctrl-C): {results.Count} of {configs.Count} designs ran");
+        return exit;
     }
 }

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
+using HmmSim.Cli.Report;
 using HmmSim.Selftests;
 
 namespace HmmSim.Cli;
@@ -9,34 +11,38 @@ internal static class SelftestCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("selftest", "Run the ported kernel HMM selftests (tools/testing/selftests/mm/hmm-tests.c) and print TAP. "
-            + "Examples: hmmsim selftest; hmmsim selftest --design DeviceAddressSpace --filter migrate");
-        var design = new Option<string>("--design") { Description = "PhysicalAddressSpace, DeviceAddressSpace or both.", DefaultValueFactory = _ => "both" };
-        var filter = new Option<string?>("--filter") { Description = "Run only cases whose name contains this text (e.g. hmm2, coherent, migrate_anon)." };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of TAP." };
+        var cmd = new Command("selftest", "Run the ported kernel HMM selftests (tools/testing/selftests/mm/hmm-tests.c) on the default machine (46-bit, 8 GiB) and print TAP. "
+            + "Examples: hmmsim selftest; hmmsim selftest --design redesign --filter migrate");
+        var design = CliOptions.Design("both");
+        var filter = new Option<string?>("--filter") { Description = "Run only cases whose name contains this text, case-insensitive (e.g. hmm2, coherent, migrate_anon)." };
+        var json = CliOptions.Json("Print one JSON object instead of TAP (with --list: the case names).");
         var list = new Option<bool>("--list") { Description = "List the case names and exit." };
+        var report = CliOptions.Report();
+        var set = MachineOverrides.Option();
         cmd.Options.Add(design);
         cmd.Options.Add(filter);
         cmd.Options.Add(json);
         cmd.Options.Add(list);
-        cmd.SetAction(r => Run(r.GetValue(design)!, r.GetValue(filter), r.GetValue(json), r.GetValue(list), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        cmd.Options.Add(report);
+        cmd.Options.Add(set);
+        cmd.SetAction(r =>
+        {
+            var error = r.InvocationConfiguration.Error;
+            if (!MachineOverrides.TryParse(r.GetValue(set), out var overrides, out string bad))
+            {
+                error.WriteLine($"hmmsim selftest: {bad}");
+                return 2;
+            }
+            var designs = overrides.Designs ?? r.GetValue(design)!;
+            return Run(designs, r.GetValue(filter), r.GetValue(json), r.GetValue(list), r.GetValue(report), overrides, r.InvocationConfiguration.Output, error);
+        });
         return cmd;
     }
 
-    private static int Run(string design, string? filter, bool json, bool list, TextWriter output, TextWriter error)
+    private static int Run(DevicePrivateDesign[] designs, string? filter, bool json, bool list, string? reportPath, MachineOverrides overrides, TextWriter output, TextWriter error)
     {
-        DevicePrivateDesign[] designs;
-        if (design.Equals("both", StringComparison.OrdinalIgnoreCase))
-            designs = Enum.GetValues<DevicePrivateDesign>();
-        else if (Enum.TryParse<DevicePrivateDesign>(design, ignoreCase: true, out var d) && Enum.IsDefined(d))
-            designs = [d];
-        else
-        {
-            error.WriteLine($"hmmsim selftest: unknown design '{design}' (PhysicalAddressSpace, DeviceAddressSpace or both)");
-            return 2;
-        }
         var cases = SelftestCatalog.All
-            .Where(c => designs.Contains(c.Design) && (filter is null || c.Name.Contains(filter, StringComparison.Ordinal)))
+            .Where(c => designs.Contains(c.Design) && (filter is null || c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)))
             .ToList();
         if (cases.Count == 0)
         {
@@ -45,51 +51,88 @@ internal static class SelftestCommand
         }
         if (list)
         {
-            foreach (var c in cases)
-                output.WriteLine(c.Name);
+            if (json)
+                output.WriteLine(JsonSerializer.Serialize(new { total = cases.Count, cases = cases.Select(c => new { name = c.Name, design = c.Design.ToString() }) }));
+            else
+                foreach (var c in cases)
+                    output.WriteLine(c.Name);
             return 0;
         }
+        var machine = overrides.Apply(new MachineConfig());
+        foreach (var d in designs)
+        {
+            if (MachineOverrides.Check(machine with { DevicePrivateDesign = d }) is { } problem)
+            {
+                error.WriteLine($"hmmsim selftest: with --set: {problem}");
+                return 2;
+            }
+        }
+        string machineText = CliOptions.Describe(machine);
         var results = new List<(SelftestCase Case, string? Error)>();
         if (!json)
         {
             output.WriteLine("TAP version 13");
+            output.WriteLine($"# machine: {machineText}");
             output.WriteLine($"1..{cases.Count}");
         }
-        for (int i = 0; i < cases.Count; i++)
+        SelftestCatalog.ConfigureMachine = overrides.IsEmpty ? null : overrides.Apply;
+        try
         {
-            var c = cases[i];
-            string? failure = null;
-            try
+            Progress.Run($"{cases.Count} selftests", json, output, () =>
             {
-                c.Run();
-            }
-            catch (Exception e)
-            {
-                failure = $"{e.GetType().Name}: {e.Message}";
-            }
-            results.Add((c, failure));
-            if (json)
-                continue;
-            output.WriteLine($"{(failure is null ? "ok" : "not ok")} {i + 1} {c.Name}");
-            if (failure is not null)
-                foreach (var line in failure.Split('\n'))
-                    output.WriteLine($"# {line.TrimEnd()}");
+                for (int i = 0; i < cases.Count && !Interrupt.Requested; i++)
+                {
+                    var c = cases[i];
+                    Progress.Tick?.Invoke($"{i + 1}/{cases.Count} {c.Name}");
+                    string? failure = null;
+                    try
+                    {
+                        c.Run();
+                    }
+                    catch (Exception e)
+                    {
+                        failure = $"{e.GetType().Name}: {e.Message}";
+                    }
+                    results.Add((c, failure));
+                    if (json)
+                        continue;
+                    output.WriteLine($"{(failure is null ? "ok" : "not ok")} {i + 1} {c.Name}");
+                    if (failure is not null)
+                        foreach (var line in failure.Split('\n'))
+                            output.WriteLine($"# {line.TrimEnd()}");
+                    output.Flush();
+                }
+                return 0;
+            });
+        }
+        finally
+        {
+            SelftestCatalog.ConfigureMachine = null;
         }
         int fail = results.Count(r => r.Error is not null);
+        bool interrupted = results.Count < cases.Count;
+        if (reportPath is not null && !ReportWriter.TryWrite("selftest", reportPath, () => HtmlReport.ForTable($"hmmsim selftest — {results.Count - fail} of {results.Count} passed", "machine: " + machineText + "; host: " + HostInfo.Describe(),
+                ["case", "result", "error"], [.. results.Select(r => (IReadOnlyList<string>)[r.Case.Name, r.Error is null ? "ok" : "FAIL", r.Error ?? ""])]), error))
+            return 2;
         if (json)
         {
             output.WriteLine(JsonSerializer.Serialize(new
             {
-                total = results.Count,
+                machine = machineText,
+                total = cases.Count,
+                run = results.Count,
                 pass = results.Count - fail,
                 fail,
+                interrupted,
                 cases = results.Select(r => new { name = r.Case.Name, ok = r.Error is null, error = r.Error }),
             }));
         }
         else
         {
-            output.WriteLine($"# Totals: pass:{results.Count - fail} fail:{fail} xfail:0 xpass:0 skip:0 error:0");
+            if (interrupted)
+                output.WriteLine($"# interrupted (Ctrl-C) after {results.Count.ToString(CultureInfo.InvariantCulture)} of {cases.Count} cases");
+            output.WriteLine($"# Totals: pass:{results.Count - fail} fail:{fail} xfail:0 xpass:0 skip:{cases.Count - results.Count} error:0");
         }
-        return fail == 0 ? 0 : 1;
+        return interrupted ? Interrupt.ExitCode : fail == 0 ? 0 : 1;
     }
 }

@@ -63,7 +63,8 @@ internal sealed class HmmFixture : IDisposable
 
     private HmmFixture(DevicePrivateDesign design)
     {
-        Machine = new Machine(new MachineConfig { DevicePrivateDesign = design });
+        var config = new MachineConfig { DevicePrivateDesign = design };
+        Machine = new Machine(SelftestCatalog.ConfigureMachine?.Invoke(config) ?? config);
         Self = Machine.CreateProcess();
     }
 

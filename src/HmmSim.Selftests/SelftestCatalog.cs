@@ -16,6 +16,10 @@ public static class SelftestCatalog
 
     public static IReadOnlyList<SelftestCase> All => _all.Value;
 
+    /// <summary>Changes the machine every case boots (the CLI's --set overrides); null runs the
+    /// selftests on the default machine, as the kernel's run on whatever machine they are on.</summary>
+    public static Func<MachineConfig, MachineConfig>? ConfigureMachine { get; set; }
+
     public static SelftestCase Find(string name) =>
         All.FirstOrDefault(c => c.Name == name) ?? throw new ArgumentException($"no selftest case named '{name}'", nameof(name));
 

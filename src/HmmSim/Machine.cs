@@ -153,7 +153,8 @@ public sealed class Machine : IDisposable
     internal KernelState Kernel { get; }
     internal long BootFreePages { get; }
 
-    private static void Validate(MachineConfig c)
+    /// <summary>The boot-time checks, also used by the CLI to reject a bad machine before it boots.</summary>
+    internal static void Validate(MachineConfig c)
     {
         ArgumentNullException.ThrowIfNull(c);
         var arch = Arch.For((K.Architecture)c.Architecture);

@@ -178,6 +178,10 @@ public sealed class Process : IDisposable
     /// and stores makes no system call, so the checker need not run between them.</summary>
     internal void AccessInOperation(ulong addr, Span<byte> buffer, bool write) => UserAccess.Access(Mm, addr, buffer, write);
 
+    /// <summary>The /proc/pid/pagemap entry for <paramref name="addr"/>, decoded (see
+    /// <see cref="HmmSim.PagemapEntry"/>); the raw value is <see cref="PagemapEntry(ulong)"/>.</summary>
+    public HmmSim.PagemapEntry Pagemap(ulong addr) => new(PagemapEntry(addr));
+
     /// <summary>The 64-bit /proc/pid/pagemap entry for <paramref name="addr"/>.</summary>
     public ulong PagemapEntry(ulong addr)
     {

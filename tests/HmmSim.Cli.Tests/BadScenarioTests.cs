@@ -180,7 +180,7 @@ public class BadScenarioTests
         var (exit, _, error) = Cli.Run("run", path);
         Assert.Equal(2, exit);
         Assert.Contains(path, error, StringComparison.Ordinal);
-        Assert.Contains("cannot read the file", error, StringComparison.Ordinal);
+        Assert.Contains("no such file", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -25,7 +25,10 @@ public class RunCommandTests
         var (exit, output, _) = Cli.Run("run", "--json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
-        var designs = doc.RootElement.EnumerateArray().Select(d => d.GetProperty("design").GetString()).ToList();
+        // One schema for the built-in scenario and files: an object with a designs array.
+        Assert.Equal("built-in", doc.RootElement.GetProperty("scenario").GetString());
+        Assert.Contains("43-bit", doc.RootElement.GetProperty("machine").GetString(), StringComparison.Ordinal);
+        var designs = doc.RootElement.GetProperty("designs").EnumerateArray().Select(d => d.GetProperty("design").GetString()).ToList();
         Assert.Equal(["PhysicalAddressSpace", "DeviceAddressSpace"], designs);
     }
 
@@ -34,7 +37,8 @@ public class RunCommandTests
     {
         var (exit, output, _) = Cli.Run("run");
         Assert.Equal(0, exit);
-        Assert.Contains("today: PhysicalAddressSpace", output, StringComparison.Ordinal);
+        Assert.Contains("today (PhysicalAddressSpace)", output, StringComparison.Ordinal);
+        Assert.Contains("the seeds' VM", output, StringComparison.Ordinal);
         Assert.Contains("PhysicalAddressSpace: device-private memory cannot be set up", output, StringComparison.Ordinal);
         Assert.Contains("DeviceAddressSpace: every page migrated", output, StringComparison.Ordinal);
     }

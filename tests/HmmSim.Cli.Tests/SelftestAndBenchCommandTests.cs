@@ -12,9 +12,10 @@ public class SelftestAndBenchCommandTests
         Assert.Equal(0, exit);
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal("TAP version 13", lines[0]);
-        Assert.Equal("1..1", lines[1]);
-        Assert.Equal("ok 1 DeviceAddressSpace.hmm.hmm_device_private.open_close", lines[2]);
-        Assert.StartsWith("# Totals: pass:1 fail:0", lines[3], StringComparison.Ordinal);
+        Assert.StartsWith("# machine: ", lines[1], StringComparison.Ordinal);
+        Assert.Equal("1..1", lines[2]);
+        Assert.Equal("ok 1 DeviceAddressSpace.hmm.hmm_device_private.open_close", lines[3]);
+        Assert.StartsWith("# Totals: pass:1 fail:0", lines[4], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -45,6 +46,9 @@ public class SelftestAndBenchCommandTests
     [InlineData("bench", "p2p", "--size-mib", "0")]
     [InlineData("bench", "register", "--size-gib", "0")]
     [InlineData("bench", "mm", "--no-such-option")]
+    [InlineData("bench", "fault", "--size-mib", "99999999999")]
+    [InlineData("bench", "fault", "--size", "99999999999TiB")]
+    [InlineData("bench", "register", "--size", "17TiB")]
     public void BadInputExitsTwoWithOneMessage(params string[] args)
     {
         var (exit, output, error) = Cli.Run(args);
@@ -57,23 +61,28 @@ public class SelftestAndBenchCommandTests
     [Fact]
     public void BenchMmJsonNamesEveryFigure()
     {
-        var (exit, output, _) = Cli.Run("bench", "mm", "--size-mib", "8", "--json");
+        var (exit, output, _) = Cli.Run("bench", "mm", "--size", "8MiB", "--iterations", "2", "--json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
-        var names = doc.RootElement.EnumerateArray().Select(f => f.GetProperty("name").GetString()).ToList();
+        var figures = doc.RootElement.GetProperty("figures");
+        var names = figures.EnumerateArray().Select(f => f.GetProperty("name").GetString()).ToList();
         Assert.Contains(names, n => n!.StartsWith("anon write faults, 4 KiB", StringComparison.Ordinal));
         Assert.Contains(names, n => n!.StartsWith("model metadata per mapped 4 KiB page", StringComparison.Ordinal));
-        Assert.All(doc.RootElement.EnumerateArray(), f => Assert.True(f.GetProperty("value").GetDouble() > 0));
+        Assert.All(figures.EnumerateArray(), f => Assert.True(f.GetProperty("value").GetDouble() > 0));
+        Assert.All(figures.EnumerateArray(), f => Assert.True(f.GetProperty("min").GetDouble() <= f.GetProperty("value").GetDouble()
+            && f.GetProperty("value").GetDouble() <= f.GetProperty("max").GetDouble()));
+        Assert.Contains("cores", doc.RootElement.GetProperty("host").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
     public void BenchFaultJsonReportsBothThroughputs()
     {
-        var (exit, output, _) = Cli.Run("bench", "fault", "--size-mib", "8", "--json");
+        var (exit, output, _) = Cli.Run("bench", "fault", "--size-mib", "8", "--iterations", "2", "--json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
-        Assert.True(doc.RootElement.GetProperty("snapshotIoctlPagesPerSec").GetDouble() > 0);
-        Assert.True(doc.RootElement.GetProperty("hmmRangeFaultPagesPerSec").GetDouble() > 0);
+        var d = doc.RootElement.GetProperty("designs")[0];
+        Assert.True(d.GetProperty("snapshotIoctlPagesPerSec").GetDouble() > 0);
+        Assert.True(d.GetProperty("hmmRangeFaultPagesPerSec").GetDouble() > 0);
     }
 
     [Fact]
@@ -82,7 +91,7 @@ public class SelftestAndBenchCommandTests
         var (exit, output, _) = Cli.Run("bench", "p2p", "--size-mib", "1", "--json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
-        var rows = doc.RootElement.EnumerateArray().ToList();
+        var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToList();
         Assert.Equal(4, rows.Count);
         Assert.All(rows, r => Assert.True(r.GetProperty("dataOk").GetBoolean()));
         var alias = rows.Single(r => r.GetProperty("mode").GetString() == "ALLOW_P2P" && r.GetProperty("topology").GetString() == "CommonSwitch");
@@ -98,7 +107,7 @@ public class SelftestAndBenchCommandTests
         var (exit, output, _) = Cli.Run("bench", "register", "--size-gib", "1024", "--json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
-        Assert.All(doc.RootElement.EnumerateArray(), r =>
+        Assert.All(doc.RootElement.GetProperty("rows").EnumerateArray(), r =>
         {
             Assert.Equal("None", r.GetProperty("error").GetString());
             Assert.Equal(0, r.GetProperty("modelBytes").GetInt64());
@@ -113,6 +122,6 @@ public class SelftestAndBenchCommandTests
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
         Assert.True(doc.RootElement.GetProperty("memcpyGBs").GetDouble() > 0);
-        Assert.Equal(14, doc.RootElement.GetProperty("rows").GetArrayLength());
+        Assert.Equal(14, doc.RootElement.GetProperty("designs")[0].GetProperty("rows").GetArrayLength());
     }
 }

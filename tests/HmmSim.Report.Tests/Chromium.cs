@@ -22,6 +22,17 @@ internal static class Chromium
     /// <summary>Renders <paramref name="htmlPath"/> to <paramref name="pngPath"/>; returns Chromium's exit code and stderr.</summary>
     public static (int ExitCode, string Stderr) Screenshot(string binary, string htmlPath, string pngPath, string userDataDir)
     {
+        var (exit, stdout, stderr) = Run(binary, userDataDir, $"--screenshot={pngPath}", "--enable-logging=stderr", "--v=0", new Uri(htmlPath).AbsoluteUri);
+        return (exit, stderr + stdout);
+    }
+
+    /// <summary>The DOM of <paramref name="htmlPath"/> after its scripts ran (--dump-dom).</summary>
+    public static string DumpDom(string binary, string htmlPath, string userDataDir) =>
+        Run(binary, userDataDir, "--dump-dom", new Uri(htmlPath).AbsoluteUri).Stdout;
+
+    /// <summary>Headless Chromium with a private profile, no network chatter, 1280x2000 window.</summary>
+    private static (int ExitCode, string Stdout, string Stderr) Run(string binary, string userDataDir, params string[] args)
+    {
         var psi = new ProcessStartInfo(binary)
         {
             RedirectStandardError = true,
@@ -32,9 +43,8 @@ internal static class Chromium
         foreach (var a in new[]
         {
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", $"--user-data-dir={userDataDir}", "--enable-logging=stderr", "--v=0",
-            $"--screenshot={pngPath}", "--window-size=1280,2000", new Uri(htmlPath).AbsoluteUri,
-        })
+            "--disable-component-update", "--disable-sync", $"--user-data-dir={userDataDir}", "--window-size=1280,2000",
+        }.Concat(args))
         {
             psi.ArgumentList.Add(a);
         }
@@ -48,7 +58,7 @@ internal static class Chromium
             throw new TimeoutException("chromium did not finish within 2 minutes");
         }
         p.WaitForExit();
-        return (p.ExitCode, stderr.GetAwaiter().GetResult() + stdout.GetAwaiter().GetResult());
+        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
     }
 
     /// <summary>Lines of Chromium's log that report a console error of the page: an uncaught

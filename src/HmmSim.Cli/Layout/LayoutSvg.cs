@@ -10,12 +10,13 @@ namespace HmmSim.Cli.Layout;
 internal static class LayoutSvg
 {
     private const double Width = 1000, Left = 40, BarWidth = 920, BarHeight = 46;
-    private const double PanelHeight = 340;
+    private const double PanelHeight = 340, Header = 74;
+    private const int DmesgLines = 3;
 
     public static string Render(IReadOnlyList<MachineLayout> layouts, bool xmlDeclaration = true)
     {
         ArgumentNullException.ThrowIfNull(layouts);
-        double height = 50 + layouts.Count * PanelHeight;
+        double height = Header + layouts.Count * PanelHeight;
         var sb = new StringBuilder();
         if (xmlDeclaration)
             sb.Append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -27,7 +28,8 @@ internal static class LayoutSvg
         sb.Append($"  <rect x=\"0\" y=\"0\" width=\"{XmlText.N(Width)}\" height=\"{XmlText.N(height)}\" fill=\"#ffffff\"/>\n");
         sb.Append($"  <text x=\"{XmlText.N(Width / 2)}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{XmlText.Escape(machine)}</text>\n");
         sb.Append($"  <text x=\"{XmlText.N(Width / 2)}\" y=\"38\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555\">segment widths grow with log2(size) — not to scale; boundaries in hex and binary units</text>\n");
-        double y = 50;
+        Legend(sb, 56);
+        double y = Header;
         foreach (var l in layouts)
         {
             Panel(sb, l, y);
@@ -67,8 +69,28 @@ internal static class LayoutSvg
         {
             sb.Append($"    <text x=\"{XmlText.N(Left)}\" y=\"{XmlText.N(dy + 16)}\" font-weight=\"bold\">device-private address space</text>\n");
             sb.Append($"    <text x=\"{XmlText.N(Left)}\" y=\"{XmlText.N(dy + 36)}\" fill=\"#333\">{XmlText.Escape(MachineLayout.NoDevicePrivateSpace)}</text>\n");
-            foreach (var (f, i) in l.Failures.Take(3).Select((f, i) => (f, i)))
-                sb.Append($"    <text x=\"{XmlText.N(Left)}\" y=\"{XmlText.N(dy + 56 + i * 16)}\" fill=\"#b00020\" font-family=\"monospace\" font-size=\"10.5\">{XmlText.Escape(f)}</text>\n");
+            foreach (var (f, i) in l.Failures.Take(DmesgLines).Select((f, i) => (f, i)))
+                sb.Append($"    <text x=\"{XmlText.N(Left)}\" y=\"{XmlText.N(dy + 56 + i * 16)}\" fill=\"#b00020\" font-family=\"monospace\" font-size=\"10.5\">{XmlText.Escape(Fit(f, 140))}</text>\n");
+            if (l.Failures.Count > DmesgLines)
+                sb.Append($"    <text x=\"{XmlText.N(Left)}\" y=\"{XmlText.N(dy + 56 + DmesgLines * 16)}\" fill=\"#b00020\" font-size=\"10.5\">… {l.Failures.Count - DmesgLines} more dmesg lines (hmmsim layout prints them all)</text>\n");
+        }
+        sb.Append("  </g>\n");
+    }
+
+    /// <summary>What each colour means, once above the panels.</summary>
+    private static void Legend(StringBuilder sb, double y)
+    {
+        (LayoutKind Kind, string Name)[] items = [(LayoutKind.SystemRam, "System RAM"), (LayoutKind.PciWindow, "PCI window"), (LayoutKind.DevicePrivate, "device-private memory"),
+            (LayoutKind.DeviceCoherent, "device-coherent memory"), (LayoutKind.Other, "other resource"), (LayoutKind.Free, "free")];
+        double x = Left;
+        sb.Append("  <g class=\"legend\">\n");
+        foreach (var (kind, name) in items)
+        {
+            var (fill, stroke) = Colours(kind);
+            string dash = kind == LayoutKind.Free ? " stroke-dasharray=\"4 3\"" : "";
+            sb.Append($"    <rect x=\"{XmlText.N(x)}\" y=\"{XmlText.N(y - 10)}\" width=\"14\" height=\"12\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>");
+            sb.Append($"<text x=\"{XmlText.N(x + 19)}\" y=\"{XmlText.N(y)}\" font-size=\"11\">{XmlText.Escape(name)}</text>\n");
+            x += 19 + name.Length * 6.4 + 22;
         }
         sb.Append("  </g>\n");
     }
@@ -98,12 +120,13 @@ internal static class LayoutSvg
             string dash = r.Kind == LayoutKind.Free ? " stroke-dasharray=\"4 3\"" : "";
             string tip = $"{r.Name} [{Units.Hex(r.Start)}-{Units.Hex(r.End - 1)}] {Units.Human(r.Size)}";
             sb.Append($"      <g><title>{XmlText.Escape(tip)}</title><rect x=\"{XmlText.N(x)}\" y=\"{XmlText.N(y)}\" width=\"{XmlText.N(w)}\" height=\"{XmlText.N(BarHeight)}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>");
-            int maxChars = (int)(w / 6.6);
+            // Widths per character are generous (12 px sans-serif up to 7.5 px, 10 px up to 6.3 px) so a
+            // label never spills into its neighbour; a name that does not fit keeps its distinctive end.
+            int maxChars = (int)((w - 6) / 7.5), maxSmall = (int)((w - 6) / 6.3);
             if (maxChars >= 3)
-            {
-                sb.Append($"<text x=\"{XmlText.N(x + w / 2)}\" y=\"{XmlText.N(y + 20)}\" text-anchor=\"middle\">{XmlText.Escape(Fit(r.Name, maxChars))}</text>");
-                sb.Append($"<text x=\"{XmlText.N(x + w / 2)}\" y=\"{XmlText.N(y + 36)}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#333\">{XmlText.Escape(Fit(Units.Human(r.Size), maxChars))}</text>");
-            }
+                sb.Append($"<text x=\"{XmlText.N(x + w / 2)}\" y=\"{XmlText.N(y + 20)}\" text-anchor=\"middle\">{XmlText.Escape(FitEnd(r.Name, maxChars))}</text>");
+            if (maxSmall >= 3)
+                sb.Append($"<text x=\"{XmlText.N(x + w / 2)}\" y=\"{XmlText.N(y + 36)}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#333\">{XmlText.Escape(Fit(Units.Approx(r.Size), maxSmall))}</text>");
             sb.Append("</g>\n");
             boundaries.Add((x, r.Start));
             x += w;
@@ -116,7 +139,7 @@ internal static class LayoutSvg
         Array.Fill(rowEnds, double.NegativeInfinity);
         foreach (var (bx, addr) in boundaries)
         {
-            string hex = Units.Hex(addr), human = Units.Human(addr);
+            string hex = Units.Hex(addr), human = Units.Approx(addr);
             double half = Math.Max(hex.Length, human.Length) * 3.3 + 4;
             string anchor = bx - half < 0 ? "start" : bx + half > Width ? "end" : "middle";
             double lo = anchor == "start" ? bx : anchor == "end" ? bx - 2 * half : bx - half;
@@ -131,6 +154,9 @@ internal static class LayoutSvg
         }
         sb.Append("    </g>\n");
     }
+
+    private static string FitEnd(string text, int maxChars) =>
+        text.Length <= maxChars ? text : maxChars <= 1 ? "…" : "…" + text[^(maxChars - 1)..];
 
     private static string Fit(string text, int maxChars) =>
         text.Length <= maxChars ? text : maxChars <= 1 ? "…" : text[..(maxChars - 1)] + "…";

@@ -20,6 +20,25 @@ internal static class Units
         return $"{bytes.ToString(CultureInfo.InvariantCulture)} B";
     }
 
+    /// <summary>"61 TiB", "≈62.5 GiB": the largest unit in which the value is at least 1, to three
+    /// significant digits, marked ≈ when rounded. Drawings use it for sizes and boundaries alike,
+    /// so a segment's size and its axis read in the same units.</summary>
+    public static string Approx(ulong bytes)
+    {
+        for (int unit = _names.Length - 1; unit > 0; unit--)
+        {
+            UInt128 scale = UInt128.One << (10 * unit);
+            if (bytes < scale)
+                continue;
+            double v = (double)bytes / (double)scale;
+            string format = v >= 100 ? "0" : v >= 10 ? "0.#" : "0.##";
+            string text = v.ToString(format, CultureInfo.InvariantCulture);
+            bool exact = double.Parse(text, CultureInfo.InvariantCulture) * (double)scale == bytes;
+            return $"{(exact ? "" : "≈")}{text} {_names[unit]}";
+        }
+        return $"{bytes.ToString(CultureInfo.InvariantCulture)} B";
+    }
+
     public static string Hex(ulong value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
 
     /// <summary>An address or size: decimal or 0x-hex, optionally with a unit (K, KiB, M, MiB, G, GiB,

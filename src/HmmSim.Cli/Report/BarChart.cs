@@ -30,8 +30,10 @@ internal static class BarChart
         for (int s = 0; s < series.Count; s++)
         {
             sb.Append($"  <rect x=\"{XmlText.N(lx)}\" y=\"32\" width=\"12\" height=\"12\" fill=\"{_palette[s % _palette.Length]}\"/>");
-            sb.Append($"<text x=\"{XmlText.N(lx + 16)}\" y=\"42\">{XmlText.Escape(series[s])}</text>\n");
-            lx += 16 + series[s].Length * 7 + 20;
+            // A series with nothing to draw says so, rather than leaving an empty row to puzzle over.
+            string name = AllZero(values, s) ? series[s] + " (every value 0)" : series[s];
+            sb.Append($"<text x=\"{XmlText.N(lx + 16)}\" y=\"42\">{XmlText.Escape(name)}</text>\n");
+            lx += 16 + name.Length * 7 + 20;
         }
         double axisX = LabelWidth;
         for (int c = 0; c < categories.Count; c++)
@@ -55,6 +57,9 @@ internal static class BarChart
         sb.Append("</svg>\n");
         return sb.ToString();
     }
+
+    private static bool AllZero(IReadOnlyList<IReadOnlyList<double>> values, int s) =>
+        values.All(v => s >= v.Count || v[s] == 0);
 
     public static string Format(double v) =>
         !double.IsFinite(v) ? v.ToString(CultureInfo.InvariantCulture)

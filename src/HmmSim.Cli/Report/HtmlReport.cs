@@ -172,6 +172,52 @@ internal sealed class HtmlReport(string title)
         return report;
     }
 
+    /// <summary>The report of `hmmsim run FILE`: the machine, the per-design table and chart, each
+    /// design's failure if any, and the layouts of the scenario's machine.</summary>
+    public static HtmlReport ForScenario(Scenarios.ScenarioResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var s = result.Scenario;
+        var report = new HtmlReport($"hmmsim run — {s.Name}");
+        report.Paragraph($"{s.File}" + (s.Description is { } d ? ": " + d : ""), "sub");
+        var machine = s.Machine.ToConfig(s.Machine.Designs[0]);
+        report.Paragraph("Machine: " + CliOptions.Describe(machine) + ".");
+        if (result.Interrupted)
+            report.Paragraph($"Interrupted (Ctrl-C): {result.Designs.Count} of {s.Machine.Designs.Count} designs ran; the figures are partial.");
+        report.Heading("Result per design");
+        var header = new List<string> { "" };
+        header.AddRange(result.Designs.Select(x => CliOptions.Name(x.Design)));
+        var rows = new List<IReadOnlyList<string>>();
+        void Row(string name, Func<Scenarios.DesignResult, string> f) => rows.Add([name, .. result.Designs.Select(f)]);
+        Row("steps run", x => x.StepsRun.ToString("N0", CultureInfo.InvariantCulture));
+        Row("expectations met", x => x.ExpectationsMet.ToString("N0", CultureInfo.InvariantCulture));
+        Row("4 KiB pages migrated to device", x => x.PagesToDevice.ToString("N0", CultureInfo.InvariantCulture));
+        Row("4 KiB pages migrated to RAM", x => x.PagesToRam.ToString("N0", CultureInfo.InvariantCulture));
+        Row("invariant checks run", x => x.InvariantChecks.ToString("N0", CultureInfo.InvariantCulture));
+        Row("verdict", x => x.Verdict);
+        report.Table(header, rows);
+        if (result.Designs.Count > 0)
+        {
+            report.Figure(BarChart.Render("Pages migrated", "4 KiB pages", ["to device", "to RAM"], [.. result.Designs.Select(x => x.Design.ToString())],
+                [
+                    [.. result.Designs.Select(x => (double)x.PagesToDevice)],
+                    [.. result.Designs.Select(x => (double)x.PagesToRam)],
+                ]), "4 KiB pages migrated per design (a THP counts 512).");
+        }
+        report.Layouts(machine);
+        return report;
+    }
+
+    /// <summary>A one-table report (bench p2p, register, soak): the figures and the computer they ran on.</summary>
+    public static HtmlReport ForTable(string title, string host, IReadOnlyList<string> header, IReadOnlyList<IReadOnlyList<string>> rows)
+    {
+        var report = new HtmlReport(title);
+        report.Paragraph("Host: " + host, "sub");
+        report.Heading("Figures");
+        report.Table(header, rows);
+        return report;
+    }
+
     /// <summary>The report of `hmmsim bench mm`.</summary>
     public static HtmlReport ForMm(IReadOnlyList<MmWorkloads.Figure> figures, int sizeMib)
     {

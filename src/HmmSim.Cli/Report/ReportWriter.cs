@@ -3,7 +3,7 @@ namespace HmmSim.Cli.Report;
 /// <summary>Writes a `--report` file for a command; a file that cannot be written is one message on stderr.</summary>
 internal static class ReportWriter
 {
-    public static bool TryWrite(string command, string path, Func<HtmlReport> build)
+    public static bool TryWrite(string command, string path, Func<HtmlReport> build, TextWriter? error = null)
     {
         ArgumentNullException.ThrowIfNull(build);
         try
@@ -13,7 +13,7 @@ internal static class ReportWriter
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            Console.Error.WriteLine($"hmmsim {command}: cannot write --report {path}: {e.Message}");
+            (error ?? Console.Error).WriteLine($"hmmsim {command}: cannot write --report {path}: {e.Message}");
             return false;
         }
     }

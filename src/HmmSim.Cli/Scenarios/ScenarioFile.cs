@@ -68,16 +68,37 @@ internal sealed class ScenarioFile
 
     public static Scenario Load(string path)
     {
+        if (Directory.Exists(path))
+            throw new ScenarioFileException(path, 0, 0, "is a directory; give a scenario JSON file");
         byte[] bytes;
         try
         {
-            bytes = System.IO.File.ReadAllBytes(path);
+            bytes = ReadBounded(path, MaxFileBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ScenarioFileException(path, 0, 0, $"cannot read the file: {e.Message}");
+            throw new ScenarioFileException(path, 0, 0, e is FileNotFoundException or DirectoryNotFoundException ? "no such file" : $"cannot read the file: {e.Message}");
         }
         return Parse(bytes, path);
+    }
+
+    /// <summary>The largest scenario file read: a bound, so /dev/zero or a FIFO cannot exhaust memory.</summary>
+    public const int MaxFileBytes = 128 << 20;
+
+    /// <summary>Reads at most <paramref name="limit"/> bytes; a longer (or endless) file is one error.</summary>
+    private static byte[] ReadBounded(string path, int limit)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[1 << 16];
+        int n;
+        while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            if (buffer.Length + n > limit)
+                throw new ScenarioFileException(path, 0, 0, $"larger than {limit >> 20} MiB (or endless, like a device file): a scenario is a JSON file");
+            buffer.Write(chunk, 0, n);
+        }
+        return buffer.ToArray();
     }
 
     public static Scenario Parse(byte[] utf8, string file) => new ScenarioFile(file).ParseRoot(JNode.Parse(utf8, file));
@@ -152,8 +173,8 @@ internal sealed class ScenarioFile
         if (m["ramBytes"] is { } r)
         {
             ulong ram = Number(r, "ramBytes");
-            if (ram == 0 || ram % (2UL << 20) != 0)
-                throw Error(r, $"ramBytes must be a non-zero multiple of 2 MiB, not {ram}");
+            if (ram < 64UL << 20 || ram % (4UL << 20) != 0)
+                throw Error(r, $"ramBytes must be a multiple of 4 MiB and at least 64 MiB (the Machine's rule), not {ram}");
             if (ram > 1UL << mc.PhysicalAddressBits)
                 throw Error(r, $"ramBytes (0x{ram:x}) does not fit in {mc.PhysicalAddressBits}-bit physical addresses");
             mc = mc with { RamBytes = ram };
@@ -195,6 +216,17 @@ internal sealed class ScenarioFile
             mc = mc with { Seed = Number(s, "seed") };
         if (m["checkInvariants"] is { } c)
             mc = mc with { CheckInvariants = Bool(c, "checkInvariants") };
+        // The library's own boot checks, at the file check, pointing at the field they name.
+        foreach (var design in mc.Designs)
+        {
+            if (MachineOverrides.Check(mc.ToConfig(design)) is { } problem)
+            {
+                var at = problem.StartsWith("PhysicalAddressBits", StringComparison.Ordinal) ? m["physicalAddressBits"] ?? m["architecture"]
+                    : problem.StartsWith("RamBytes", StringComparison.Ordinal) ? m["ramBytes"]
+                    : problem.StartsWith("HugetlbPages", StringComparison.Ordinal) ? m["hugetlbPages"] : null;
+                throw Error(at ?? m, $"machine: {problem}");
+            }
+        }
         return mc;
     }
 

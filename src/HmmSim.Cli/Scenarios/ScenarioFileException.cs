@@ -4,7 +4,7 @@ namespace HmmSim.Cli.Scenarios;
 internal sealed class ScenarioFileException : Exception
 {
     public ScenarioFileException(string file, int line, int column, string problem)
-        : base($"{file}:{line}:{column}: {problem}")
+        : base(line > 0 ? $"{file}:{line}:{column}: {problem}" : $"{file}: {problem}")
     {
         File = file;
         Line = line;

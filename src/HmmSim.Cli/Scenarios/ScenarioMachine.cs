@@ -20,7 +20,12 @@ internal sealed record ScenarioMachine
     /// <summary>The user address space's end (TASK_SIZE): 47 bits on x86-64, 48 on arm64.</summary>
     public ulong TaskSize => Architecture == Architecture.Arm64 ? 1UL << 48 : 1UL << 47;
 
-    public MachineConfig ToConfig(DevicePrivateDesign design) => new()
+    /// <summary>The command line's --set overrides, applied after the file's fields.</summary>
+    public MachineOverrides? Overrides { get; init; }
+
+    public MachineConfig ToConfig(DevicePrivateDesign design) => Overrides?.Apply(FileConfig(design)) ?? FileConfig(design);
+
+    private MachineConfig FileConfig(DevicePrivateDesign design) => new()
     {
         Architecture = Architecture,
         PhysicalAddressBits = PhysicalAddressBits,

@@ -18,7 +18,9 @@ internal static class ScenarioReport
             {
                 file = s.File,
                 scenario = s.Name,
+                machine = CliOptions.Describe(s.Machine.ToConfig(s.Machine.Designs[0])),
                 passed = result.Passed,
+                interrupted = result.Interrupted,
                 exitCode = result.ExitCode,
                 designs = result.Designs.Select(d => new
                 {
@@ -42,24 +44,27 @@ internal static class ScenarioReport
             {
                 var console = RunCommand.Console(output);
                 console.MarkupLine($"[bold]{Markup.Escape(s.Name)}[/] ({Markup.Escape(s.File)})" + (s.Description is { } desc ? ": " + Markup.Escape(desc) : ""));
-                var table = new Table().AddColumn("");
+                console.MarkupLine("[bold]Machine[/]: " + Markup.Escape(CliOptions.Describe(s.Machine.ToConfig(s.Machine.Designs[0]))));
+                var table = new Table().AddColumn(Terminal.LabelColumn(output));
                 foreach (var d in result.Designs)
-                    table.AddColumn(new TableColumn(d.Design.ToString()).RightAligned());
+                    table.AddColumn(Terminal.Column(CliOptions.Name(d.Design), right: true));
                 void Row(string name, Func<DesignResult, string> f) => table.AddRow([Markup.Escape(name), .. result.Designs.Select(d => Markup.Escape(f(d)))]);
                 Row("steps run", d => d.StepsRun.ToString("N0"));
                 Row("expectations met", d => d.ExpectationsMet.ToString("N0"));
                 Row("pages migrated to device", d => d.PagesToDevice.ToString("N0"));
                 Row("pages migrated to RAM", d => d.PagesToRam.ToString("N0"));
                 Row("invariant checks", d => d.InvariantChecks.ToString("N0"));
-                Row("time", d => $"{d.Elapsed.TotalMilliseconds:N0} ms");
+                Row("time (after an untimed warm-up)", d => $"{d.Elapsed.TotalMilliseconds:N0} ms");
                 Row("result", d => d.Passed ? d.StoppedAt is null ? "pass" : "pass (stopped as expected)" : "FAIL");
                 console.Write(table);
             }
             foreach (var d in result.Designs)
                 output.WriteLine($"{d.Design}: {d.Verdict}");
+            if (result.Interrupted)
+                output.WriteLine($"interrupted (Ctrl-C): {result.Designs.Count} of {s.Machine.Designs.Count} designs ran; partial summary above");
         }
         foreach (var d in result.Designs)
-            if (d.Failure is { } f)
+            if (d.Failure is { } f && f.Kind != "interrupted")
                 error.WriteLine($"hmmsim run: {s.File}: {d.Design}: {f}");
     }
 

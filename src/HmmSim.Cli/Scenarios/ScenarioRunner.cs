@@ -25,6 +25,15 @@ internal sealed class ScenarioRunner
     private string? _lastNote;
     private Func<IReadOnlyList<string>> _dmesg = () => [];
 
+    /// <summary>Set for the untimed warm-up run: the steps it may still run and when it must stop.</summary>
+    private int _warmupSteps = -1;
+    private readonly Stopwatch _warmupClock = new();
+
+    /// <summary>Steps and time the untimed warm-up may take: enough to compile the paths a scenario
+    /// uses, bounded so a long scenario does not run twice.</summary>
+    public const int WarmupStepBudget = 64;
+    public static readonly TimeSpan WarmupTimeBudget = TimeSpan.FromSeconds(2);
+
     private ScenarioRunner(Scenario scenario, DevicePrivateDesign design)
     {
         _scenario = scenario;
@@ -32,11 +41,31 @@ internal sealed class ScenarioRunner
     }
 
     /// <summary>Runs every design the scenario names, each on its own machine.</summary>
-    public static ScenarioResult Run(Scenario scenario) =>
-        new(scenario, scenario.Machine.Designs.Select(d => new ScenarioRunner(scenario, d).RunDesign()).ToList());
+    public static ScenarioResult Run(Scenario scenario)
+    {
+        // An untimed warm-up under every design first (bounded in steps and time), so the time row
+        // compares the designs rather than measuring JIT compilation in whichever runs first.
+        foreach (var d in scenario.Machine.Designs)
+        {
+            if (Interrupt.Requested)
+                break;
+            Progress.Tick?.Invoke($"{d}: untimed warm-up");
+            new ScenarioRunner(scenario, d) { _warmupSteps = WarmupStepBudget }.RunDesign();
+        }
+        var results = new List<DesignResult>();
+        foreach (var d in scenario.Machine.Designs)
+        {
+            // After Ctrl-C the designs not yet started are left out of the partial summary.
+            if (Interrupt.Requested)
+                break;
+            results.Add(new ScenarioRunner(scenario, d).RunDesign());
+        }
+        return new(scenario, results);
+    }
 
     private DesignResult RunDesign()
     {
+        _warmupClock.Start();
         var clock = Stopwatch.StartNew();
         StepFailure? failure = null;
         string? stoppedAt = null;
@@ -124,7 +153,16 @@ internal sealed class ScenarioRunner
         {
             if (step.Designs is { } ds && !ds.Contains(_design))
                 continue;
+            // Ctrl-C: stop between steps, so the summary shows how far the run got.
+            if (Interrupt.Requested)
+                throw new StepFailedException(Failure(step, "interrupted", "interrupted (Ctrl-C) before this step"));
+            if (_warmupSteps >= 0)
+            {
+                if (_warmupSteps-- == 0 || _warmupClock.Elapsed > WarmupTimeBudget)
+                    throw new StepFailedException(Failure(step, "warm-up", "the warm-up ends here"));
+            }
             onStep(step);
+            Progress.Tick?.Invoke($"{_design}: step {step.Index}{_iteration}");
             if (step.Operation is RepeatOp repeat)
             {
                 string outer = _iteration;

@@ -12,7 +12,9 @@ public static class MmWorkloads
     public const ulong Gib = 1UL << 30;
 
     /// <summary>The default machine without the invariant checker or a hugetlb reservation.</summary>
-    public static Machine NewMachine() => new(new MachineConfig { CheckInvariants = false, HugetlbPages = 0 });
+    public static MachineConfig NewConfig() => new() { CheckInvariants = false, HugetlbPages = 0 };
+
+    public static Machine NewMachine() => new(NewConfig());
 
     /// <summary>Maps <paramref name="bytes"/> of private anonymous memory (MADV_HUGEPAGE if <paramref name="thp"/>)
     /// and writes one int per page: one write fault per 4 KiB page, or per 2 MiB THP.</summary>

@@ -25,9 +25,15 @@ public static class SeedScenario
         string Verdict);
 
     /// <summary>Runs the workload on a fresh machine of the given design.</summary>
-    public static Result Run(DevicePrivateDesign design)
+    public static Result Run(DevicePrivateDesign design) => Run(SeedMachines.Vm(design));
+
+    /// <summary>Runs the workload on a fresh machine booted with <paramref name="config"/> (the seeds'
+    /// VM with the command line's overrides).</summary>
+    public static Result Run(MachineConfig config)
     {
-        using var m = new Machine(SeedMachines.Vm(design));
+        ArgumentNullException.ThrowIfNull(config);
+        var design = config.DevicePrivateDesign;
+        using var m = new Machine(config);
         var p = m.CreateProcess();
         if (!m.HasDmirror(0))
         {
