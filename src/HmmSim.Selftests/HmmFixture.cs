@@ -63,7 +63,7 @@ internal sealed class HmmFixture : IDisposable
 
     private HmmFixture(DevicePrivateDesign design)
     {
-        Machine = new Machine(new MachineConfig { DevicePrivateDesign = design });
+        Machine = new Machine(new MachineConfig { DevicePrivateDesign = design, Variants = SelftestCatalog.Variants });
         Self = Machine.CreateProcess();
     }
 

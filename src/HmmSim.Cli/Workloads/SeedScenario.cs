@@ -25,9 +25,12 @@ public static class SeedScenario
         string Verdict);
 
     /// <summary>Runs the workload on a fresh machine of the given design.</summary>
-    public static Result Run(DevicePrivateDesign design)
+    public static Result Run(DevicePrivateDesign design) => Run(design, new DesignVariants());
+
+    /// <summary>Runs the workload on a fresh machine of the given design and design variants.</summary>
+    public static Result Run(DevicePrivateDesign design, DesignVariants variants)
     {
-        using var m = new Machine(SeedMachines.Vm(design));
+        using var m = new Machine(SeedMachines.Vm(design) with { Variants = variants });
         var p = m.CreateProcess();
         if (!m.HasDmirror(0))
         {
