@@ -22,7 +22,11 @@ if [ ! -s /etc/munge/munge.key ]; then
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
 fi
 mkdir -p /run/munge && chown munge:munge /run/munge
-pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+STARTED_MUNGED=
+if ! pgrep -x munged >/dev/null; then
+    runuser -u munge -- /usr/sbin/munged
+    STARTED_MUNGED=1
+fi
 
 mkdir -p "$WORK/state" "$WORK/spool"
 cat > "$WORK/slurm.conf" <<CONF
@@ -54,6 +58,10 @@ stop() {
     for pid in "$WORK/slurmd.pid" "$WORK/slurmctld.pid"; do
         [ -s "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
     done
+    # munged writes no pid file of its own here; stop it only if this script started it.
+    if [ -n "$STARTED_MUNGED" ] && [ -s /run/munge/munged.pid ]; then
+        kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
+    fi
 }
 trap stop EXIT
 for _ in $(seq 60); do
