@@ -52,7 +52,7 @@ public class ExploreCommandTests
         Assert.True(exit == 0, err);
         using var doc = JsonDocument.Parse(output);
         var row = Assert.Single(doc.RootElement.GetProperty("matrix").EnumerateArray());
-        Assert.Contains("RmapMatch change the redesign's device-private address space", row.GetProperty("skipped").GetString(), StringComparison.Ordinal);
+        Assert.Contains("RmapMatch changes the redesign's device-private address space", row.GetProperty("skipped").GetString(), StringComparison.Ordinal);
         Assert.Equal(0, doc.RootElement.GetProperty("totalItems").GetInt32());
     }
 

@@ -10,13 +10,22 @@ public class ExploreReproducerTests
 {
     private static WorkItem Item(int seed) => new(0, "default", new DesignVariants(), DevicePrivateDesign.DeviceAddressSpace, ExploreBattery.Random, seed);
 
-    [Fact]
-    public void TheDefaultMachineMatchesTheModel()
+    [Theory]
+    [InlineData(DevicePrivateDesign.PhysicalAddressSpace)]
+    [InlineData(DevicePrivateDesign.DeviceAddressSpace)]
+    public void TheDefaultMachineMatchesTheModelAndTheDevicePathsAreExercised(DevicePrivateDesign design)
     {
-        var ops = RandomSequence.Generate(5, 60);
-        var outcome = ModelRun.Execute(ops, DevicePrivateDesign.DeviceAddressSpace, new DesignVariants());
-        Assert.Null(outcome.Failure);
-        Assert.True(outcome.StepsRun == 60);
+        var total = default(ModelRun.Coverage);
+        for (int seed = 1; seed <= 2; seed++)
+        {
+            var outcome = ModelRun.Execute(RandomSequence.Generate(seed, 100), design, new DesignVariants());
+            Assert.True(outcome.Failure is null, outcome.Failure?.ToString());
+            Assert.Equal(100, outcome.StepsRun);
+            var d = outcome.Done;
+            total = new(total.MigratedToDevice + d.MigratedToDevice, total.DeviceReads + d.DeviceReads, total.DeviceWrites + d.DeviceWrites, total.Exclusive + d.Exclusive, total.Forks + d.Forks);
+        }
+        // The data checks only mean something if the device paths succeeded.
+        Assert.True(total.MigratedToDevice > 0 && total.DeviceReads > 0 && total.DeviceWrites > 0 && total.Forks > 0, total.ToString());
     }
 
     [Fact]

@@ -49,7 +49,6 @@ internal sealed class ModelRun
     private readonly List<Proc> _procs = [];
     private readonly List<JsonObject> _trace = [];
     private readonly Dictionary<int, byte[]> _patterns = [];
-    private readonly List<string> _processNames = [];
     private int _forks;
     private Func<RandomOp, bool>? _forgetWrite;
     private int _step;
@@ -58,7 +57,13 @@ internal sealed class ModelRun
 
     /// <summary>The outcome: null failure when every check held. <see cref="Scenario"/> is the trace as
     /// a scenario file's JSON.</summary>
-    public sealed record Outcome(ModelFailure? Failure, JsonObject Scenario, int StepsRun);
+    public sealed record Outcome(ModelFailure? Failure, JsonObject Scenario, int StepsRun, Coverage Done);
+
+    /// <summary>How many device operations succeeded and had their data checked: a run whose device
+    /// paths all failed would check little.</summary>
+    public readonly record struct Coverage(int MigratedToDevice, int DeviceReads, int DeviceWrites, int Exclusive, int Forks);
+
+    private Coverage _done;
 
     /// <summary>Runs the ops. <paramref name="forgetWrite"/> is for tests of the explorer itself: a CPU
     /// write it picks is done but not put in the model, a wrong model that the next read exposes.</summary>
@@ -79,7 +84,6 @@ internal sealed class ModelRun
             try
             {
                 var root = new Proc("p0", machine.CreateProcess());
-                _processNames.Add(root.Name);
                 _procs.Add(root);
                 _step = -1;
                 op = "setup";
@@ -145,7 +149,7 @@ internal sealed class ModelRun
                 failure ??= new ModelFailure("teardown", "machine", _step, "machine teardown: " + e.Message);
             }
         }
-        return new Outcome(failure, ScenarioJson(), Math.Max(0, _step));
+        return new Outcome(failure, ScenarioJson(), Math.Max(0, _step), _done);
     }
 
     private string LastOp(string fallback) => _trace.Count > 0 ? (string)_trace[^1]["op"]! : fallback;
@@ -566,6 +570,7 @@ internal sealed class ModelRun
         for (int i = 0; i < n; i++)
             pr.Pages[s + i].MaybeExclusive = false;   // hmm_range_fault faulted any exclusive entry back
         CheckBuffer(pr, "dmirror.read", "rd", buf, s, n);
+        _done = _done with { DeviceReads = _done.DeviceReads + 1 };
         return mirrored;
     }
 
@@ -609,6 +614,7 @@ internal sealed class ModelRun
             pr.Pages[s + i].Seed = seeds[i];
             pr.Pages[s + i].MaybeExclusive = false;
         }
+        _done = _done with { DeviceWrites = _done.DeviceWrites + 1 };
     }
 
     private void MigrateToDevice(Proc pr, int u, int s, int n)
@@ -637,6 +643,7 @@ internal sealed class ModelRun
                 SnapshotFailed((JsonObject)_trace[^1], snap, i, (byte)((snap[i] & 0x0F) | (byte)DmirrorProt.DevPrivateLocal), $"{where}: page {s + i} snapshot 0x{snap[i]:x2}, expected DEV_PRIVATE_LOCAL");
         }
         pr.Mirrored[u].UnionWith(Enumerable.Range(s, n));
+        _done = _done with { MigratedToDevice = _done.MigratedToDevice + 1 };
     }
 
     /// <summary>An ioctl that returns the pages' data and may end in ENOENT when a page could not be
@@ -692,6 +699,7 @@ internal sealed class ModelRun
         CheckErrno(own, Errno.EPERM, Dev(pr, u).CheckExclusive(Addr(s), (ulong)n).Error, where + ": CHECK_EXCLUSIVE on the same unit");
         var other = EmitRange("dmirror.check_exclusive", pr, 1 - u, s, n, null);
         CheckErrno(other, Errno.None, Dev(pr, 1 - u).CheckExclusive(Addr(s), (ulong)n).Error, where + ": CHECK_EXCLUSIVE on the other unit");
+        _done = _done with { Exclusive = _done.Exclusive + 1 };
     }
 
     private void Mprotect(Proc pr, int s, int n, Prot prot)
@@ -722,8 +730,8 @@ internal sealed class ModelRun
             step["child"] = name;
             var child = new Proc(name, pr.Process.Fork()) { Pages = pr.Pages.ToDictionary(kv => kv.Key, kv => kv.Value.Clone()) };
             _procs.Add(child);
-            _processNames.Add(name);
             Open(child);
+            _done = _done with { Forks = _done.Forks + 1 };
             return;
         }
         // close() of a dmirror file evicts every page of its device, in every process; then exit.

@@ -111,7 +111,7 @@ internal static class VariantSwitches
             return null;
         var meaningless = NonDefault(variants).Where(p => p.Name != TodaySwitch).Select(p => p.Name).ToList();
         return meaningless.Count == 0 ? null
-            : $"{string.Join(", ", meaningless)} change the redesign's device-private address space; today's design has no such choice (new Machine refuses it)";
+            : $"{string.Join(", ", meaningless)} {(meaningless.Count == 1 ? "changes" : "change")} the redesign's device-private address space; today's design has no such choice (new Machine refuses it)";
     }
 
     private static IEnumerable<PropertyInfo> NonDefault(DesignVariants variants)
