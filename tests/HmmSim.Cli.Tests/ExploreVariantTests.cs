@@ -55,6 +55,15 @@ public class ExploreVariantTests
     }
 
     [Fact]
+    public void TheSelftestFamilyBootsItsMachinesWithTheVariant()
+    {
+        // Proven by the machine's refusal: a redesign switch under today's design cannot boot.
+        var c = Selftests.SelftestCatalog.All.First(c => c.Design == DevicePrivateDesign.PhysicalAddressSpace);
+        var e = Assert.Throws<ArgumentException>(() => Selftests.SelftestCatalog.Run(c, new DesignVariants { RmapMatch = RmapMatch.PfnOnly }));
+        Assert.Contains("RmapMatch", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ScenarioMachineVariantsReachTheMachineConfig()
     {
         string path = Cli.TempScenario("""
