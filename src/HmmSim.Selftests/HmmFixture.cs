@@ -63,7 +63,7 @@ internal sealed class HmmFixture : IDisposable
 
     private HmmFixture(DevicePrivateDesign design)
     {
-        var config = new MachineConfig { DevicePrivateDesign = design };
+        var config = new MachineConfig { DevicePrivateDesign = design, Variants = SelftestCatalog.Variants };
         Machine = new Machine(SelftestCatalog.ConfigureMachine?.Invoke(config) ?? config);
         Self = Machine.CreateProcess();
     }

@@ -14,11 +14,33 @@ public static class SelftestCatalog
 {
     private static readonly Lazy<IReadOnlyList<SelftestCase>> _all = new(Build);
 
+    private static readonly AsyncLocal<DesignVariants?> _variants = new();
+
     public static IReadOnlyList<SelftestCase> All => _all.Value;
 
     /// <summary>Changes the machine every case boots (the CLI's --set overrides); null runs the
     /// selftests on the default machine, as the kernel's run on whatever machine they are on.</summary>
     public static Func<MachineConfig, MachineConfig>? ConfigureMachine { get; set; }
+
+    /// <summary>The design variants the fixtures of the current run boot their machine with.</summary>
+    internal static DesignVariants Variants => _variants.Value ?? new DesignVariants();
+
+    /// <summary>Runs a case on machines with the given design variants (`hmmsim explore`); the cases
+    /// themselves are unchanged.</summary>
+    public static void Run(SelftestCase selftest, DesignVariants variants)
+    {
+        ArgumentNullException.ThrowIfNull(selftest);
+        var old = _variants.Value;
+        _variants.Value = variants;
+        try
+        {
+            selftest.Run();
+        }
+        finally
+        {
+            _variants.Value = old;
+        }
+    }
 
     public static SelftestCase Find(string name) =>
         All.FirstOrDefault(c => c.Name == name) ?? throw new ArgumentException($"no selftest case named '{name}'", nameof(name));

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using HmmSim.Cli.Explore;
 using Arch = HmmSim.Kernel.Arch;
 
 namespace HmmSim.Cli.Scenarios;
@@ -159,7 +160,7 @@ internal sealed class ScenarioFile
     {
         if (m.Kind != JsonValueKind.Object)
             throw Error(m, $"machine must be an object, not {m.KindName}");
-        CheckFields(m, "machine", ["architecture", "physicalAddressBits", "ramBytes", "pciWindows", "pciTopology", "designs", "thp", "hugetlbPages", "seed", "checkInvariants"]);
+        CheckFields(m, "machine", ["architecture", "physicalAddressBits", "ramBytes", "pciWindows", "pciTopology", "designs", "thp", "hugetlbPages", "seed", "checkInvariants", "variants"]);
         var mc = new ScenarioMachine();
         if (m["architecture"] is { } a)
             mc = mc with { Architecture = Enum<Architecture>(a, "architecture") };
@@ -216,6 +217,8 @@ internal sealed class ScenarioFile
             mc = mc with { Seed = Number(s, "seed") };
         if (m["checkInvariants"] is { } c)
             mc = mc with { CheckInvariants = Bool(c, "checkInvariants") };
+        if (m["variants"] is { } v)
+            mc = mc with { Variants = ParseVariants(v) };
         // The library's own boot checks, at the file check, pointing at the field they name.
         foreach (var design in mc.Designs)
         {
@@ -228,6 +231,21 @@ internal sealed class ScenarioFile
             }
         }
         return mc;
+    }
+
+    /// <summary>`variants`: {"RmapMatch": "PfnOnly", ...}, each field a <see cref="DesignVariants"/> switch.</summary>
+    private DesignVariants ParseVariants(JNode node)
+    {
+        if (node.Kind != JsonValueKind.Object)
+            throw Error(node, $"variants must be an object such as {{\"RmapMatch\": \"PfnOnly\"}}, not {node.KindName}");
+        var variants = new DesignVariants();
+        foreach (var (name, value) in node.Properties)
+        {
+            string text = String(value, name);
+            if (!VariantSwitches.TrySet(variants, name, text, out variants, out string? why))
+                throw Error(value, why!);
+        }
+        return variants;
     }
 
     private List<DevicePrivateDesign> Designs(JNode node, string field)

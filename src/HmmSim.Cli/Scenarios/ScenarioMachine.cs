@@ -16,6 +16,8 @@ internal sealed record ScenarioMachine
     public int HugetlbPages { get; init; } = _defaults.HugetlbPages;
     public ulong Seed { get; init; } = _defaults.Seed;
     public bool CheckInvariants { get; init; } = _defaults.CheckInvariants;
+    /// <summary>The design variants (`machine.variants`); the defaults are the latest posted behaviour.</summary>
+    public DesignVariants Variants { get; init; } = _defaults.Variants;
 
     /// <summary>The user address space's end (TASK_SIZE): 47 bits on x86-64, 48 on arm64.</summary>
     public ulong TaskSize => Architecture == Architecture.Arm64 ? 1UL << 48 : 1UL << 47;
@@ -37,5 +39,6 @@ internal sealed record ScenarioMachine
         HugetlbPages = HugetlbPages,
         Seed = Seed,
         CheckInvariants = CheckInvariants,
+        Variants = Variants,
     };
 }

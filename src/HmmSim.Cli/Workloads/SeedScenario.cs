@@ -27,6 +27,9 @@ public static class SeedScenario
     /// <summary>Runs the workload on a fresh machine of the given design.</summary>
     public static Result Run(DevicePrivateDesign design) => Run(SeedMachines.Vm(design));
 
+    /// <summary>Runs the workload on a fresh machine of the given design and design variants.</summary>
+    public static Result Run(DevicePrivateDesign design, DesignVariants variants) => Run(SeedMachines.Vm(design) with { Variants = variants });
+
     /// <summary>Runs the workload on a fresh machine booted with <paramref name="config"/> (the seeds'
     /// VM with the command line's overrides).</summary>
     public static Result Run(MachineConfig config)
