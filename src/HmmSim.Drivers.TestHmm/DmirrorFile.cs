@@ -223,7 +223,7 @@ internal sealed class DmirrorFile : IDisposable
             DefaultFlags = HmmPfn.ReqFault | (write ? HmmPfn.ReqWrite : 0),
             // An importer asks per page (ib_umem_odp: pfn_flags_mask = HMM_PFN_ALLOW_P2P), so the flag can be
             // taken back for a page whose alias cannot be DMA-mapped.
-            PfnFlagsMask = p2p ? HmmPfn.AllowP2p : 0,
+            PfnFlagsMask = p2p ? HmmPfn.AllowP2pFor(Kernel) : 0,
             DevPrivateOwner = Device,
         };
         for (ulong addr = start; addr < end;)
@@ -284,7 +284,7 @@ internal sealed class DmirrorFile : IDisposable
             () =>
             {
                 for (int i = 0; i < n; i++)
-                    range.HmmPfns[i] = allowP2p[i] ? HmmPfn.AllowP2p : 0;
+                    range.HmmPfns[i] = allowP2p[i] ? HmmPfn.AllowP2pFor(Kernel) : 0;
             },
             () => DmaMapAliases(range, allowP2p) ? DoFaultLocked(range) : null);
     }

@@ -23,8 +23,16 @@ public static class HmmPfn
     public const ulong P2pDmaBus = 1UL << 58;
     /// <summary>The pfn field holds a device-private offset (the redesign).</summary>
     public const ulong DevicePrivate = 1UL << 57;
-    /// <summary>Input: the caller accepts a P2PDMA alias of another device's private page.</summary>
+    /// <summary>HMM_PFN_ALLOW_P2P. Input: the caller accepts a P2PDMA alias of another device's private
+    /// page. Its place with the default <see cref="HmmPfnLayout.Disjoint"/> layout; a driver asks
+    /// <see cref="AllowP2pFor"/> for the value the running kernel was built with.</summary>
     public const ulong AllowP2p = 1UL << 56;
+
+    /// <summary>HMM_PFN_ALLOW_P2P as the running kernel's hmm.h defines it: <see cref="AllowP2p"/>, or with
+    /// both series applied as posted (<see cref="HmmPfnLayout.AsPosted"/>) BITS_PER_LONG-7, the bit
+    /// <see cref="DevicePrivate"/> also uses. Every driver and hmm_range_fault use this value.</summary>
+    public static ulong AllowP2pFor(KernelState kernel) =>
+        kernel.Config.Variants.HmmPfnLayout == HmmPfnLayout.AsPosted ? DevicePrivate : AllowP2p;
     /// <summary>HMM_PFN_ORDER_SHIFT: the bit where the 5-bit mapping-order field starts.</summary>
     public const int OrderShift = 51;
     /// <summary>The 5-bit mapping-order field (the order of the CPU mapping: 9 for a PMD-mapped THP).</summary>

@@ -347,7 +347,7 @@ public static class RangeFault
             Set(range, i, HmmPfn.FromPage(page) | cpu);
             return true;
         }
-        if ((req & HmmPfn.AllowP2p) == 0 || pgmap?.Ops.GetDmaPfnForDevice is not { } getDmaPfn)
+        if ((req & HmmPfn.AllowP2pFor(page.Memmap.Kernel)) == 0 || pgmap?.Ops.GetDmaPfnForDevice is not { } getDmaPfn)
             return false;
         var (err, dmaPfn) = getDmaPfn(page);
         // Not an upstream tracepoint: the P2P series' decision to report another device's page by its alias.

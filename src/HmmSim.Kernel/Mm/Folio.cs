@@ -38,14 +38,18 @@ public readonly struct Folio : IEquatable<Folio>
     /// <summary>folio_is_zone_device: the folio's memory is ZONE_DEVICE (it has a pgmap).</summary>
     public bool IsZoneDevice => Section.Zone == ZoneType.Device;
     /// <summary>folio_is_device_private: ZONE_DEVICE of type MEMORY_DEVICE_PRIVATE.</summary>
-    public bool IsDevicePrivate => IsZoneDevice && Pgmap!.Type == MemoryType.DevicePrivate;
+    public bool IsDevicePrivate => IsZoneDevice && Pgmap?.Type == MemoryType.DevicePrivate;
     /// <summary>folio_is_device_coherent: ZONE_DEVICE of type MEMORY_DEVICE_COHERENT.</summary>
-    public bool IsDeviceCoherent => IsZoneDevice && Pgmap!.Type == MemoryType.DeviceCoherent;
+    public bool IsDeviceCoherent => IsZoneDevice && Pgmap?.Type == MemoryType.DeviceCoherent;
     internal bool IsHugetlb => Test(PageFlags.Hugetlb);
     internal bool IsZero => Test(PageFlags.Zero);
 
-    /// <summary>folio->pgmap: the pagemap of the head's subsection, shared by every tail page.</summary>
-    public DevPagemap? Pgmap => Section.SubsectionPgmap?[Index >> MemSection.SubsectionShift];
+    /// <summary>folio->pgmap: the pagemap of the head's subsection, shared by every tail page. Under
+    /// <see cref="PgmapPlacement.PageUnion"/> it is the head page's pgmap word, which an earlier life as a
+    /// tail may have overwritten.</summary>
+    public DevPagemap? Pgmap => (Head.Flags & (uint)PageFlags.PgmapOverwritten) == 0
+        ? Section.SubsectionPgmap?[Index >> MemSection.SubsectionShift]
+        : Memremap.PgmapWordMisread(Page());
 
     /// <summary>folio_ref_count: the head page's _refcount (0 on a free folio). Read atomically; a
     /// snapshot only, other threads may change it.</summary>

@@ -375,7 +375,7 @@ internal static partial class Gup
             return true;
         if (folio.IsDeviceCoherent)
             return false;
-        return !(folio.IsZoneDevice && folio.Pgmap!.Type == MemoryType.FsDax);
+        return !(folio.IsZoneDevice && folio.Pgmap?.Type == MemoryType.FsDax);
     }
 
     /// <summary>gup_fast_folio_allowed: without the VMA, a long-term writable pin is allowed only on

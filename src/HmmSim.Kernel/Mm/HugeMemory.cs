@@ -339,7 +339,8 @@ internal static class HugeMemory
         for (int i = nr - 1; i >= 0; i--)
         {
             ref var d = ref folio.Page(i).Desc;
-            uint exclusive = d.Flags & (uint)PageFlags.AnonExclusive;
+            // clear_compound_head zeroes the word a PageUnion pgmap shared: it stays lost (PgmapOverwritten).
+            uint exclusive = d.Flags & (uint)(PageFlags.AnonExclusive | PageFlags.PgmapOverwritten);
             int mapcount = d.MapCount, data = d.Private;
             d = default;
             // A folio being migrated (folio_split_unmapped) hands every new folio to the migration

@@ -15,7 +15,7 @@ public sealed partial class KernelState
         Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, Arch.MaxPhysmemBits, vmemmapEnd);
         Memmap.AddRange(false, 0, ramPages, ZoneType.Normal, null);
         Buddy = new Buddy(Memmap, ramPages);
-        Swapops = new Swapops(Arch, config.DevicePrivateDesign, Memmap);
+        Swapops = new Swapops(Arch, config.DevicePrivateDesign, Memmap, config.Variants.SoftleafMigration);
         Resources = ResourceTree.Boot(config.PhysicalAddressBits, (Arch.VmemmapCoversOnlyLinearMap ? LinearMapEnd : 1UL << config.PhysicalAddressBits) - 1,
             config.RamBytes, config.PciWindows);
         var zero = Buddy.Alloc(0, compound: false);

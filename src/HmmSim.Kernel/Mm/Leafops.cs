@@ -81,8 +81,12 @@ internal sealed partial class Swapops
     public bool SoftleafIsMigrationDevicePrivateWrite(SwapEntry entry) =>
         SoftleafType(entry) == HmmSim.Kernel.SoftleafType.MigrationDevicePrivateWrite;
 
+    /// <summary>softleaf_is_migration_read. v1 of the swap-type patch (<see cref="SoftleafMigrationRule.AsPostedV1"/>)
+    /// left the device-private read type out while _migration(), _read_exclusive() and _write() took theirs in,
+    /// so every caller reading "not a read entry" as "exclusive or writable" misjudges a shared device-private page.</summary>
     public bool SoftleafIsMigrationRead(SwapEntry entry) =>
-        SoftleafType(entry) == HmmSim.Kernel.SoftleafType.MigrationRead || SoftleafIsMigrationDevicePrivateRead(entry);
+        SoftleafType(entry) == HmmSim.Kernel.SoftleafType.MigrationRead
+        || MigrationRule == SoftleafMigrationRule.Consistent && SoftleafIsMigrationDevicePrivateRead(entry);
 
     public bool SoftleafIsMigrationReadExclusive(SwapEntry entry) =>
         SoftleafType(entry) == HmmSim.Kernel.SoftleafType.MigrationReadExclusive || SoftleafIsMigrationDevicePrivateReadExclusive(entry);

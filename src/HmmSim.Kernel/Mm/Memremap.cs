@@ -159,6 +159,7 @@ public static class Memremap
         if (order is 1 or < 0 or > MaxFolioOrder || (page.Number & ((1UL << order) - 1)) != 0)
             ThrowHelper.Argument(nameof(order), $"order {order} is not a valid device folio order at {page}");
         int nr = 1 << order;
+        bool union = page.Section.Owner.Kernel.Config.Variants.PgmapPlacement == PgmapPlacement.PageUnion;
         for (int i = 0; i < nr; i++)
         {
             ref var d = ref page.Nth(i).Desc;
@@ -166,21 +167,26 @@ public static class Memremap
                 VmWarn.Warn(page.Section.Owner.Kernel, $"VM_WARN_ON_FOLIO(folio_ref_count): zone_device_page_init: {page.Nth(i)} still has refcount {d.RefCount}");
             if (d.MapCount != 0)
                 ThrowHelper.KernelBug($"zone_device_folio_init: {page.Nth(i)} is still mapped");
+            // The pgmap word is not re-initialised here (only memmap_init_zone_device writes it), so a
+            // word a former compound_head overwrote stays overwritten.
+            uint lost = d.Flags & (uint)PageFlags.PgmapOverwritten;
             d = default;
+            d.Flags = lost;
         }
         // Drivers must not allocate after memunmap_pages: the kernel warns and hands the page out anyway.
         if (!pgmap.TryGetRefs(nr))
             VmWarn.Warn(page.Section.Owner.Kernel, $"WARN_ON_ONCE(!percpu_ref_tryget_many): zone_device_page_init on {pgmap}, which is being torn down");
         ref var head = ref page.Desc;
         head.RefCount = 1;
-        head.Flags = (uint)PageFlags.Locked;
+        head.Flags |= (uint)PageFlags.Locked;
         if (order > 0)
         {
             head.Flags |= (uint)(PageFlags.Head | PageFlags.LargeRmappable);
             for (int i = 1; i < nr; i++)
             {
                 ref var t = ref page.Nth(i).Desc;
-                t.Flags = (uint)PageFlags.Tail;
+                // prep_compound_tail: compound_head = head | 1. Before seed 003 that word was also pgmap.
+                t.Flags = (uint)PageFlags.Tail | (union ? (uint)PageFlags.PgmapOverwritten : t.Flags);
                 t.Mapping = (uint)i;
             }
             page.Nth(1).Desc.Flags |= (uint)order << 24;
@@ -206,6 +212,16 @@ public static class Memremap
 
     /// <summary>An errno as the kernel's %pe prints an error pointer ("-ENOMEM").</summary>
     public static string ErrName(Errno e) => $"-{e}";
+
+    /// <summary>page->pgmap of a page whose pgmap word holds (or held) compound_head
+    /// (<see cref="PgmapPlacement.PageUnion"/>). The kernel of that time would follow head|1 as a
+    /// dev_pagemap pointer; the model reads it as no pagemap and warns: this check is HmmSim's own,
+    /// the kernel had none (docs/findings.md).</summary>
+    internal static DevPagemap? PgmapWordMisread(Page page)
+    {
+        VmWarn.Warn(page.Memmap.Kernel, $"HmmSim: page_pgmap({page}) reads a word compound_head overwrote (pgmap shares it before seed 003): not a dev_pagemap");
+        return null;
+    }
 
     /// <summary>free_zone_device_folio: the pagemap's folio_free gets the folio back; its pgmap
     /// references are dropped, and its refcount stays 0 until zone_device_folio_init hands it out again.</summary>

@@ -104,10 +104,14 @@ internal static class Migrate
         return entry;
     }
 
-    /// <summary>try_to_migrate: every remaining mapping of a locked folio becomes a migration entry.</summary>
+    /// <summary>try_to_migrate: every remaining mapping of a locked folio becomes a migration entry.
+    /// Each candidate entry is matched as try_to_migrate_one's page_vma_mapped_walk does (numbers, and
+    /// PVMW_DEVICE_PRIVATE), and the subpage is the one the entry's number names.</summary>
     public static void TryToMigrate(KernelState kernel, Folio folio, List<Rmap.Mapping>? scratch = null)
     {
         var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        var pvmw = PageVmaMapped.ForFolio(sw, folio, PvmwFlags.None);
         scratch ??= [];
         Rmap.Walk(folio, scratch);
         foreach (var m in scratch)
@@ -127,33 +131,23 @@ internal static class Migrate
                         continue;
                     if (!arch.IsTable(pmd))
                     {
-                        if (i == 0 && MapsFolio(kernel, pmd, pmdLevel: true, folio.Page()))
+                        if (i == 0 && PageVmaMapped.CheckLeafPmd(kernel, pvmw, pmd))
                             InstallPmdMigrationEntry(vma, ref pmd, folio);
                         continue;
                     }
                     ref ulong pte = ref mm.Table(arch.TablePfn(pmd))[MmStruct.PteIndex(addr)];
-                    if (pte != 0 && MapsFolio(kernel, pte, pmdLevel: false, folio.Page(i)))
-                        InstallPteMigrationEntry(vma, ref pte, folio.Page(i));
+                    // The model restores device-exclusive entries before migrating (fidelity.md), so
+                    // try_to_migrate_one is not handed one here.
+                    if (pte != 0 && !IsDeviceExclusive(arch, sw, pte)
+                        && PageVmaMapped.CheckPte(kernel, pvmw, pte, 1, out ulong number))
+                        InstallPteMigrationEntry(vma, ref pte, folio.Page((int)(number - pvmw.Pfn)));
                 }
             }
         }
     }
 
-    /// <summary>Whether a present or device-private entry maps exactly <paramref name="page"/>.</summary>
-    private static bool MapsFolio(KernelState kernel, ulong e, bool pmdLevel, Page page)
-    {
-        var arch = kernel.Arch;
-        var sw = kernel.Swapops;
-        if (pmdLevel ? arch.PmdPresent(e) : arch.PtePresent(e))
-        {
-            if (!pmdLevel && arch.PteSpecial(e) || pmdLevel && HugeMemory.IsHugeZeroPmd(kernel, e))
-                return false;
-            return kernel.Memmap.PfnValid(pmdLevel ? arch.PmdPfn(e) : arch.PtePfn(e))
-                && kernel.Memmap.PfnToPage(pmdLevel ? arch.PmdPfn(e) : arch.PtePfn(e)) == page;
-        }
-        var entry = pmdLevel ? arch.PmdToSwpEntry(e) : arch.PteToSwpEntry(e);
-        return sw.SoftleafIsDevicePrivate(entry) && sw.SoftleafToPage(entry) == page;
-    }
+    private static bool IsDeviceExclusive(Arch arch, Swapops sw, ulong pte) =>
+        !arch.PtePresent(pte) && sw.SoftleafIsDeviceExclusive(arch.PteToSwpEntry(pte));
 
     /// <summary>remove_migration_ptes(src, dst): every migration entry that refers to a page of
     /// <paramref name="src"/> becomes a mapping of the same page of <paramref name="dst"/> (or, for a
@@ -161,7 +155,8 @@ internal static class Migrate
     public static void RemoveMigrationPtes(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping>? scratch = null)
     {
         var arch = kernel.Arch;
-        var sw = kernel.Swapops;
+        // remove_migration_pte's DEFINE_FOLIO_VMA_WALK(pvmw, src, vma, addr, PVMW_SYNC | PVMW_MIGRATION).
+        var pvmw = PageVmaMapped.ForFolio(kernel.Swapops, src, PvmwFlags.Sync | PvmwFlags.Migration);
         scratch ??= [];
         Rmap.Walk(dst, scratch);
         foreach (var m in scratch)
@@ -180,20 +175,17 @@ internal static class Migrate
                         continue;
                     if (!arch.IsTable(pmd))
                     {
-                        if (i == 0 && !arch.PmdPresent(pmd) && IsMigrationOf(sw, arch.PmdToSwpEntry(pmd), src.Page()))
+                        if (i == 0 && !arch.PmdPresent(pmd) && PageVmaMapped.CheckLeafPmd(kernel, pvmw, pmd))
                             RemoveMigrationPmd(vma, ref pmd, dst);
                         continue;
                     }
                     ref ulong pte = ref mm.Table(arch.TablePfn(pmd))[MmStruct.PteIndex(addr)];
-                    if (pte != 0 && !arch.PtePresent(pte) && IsMigrationOf(sw, arch.PteToSwpEntry(pte), src.Page(i)))
-                        RemoveMigrationPte(vma, ref pte, dst.Page(i));
+                    if (pte != 0 && PageVmaMapped.CheckPte(kernel, pvmw, pte, 1, out ulong number))
+                        RemoveMigrationPte(vma, ref pte, dst.Page((int)(number - pvmw.Pfn)));
                 }
             }
         }
     }
-
-    private static bool IsMigrationOf(Swapops sw, SwapEntry entry, Page page) =>
-        sw.SoftleafIsMigration(entry) && sw.SoftleafToPage(entry) == page;
 
     /// <summary>remove_migration_pte for one PTE.</summary>
     private static void RemoveMigrationPte(Vma vma, ref ulong slot, Page newPage)

@@ -24,11 +24,15 @@ public readonly struct Page : IEquatable<Page>
     /// <summary>is_zone_device_page: the page belongs to a dev_pagemap.</summary>
     public bool IsZoneDevice => Section.Zone == ZoneType.Device;
     /// <summary>is_device_private_page.</summary>
-    public bool IsDevicePrivate => IsZoneDevice && Pgmap!.Type == MemoryType.DevicePrivate;
+    public bool IsDevicePrivate => IsZoneDevice && Pgmap?.Type == MemoryType.DevicePrivate;
     /// <summary>is_device_coherent_page.</summary>
-    public bool IsDeviceCoherent => IsZoneDevice && Pgmap!.Type == MemoryType.DeviceCoherent;
+    public bool IsDeviceCoherent => IsZoneDevice && Pgmap?.Type == MemoryType.DeviceCoherent;
     /// <summary>is_pci_p2pdma_page.</summary>
-    public bool IsPciP2pDma => IsZoneDevice && Pgmap!.Type == MemoryType.PciP2pDma;
+    public bool IsPciP2pDma => IsZoneDevice && Pgmap?.Type == MemoryType.PciP2pDma;
+    /// <summary>What the page's memory really is, whatever its pgmap word says: the model's own guard
+    /// against CPU access to device-private memory uses this, not the kernel's is_device_private_page.</summary>
+    private bool IsDevicePrivateMemory => IsZoneDevice
+        && (Section.InDevicePrivateSpace || Section.SubsectionPgmap?[Index >> MemSection.SubsectionShift]?.Type == MemoryType.DevicePrivate);
 
     /// <summary>page_to_pfn. A page of the device-private address space has no PFN: asking for one
     /// is the confusion the redesign makes impossible, so it is a BUG.</summary>
@@ -84,8 +88,9 @@ public readonly struct Page : IEquatable<Page>
         return new Folio(head.Section, head.Index);
     }
 
-    /// <summary>page_pgmap: read through the folio, so head and tail pages agree (seed 003).</summary>
-    public DevPagemap? Pgmap => Folio.Pgmap;
+    /// <summary>page_pgmap: read through the folio, so head and tail pages agree (seed 003). Under
+    /// <see cref="PgmapPlacement.PageUnion"/> it is page->pgmap, the word a tail's compound_head took.</summary>
+    public DevPagemap? Pgmap => (Desc.Flags & (uint)PageFlags.PgmapOverwritten) == 0 ? Folio.Pgmap : Memremap.PgmapWordMisread(this);
 
     /// <summary>The page's own mapcount (page_mapcount).</summary>
     internal int MapCount => Volatile.Read(ref Desc.MapCount);
@@ -120,7 +125,7 @@ public readonly struct Page : IEquatable<Page>
     /// A device-private page is not CPU addressable; touching it is the oops the kernel would take.</summary>
     internal ReadOnlySpan<byte> ReadData()
     {
-        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+        if (IsDevicePrivateMemory)
             ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
         int slot = Desc.Private;
         return slot == 0 ? PageDataPool.Zeros : Memmap.Data.Get(slot - 1);
@@ -129,7 +134,7 @@ public readonly struct Page : IEquatable<Page>
     /// <summary>The page's bytes for the CPU to write; allocates the backing bytes on first write.</summary>
     internal Span<byte> WriteData()
     {
-        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+        if (IsDevicePrivateMemory)
             ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
         if (Test(PageFlags.Zero))
             ThrowHelper.KernelBug($"write to the shared zero page ({this})");
@@ -150,7 +155,7 @@ public readonly struct Page : IEquatable<Page>
             return;
         }
         var from = src.ReadData();
-        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+        if (IsDevicePrivateMemory)
             ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
         ref int slot = ref Desc.Private;
         if (slot == 0)
@@ -163,7 +168,7 @@ public readonly struct Page : IEquatable<Page>
     internal void CopyDataFrom(Page src, int nr)
     {
         if (nr <= 0 || Index + nr > Section.Pages.Length || src.Index + nr > src.Section.Pages.Length
-            || src.Section.Owner != Section.Owner || IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+            || src.Section.Owner != Section.Owner || IsDevicePrivateMemory)
         {
             for (int i = 0; i < nr; i++)
                 Nth(i).CopyDataFrom(src.Nth(i));
@@ -178,7 +183,7 @@ public readonly struct Page : IEquatable<Page>
     /// slot is not zeroed first.</summary>
     internal Span<byte> OverwriteData()
     {
-        if (IsZoneDevice && Section.InDevicePrivateSpace || IsDevicePrivate)
+        if (IsDevicePrivateMemory)
             ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
         if (Test(PageFlags.Zero))
             ThrowHelper.KernelBug($"write to the shared zero page ({this})");

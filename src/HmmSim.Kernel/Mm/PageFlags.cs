@@ -33,5 +33,9 @@ internal enum PageFlags : uint
     Slab = 1 << 17,
     LargeRmappable = 1 << 18,
     Writeback = 1 << 19,
+    /// <summary>Model bit for <see cref="PgmapPlacement.PageUnion"/>: this ZONE_DEVICE page's pgmap word was
+    /// overwritten by compound_head when it became a tail (prep_compound_tail), or zeroed by
+    /// clear_compound_head since, so page->pgmap no longer names its pagemap. Never set otherwise.</summary>
+    PgmapOverwritten = 1 << 20,
     HighByteMask = 0xFF00_0000,
 }

@@ -28,11 +28,12 @@ internal sealed partial class Swapops
     private readonly uint _swpMigrationDeviceReadExclusive = NoSuchType;
     private readonly uint _swpMigrationDeviceWrite = NoSuchType;
 
-    public Swapops(Arch arch, DevicePrivateDesign design, Memmap memmap)
+    public Swapops(Arch arch, DevicePrivateDesign design, Memmap memmap, SoftleafMigrationRule migrationRule = SoftleafMigrationRule.Consistent)
     {
         Arch = arch;
         Design = design;
         Memmap = memmap;
+        MigrationRule = migrationRule;
         SwpDeviceNum = design == DevicePrivateDesign.DeviceAddressSpace ? 6 : 3;
         MaxSwapfiles = (1 << MaxSwapfilesShift) - SwpDeviceNum - SwpMigrationNum - SwpHwpoisonNum - SwpPteMarkerNum;
         uint max = (uint)MaxSwapfiles;
@@ -66,6 +67,9 @@ internal sealed partial class Swapops
     public Arch Arch { get; }
     public DevicePrivateDesign Design { get; }
     public Memmap Memmap { get; }
+    /// <summary>Which softleaf_is_migration*() predicates accept device-private migration entries
+    /// (<see cref="KernelVariants.SoftleafMigration"/>).</summary>
+    public SoftleafMigrationRule MigrationRule { get; }
     /// <summary>Whether device-private offsets are indices of their own space (the redesign).</summary>
     public bool HasMigrationDeviceTypes => Design == DevicePrivateDesign.DeviceAddressSpace;
 
