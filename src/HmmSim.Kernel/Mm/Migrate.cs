@@ -107,8 +107,23 @@ internal static class Migrate
     /// <summary>try_to_migrate: every remaining mapping of a locked folio becomes a migration entry.</summary>
     public static void TryToMigrate(KernelState kernel, Folio folio, List<Rmap.Mapping>? scratch = null)
     {
-        var arch = kernel.Arch;
         scratch ??= [];
+        // rmap_walk_anon: the anon_vma lock is held until the last migration entry is in place.
+        var rmapLock = Rmap.WalkLock(folio);
+        rmapLock?.Enter();
+        try
+        {
+            TryToMigrateLocked(kernel, folio, scratch);
+        }
+        finally
+        {
+            rmapLock?.Exit();
+        }
+    }
+
+    private static void TryToMigrateLocked(KernelState kernel, Folio folio, List<Rmap.Mapping> scratch)
+    {
+        var arch = kernel.Arch;
         Rmap.Walk(folio, scratch);
         foreach (var m in scratch)
         {
@@ -160,9 +175,23 @@ internal static class Migrate
     /// device-private dst, a device-private entry of the same writability).</summary>
     public static void RemoveMigrationPtes(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping>? scratch = null)
     {
+        scratch ??= [];
+        var rmapLock = Rmap.WalkLock(dst);
+        rmapLock?.Enter();
+        try
+        {
+            RemoveMigrationPtesLocked(kernel, src, dst, scratch);
+        }
+        finally
+        {
+            rmapLock?.Exit();
+        }
+    }
+
+    private static void RemoveMigrationPtesLocked(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping> scratch)
+    {
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
-        scratch ??= [];
         Rmap.Walk(dst, scratch);
         foreach (var m in scratch)
         {
