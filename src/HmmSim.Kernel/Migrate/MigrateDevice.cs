@@ -467,7 +467,12 @@ public static class MigrateDevice
     /// <summary>migrate_vma_pages: move struct page state (mapping, index, flags) from each collected
     /// source to the driver's destination in m.Dst; a source whose destination is missing or
     /// unsuitable loses MIGRATE_PFN_MIGRATE. The driver has already copied the data.</summary>
-    public static void MigrateVmaPages(KernelState kernel, MigrateVma m) => MigrateDevicePagesInternal(kernel, m.Src, m.Dst, m.Npages, m);
+    public static void MigrateVmaPages(KernelState kernel, MigrateVma m)
+    {
+        // The driver allocated and copied since migrate_vma_setup (it may sleep there): a scheduling point.
+        DeterministicScheduler.Current?.Point("migrate_vma_pages");
+        MigrateDevicePagesInternal(kernel, m.Src, m.Dst, m.Npages, m);
+    }
 
     /// <summary>migrate_device_pages: as <see cref="MigrateVmaPages"/> for pages collected by
     /// <see cref="MigrateDeviceRange"/> (eviction, no VMA).</summary>

@@ -16,7 +16,7 @@ public sealed partial class MmStruct : IDisposable
     internal KernelState Kernel { get; }
     internal Arch Arch => Kernel.Arch;
     internal VmaTree Vmas { get; } = new();
-    internal ReaderWriterLockSlim MmapLock { get; } = new(LockRecursionPolicy.NoRecursion);
+    internal MmapLock MmapLock { get; } = new();
     internal Lock PageTableLock { get; } = new();
     /// <summary>The top-level table page (mm->pgd).</summary>
     internal Pfn Pgd { get; private set; }
