@@ -261,48 +261,48 @@ internal sealed class StressEngine
                         return false;
                 return true;
             case Op.DevRead:
-            {
-                var res = d.Read(addr, (ulong)n, span);
-                // EBUSY: invalidations kept racing (HMM_RANGE_DEFAULT_TIMEOUT).
-                return ExpectErrno(id, "READ", res.Error, Errno.EBUSY) && (res.Error != Errno.None || ExpectMirror(id, "device READ", r, first, n, buf));
-            }
-            case Op.DevWrite:
-            {
-                int s0 = stamp;
-                for (int i = 0; i < n; i++)
-                    BitConverter.TryWriteBytes(span[(i * (int)PageSize)..], ++stamp);
-                // The rest of each page is zero in the model's view: the thread only tracks the first int,
-                // so it writes the whole page with its stamp in front and zeros behind it.
-                var res = d.Write(addr, (ulong)n, span);
-                if (r.ReadOnly)
-                    return ExpectErrno(id, "WRITE of a read-only range", res.Error, Errno.EFAULT, Errno.EPERM);
-                if (!ExpectErrno(id, "WRITE", res.Error, Errno.EBUSY))
-                    return false;
-                if (res.Error == Errno.None)
                 {
+                    var res = d.Read(addr, (ulong)n, span);
+                    // EBUSY: invalidations kept racing (HMM_RANGE_DEFAULT_TIMEOUT).
+                    return ExpectErrno(id, "READ", res.Error, Errno.EBUSY) && (res.Error != Errno.None || ExpectMirror(id, "device READ", r, first, n, buf));
+                }
+            case Op.DevWrite:
+                {
+                    int s0 = stamp;
                     for (int i = 0; i < n; i++)
-                        r.Stamp[first + i] = s0 + 1 + i;
+                        BitConverter.TryWriteBytes(span[(i * (int)PageSize)..], ++stamp);
+                    // The rest of each page is zero in the model's view: the thread only tracks the first int,
+                    // so it writes the whole page with its stamp in front and zeros behind it.
+                    var res = d.Write(addr, (ulong)n, span);
+                    if (r.ReadOnly)
+                        return ExpectErrno(id, "WRITE of a read-only range", res.Error, Errno.EFAULT, Errno.EPERM);
+                    if (!ExpectErrno(id, "WRITE", res.Error, Errno.EBUSY))
+                        return false;
+                    if (res.Error == Errno.None)
+                    {
+                        for (int i = 0; i < n; i++)
+                            r.Stamp[first + i] = s0 + 1 + i;
                     }
-                return true;
-            }
+                    return true;
+                }
             case Op.MigrateToDev:
-            {
-                // ENOENT: a page could not be migrated (a racing fault took it back, or it is shared or locked).
-                var res = d.MigrateToDevice(addr, (ulong)n, span);
-                return ExpectErrno(id, "MIGRATE_TO_DEV", res.Error, Errno.ENOENT, Errno.EBUSY) && (res.Error != Errno.None || ExpectMirror(id, "MIGRATE_TO_DEV read-back", r, first, n, buf));
-            }
+                {
+                    // ENOENT: a page could not be migrated (a racing fault took it back, or it is shared or locked).
+                    var res = d.MigrateToDevice(addr, (ulong)n, span);
+                    return ExpectErrno(id, "MIGRATE_TO_DEV", res.Error, Errno.ENOENT, Errno.EBUSY) && (res.Error != Errno.None || ExpectMirror(id, "MIGRATE_TO_DEV read-back", r, first, n, buf));
+                }
             case Op.MigrateToSys:
                 return ExpectErrno(id, "MIGRATE_TO_SYS", d.MigrateToSystem(addr, (ulong)n).Error);
             case Op.Exclusive:
-            {
-                if (r.ReadOnly)
-                    return true;
-                var res = d.Exclusive(addr, (ulong)n, span);
-                if (!ExpectErrno(id, "EXCLUSIVE", res.Error, Errno.EBUSY) || res.Error == Errno.None && !ExpectMirror(id, "EXCLUSIVE read-back", r, first, n, buf))
-                    return false;
-                // EPERM: the device still holds a page atomically; a CPU access since may have revoked it.
-                return ExpectErrno(id, "CHECK_EXCLUSIVE", d.CheckExclusive(addr, (ulong)n).Error, Errno.EPERM);
-            }
+                {
+                    if (r.ReadOnly)
+                        return true;
+                    var res = d.Exclusive(addr, (ulong)n, span);
+                    if (!ExpectErrno(id, "EXCLUSIVE", res.Error, Errno.EBUSY) || res.Error == Errno.None && !ExpectMirror(id, "EXCLUSIVE read-back", r, first, n, buf))
+                        return false;
+                    // EPERM: the device still holds a page atomically; a CPU access since may have revoked it.
+                    return ExpectErrno(id, "CHECK_EXCLUSIVE", d.CheckExclusive(addr, (ulong)n).Error, Errno.EPERM);
+                }
             case Op.Snapshot:
                 return ExpectErrno(id, "SNAPSHOT", d.Snapshot(addr, (ulong)n, span).Error);
             case Op.Mprotect:

@@ -78,7 +78,8 @@ internal sealed class DeterministicScheduler : IDisposable
                     else
                         _turn[next].Release();
                 }
-            }) { IsBackground = true, Name = $"sched-{id}" };
+            })
+            { IsBackground = true, Name = $"sched-{id}" };
             threads[i].Start();
         }
         _turn[Choose()].Release();
