@@ -8,6 +8,9 @@ internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
     public DmirrorDevice Device { get; } = device;
     public DevPagemap Pgmap { get; } = pgmap;
     public bool Remove { get; set; }
+    /// <summary>Pages handed out by dmirror_devmem_alloc_page and not yet back in folio_free, under the
+    /// device's lock: RELEASE evicts until it is 0, so memunmap never waits on a page still in use.</summary>
+    public long Used { get; set; }
     public Page[] Backing { get; } = new Page[pgmap.NrPages];
     public DmirrorFile?[] Owner { get; } = new DmirrorFile?[pgmap.NrPages];
 
@@ -104,6 +107,8 @@ internal sealed class DmirrorDevice
         }
         lock (_lock)
         {
+            if (((DmirrorChunk)pgmap.DriverData!).Remove)
+                return Errno.ENOMEM;   // a RELEASE took the new chunk before its pages were listed
             ulong last = pgmap.First + pgmap.NrPages;
             for (ulong n = pgmap.First; n < last;)
             {
@@ -124,6 +129,7 @@ internal sealed class DmirrorDevice
                 return Errno.ENOMEM;
             page = list.Pop();
             Calloc += isLarge ? Arch.PtrsPerTable : 1;
+            ChunkOf(page).Used += isLarge ? Arch.PtrsPerTable : 1;
         }
         return Errno.None;
     }
@@ -181,6 +187,7 @@ internal sealed class DmirrorDevice
             {
                 dpage = list.Pop();
                 Calloc += 1L << order;
+                ChunkOf(dpage).Used += 1L << order;
             }
         }
         if (dpage.IsNull && AllocateChunk(out dpage, wantPage: true, isLarge) != Errno.None)
@@ -217,6 +224,7 @@ internal sealed class DmirrorDevice
         chunk.Owner[idx] = null;
         lock (_lock)
         {
+            chunk.Used -= 1L << order;
             if (chunk.Remove)
                 return;
             Cfree += 1L << order;
@@ -396,30 +404,64 @@ internal sealed class DmirrorDevice
         MigrateDevice.MigrateDeviceFinalize(Kernel, src, dst, npages);
     }
 
-    /// <summary>dmirror_device_remove_chunks (HMM_DMIRROR_RELEASE and device release).</summary>
-    public void RemoveChunks()
+    /// <summary>dmirror_device_evict_chunk until no page of the chunk is in use. One pass of
+    /// migrate_device_range skips folios someone else holds locked (a migration still filling a page it
+    /// allocated before RELEASE, a CPU fault migrating one back); the kernel's driver makes one pass and
+    /// memunmap_pages then waits for ever on the page it missed. The model goes round again until every
+    /// page it handed out has been freed, so RELEASE neither hangs nor leaks (docs/locking.md).</summary>
+    private void EvictUntilUnused(DmirrorChunk chunk)
+    {
+        var spin = new SpinWait();
+        while (true)
+        {
+            EvictChunk(chunk);
+            lock (_lock)
+            {
+                if (chunk.Used == 0)
+                    return;
+            }
+            spin.SpinOnce(sleep1Threshold: 10);
+        }
+    }
+
+    /// <summary>close() in the model: evict every chunk under devmem_lock, so a RELEASE cannot remove a
+    /// chunk under the eviction.</summary>
+    public void EvictAll()
     {
         lock (_devmemLock)
         {
             foreach (var chunk in _chunks)
+                EvictChunk(chunk);
+        }
+    }
+
+    /// <summary>dmirror_device_remove_chunks (HMM_DMIRROR_RELEASE and device release). The chunks leave
+    /// the device's list and free lists under devmem_lock; the eviction and memunmap run after it is
+    /// dropped, because a migration that already took a page of a doomed chunk may need devmem_lock to
+    /// add a chunk for its next page, and must finish before the doomed chunk can be emptied.</summary>
+    public void RemoveChunks()
+    {
+        DmirrorChunk[] doomed;
+        lock (_devmemLock)
+        {
+            doomed = [.. _chunks];
+            _chunks.Clear();
+            lock (_lock)
             {
-                lock (_lock)
+                foreach (var chunk in doomed)
                 {
                     chunk.Remove = true;
                     RemoveFreePages(chunk);
                 }
-                EvictChunk(chunk);
-                if (IsPrivate)
-                    Memremap.RemoveDevicePrivateMemory(Kernel, chunk.Pgmap);
-                else
-                    Memremap.MemunmapPages(Kernel, chunk.Pgmap);
             }
-            _chunks.Clear();
-            lock (_lock)
-            {
-                _freePages.Clear();
-                _freeFolios.Clear();
-            }
+        }
+        foreach (var chunk in doomed)
+        {
+            EvictUntilUnused(chunk);
+            if (IsPrivate)
+                Memremap.RemoveDevicePrivateMemory(Kernel, chunk.Pgmap);
+            else
+                Memremap.MemunmapPages(Kernel, chunk.Pgmap);
         }
     }
 

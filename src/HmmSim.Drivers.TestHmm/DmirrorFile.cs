@@ -699,8 +699,7 @@ internal sealed class DmirrorFile : IDisposable
             return;
         _closed = true;
         MmuNotifier.MmuIntervalNotifierRemove(_notifier);
-        foreach (var chunk in Device.Chunks())
-            Device.EvictChunk(chunk);
+        Device.EvictAll();
         lock (_mutex)
             _pt.Clear();
     }

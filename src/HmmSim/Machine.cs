@@ -335,6 +335,10 @@ public sealed class Machine : IDisposable
     /// <summary>Buddy free blocks per order right after boot, for the teardown leak check.</summary>
     internal long[] BootFreeBlocks => _bootFreeBlocks;
 
+    /// <summary>Run the teardown leak check at <see cref="Dispose"/> even with the per-operation checker
+    /// off (the stress run, whose threads the per-operation checker would serialize).</summary>
+    internal bool CheckTeardownAtDispose { get; set; }
+
     /// <summary>Exits every process; with the checker on, verifies that teardown returned every page.</summary>
     public void Dispose()
     {
@@ -350,7 +354,7 @@ public sealed class Machine : IDisposable
             _testHmm.HmmDmirrorExit();   // rmmod test_hmm
         }
         _disposed = true;
-        if (Config.CheckInvariants)
+        if (Config.CheckInvariants || CheckTeardownAtDispose)
             DebugVm.CheckTeardown(Kernel, BootFreePages);
     }
 }

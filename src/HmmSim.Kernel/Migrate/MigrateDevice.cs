@@ -475,6 +475,8 @@ public static class MigrateDevice
     public static void MigrateVmaPages(KernelState kernel, MigrateVma m)
     {
         kernel.Trace?.Event(m.Vma?.Mm.Pid ?? 0, "migrate_vma_pages", $"npages={m.Npages} start=0x{m.Start:x} end=0x{m.End:x}");
+        // The driver allocated and copied since migrate_vma_setup (it may sleep there): a scheduling point.
+        DeterministicScheduler.Current?.Point("migrate_vma_pages");
         MigrateDevicePagesInternal(kernel, m.Src, m.Dst, m.Npages, m);
     }
 

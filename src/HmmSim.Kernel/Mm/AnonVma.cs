@@ -5,28 +5,38 @@ namespace HmmSim.Kernel;
 /// every anon_vma of the parent's chain, so the rmap walk finds COW-shared folios in both.</summary>
 internal sealed class AnonVma
 {
-    private readonly Lock _lock = new();
+    private readonly Lock _rootLock = new();
     private readonly List<Vma> _vmas = [];
 
-    public AnonVma(Memmap memmap)
+    /// <summary>A new anon_vma; <paramref name="root"/> is the parent's root when anon_vma_fork makes it,
+    /// so the whole fork family shares one lock, as anon_vma->root->rwsem is shared in the kernel.</summary>
+    public AnonVma(Memmap memmap, AnonVma? root = null)
     {
         Handle = memmap.Mappings.Register(this);
         _memmap = memmap;
+        Root = root?.Root ?? this;
     }
+
+    /// <summary>anon_vma->root: the first anon_vma of the fork family.</summary>
+    public AnonVma Root { get; }
+
+    /// <summary>anon_vma_lock_write / anon_vma_lock_read (the root's rwsem; exclusive in the model). Held
+    /// across an rmap walk's page-table edits and across every change of a linked VMA's bounds.</summary>
+    public Lock Lock => Root._rootLock;
 
     private readonly Memmap _memmap;
     public uint Handle { get; }
     /// <summary>The VMAs linked through an anon_vma_chain (the kernel's rb_root interval tree).</summary>
     public Vma[] Vmas()
     {
-        lock (_lock)
+        lock (Lock)
             return [.. _vmas];
     }
 
     /// <summary>The rmap walk over this anon_vma's VMAs, under its lock (anon_vma_lock_read).</summary>
     public void CollectMappings(ulong index, ulong span, List<Rmap.Mapping> result)
     {
-        lock (_lock)
+        lock (Lock)
         {
             foreach (var vma in _vmas)
                 Rmap.AddIfOverlaps(result, vma, index, span);
@@ -35,7 +45,7 @@ internal sealed class AnonVma
 
     public void Link(Vma vma)
     {
-        lock (_lock)
+        lock (Lock)
         {
             _vmas.Add(vma);
             vma.AnonVmaChain.Add(this);
@@ -44,7 +54,7 @@ internal sealed class AnonVma
 
     public void Unlink(Vma vma)
     {
-        lock (_lock)
+        lock (Lock)
         {
             _vmas.Remove(vma);
             vma.AnonVmaChain.Remove(this);

@@ -146,6 +146,14 @@ public readonly struct Folio : IEquatable<Folio>
     /// the caller holds deadlocks, as in the kernel.</summary>
     public void Lock()
     {
+        if (DeterministicScheduler.Current is { } sched)
+        {
+            // folio_lock sleeps: a scheduling point, and a contended lock runs another thread.
+            sched.Point("folio_lock");
+            while (!TryLock())
+                sched.Blocked("folio_lock");
+            return;
+        }
         var spin = new SpinWait();
         while (!TryLock())
             spin.SpinOnce(sleep1Threshold: 20);

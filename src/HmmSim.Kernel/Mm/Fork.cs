@@ -33,7 +33,7 @@ internal static class Fork
             return;
         foreach (var av in src.AnonVmaChain.ToArray())
             av.Link(dst);
-        var own = new AnonVma(dst.Mm.Kernel.Memmap);
+        var own = new AnonVma(dst.Mm.Kernel.Memmap, src.AnonVma);
         own.Link(dst);
         dst.AnonVma = own;
     }

@@ -319,14 +319,24 @@ internal static class HugeMemory
             return Errno.EAGAIN;
         if (folio.EntireMapCount > 0)
         {
-            foreach (var m in Rmap.Walk(folio))
+            // unmap_folio's rmap walk, under the anon_vma lock until every PMD it found is split.
+            var rmapLock = Rmap.WalkLock(folio);
+            rmapLock?.Enter();
+            try
             {
-                var mm = m.Vma.Mm;
-                if (m.Address < m.Vma.Start || !mm.PmdTable(m.Address, alloc: false, out var pmdTable))
-                    continue;
-                ulong pmd = mm.PmdRef(pmdTable, m.Address);
-                if (pmd != 0 && !mm.Arch.IsTable(pmd) && PmdMapsFolio(kernel, pmd, folio))
-                    SplitHugePmd(m.Vma, pmdTable, m.Address);
+                foreach (var m in Rmap.Walk(folio))
+                {
+                    var mm = m.Vma.Mm;
+                    if (m.Address < m.Vma.Start || !mm.PmdTable(m.Address, alloc: false, out var pmdTable))
+                        continue;
+                    ulong pmd = mm.PmdRef(pmdTable, m.Address);
+                    if (pmd != 0 && !mm.Arch.IsTable(pmd) && PmdMapsFolio(kernel, pmd, folio))
+                        SplitHugePmd(m.Vma, pmdTable, m.Address);
+                }
+            }
+            finally
+            {
+                rmapLock?.Exit();
             }
             if (folio.EntireMapCount != 0)
                 ThrowHelper.KernelBug($"split_folio: {folio} is still PMD-mapped {folio.EntireMapCount} times after splitting every PMD the rmap found");

@@ -109,10 +109,25 @@ internal static class Migrate
     /// PVMW_DEVICE_PRIVATE), and the subpage is the one the entry's number names.</summary>
     public static void TryToMigrate(KernelState kernel, Folio folio, List<Rmap.Mapping>? scratch = null)
     {
+        scratch ??= [];
+        // rmap_walk_anon: the anon_vma lock is held until the last migration entry is in place.
+        var rmapLock = Rmap.WalkLock(folio);
+        rmapLock?.Enter();
+        try
+        {
+            TryToMigrateLocked(kernel, folio, scratch);
+        }
+        finally
+        {
+            rmapLock?.Exit();
+        }
+    }
+
+    private static void TryToMigrateLocked(KernelState kernel, Folio folio, List<Rmap.Mapping> scratch)
+    {
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
         var pvmw = PageVmaMapped.ForFolio(sw, folio, PvmwFlags.None);
-        scratch ??= [];
         Rmap.Walk(folio, scratch);
         foreach (var m in scratch)
         {
@@ -154,10 +169,24 @@ internal static class Migrate
     /// device-private dst, a device-private entry of the same writability).</summary>
     public static void RemoveMigrationPtes(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping>? scratch = null)
     {
+        scratch ??= [];
+        var rmapLock = Rmap.WalkLock(dst);
+        rmapLock?.Enter();
+        try
+        {
+            RemoveMigrationPtesLocked(kernel, src, dst, scratch);
+        }
+        finally
+        {
+            rmapLock?.Exit();
+        }
+    }
+
+    private static void RemoveMigrationPtesLocked(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping> scratch)
+    {
         var arch = kernel.Arch;
         // remove_migration_pte's DEFINE_FOLIO_VMA_WALK(pvmw, src, vma, addr, PVMW_SYNC | PVMW_MIGRATION).
         var pvmw = PageVmaMapped.ForFolio(kernel.Swapops, src, PvmwFlags.Sync | PvmwFlags.Migration);
-        scratch ??= [];
         Rmap.Walk(dst, scratch);
         foreach (var m in scratch)
         {

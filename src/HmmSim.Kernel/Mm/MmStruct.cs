@@ -18,7 +18,7 @@ public sealed partial class MmStruct : IDisposable
     internal int Pid { get; set; }
     internal Arch Arch => Kernel.Arch;
     internal VmaTree Vmas { get; } = new();
-    internal ReaderWriterLockSlim MmapLock { get; } = new(LockRecursionPolicy.NoRecursion);
+    internal MmapLock MmapLock { get; } = new();
     internal Lock PageTableLock { get; } = new();
     /// <summary>The top-level table page (mm->pgd).</summary>
     internal Pfn Pgd { get; private set; }

@@ -250,15 +250,26 @@ internal static class Mmap
             SplitHugePmdAt(mm, vma, at);
         var tail = new Vma(mm, at, vma.End, vma.Flags, vma.PgOff + ((at - vma.Start) >> Arch.PageShift), vma.File) { Ops = vma.Ops };
         tail.AnonVma = vma.AnonVma;
-        foreach (var av in vma.AnonVmaChain.ToArray())
-            av.Link(tail);
-        if (tail.File is { } file)
+        // vma_prepare: the tail is linked and the head shrunk under the anon_vma (or i_mmap) lock, so
+        // an rmap walk sees either the whole VMA or both halves, never the head alone.
+        var bounds = Rmap.VmaBoundsLock(vma);
+        bounds?.Enter();
+        try
         {
-            file.MmapAdd(tail);
-            Shmem.FileGet(file);
+            foreach (var av in vma.AnonVmaChain.ToArray())
+                av.Link(tail);
+            if (tail.File is { } file)
+            {
+                file.MmapAdd(tail);
+                Shmem.FileGet(file);
+            }
+            mm.Vmas.Remove(vma);
+            vma.End = at;
         }
-        mm.Vmas.Remove(vma);
-        vma.End = at;
+        finally
+        {
+            bounds?.Exit();
+        }
         mm.Vmas.Insert(vma);
         mm.Vmas.Insert(tail);
         return tail;
@@ -308,16 +319,26 @@ internal static class Mmap
                     av.Link(keep);
         }
         mm.Vmas.Remove(gone);
-        UnlinkVma(mm.Kernel, gone);
         mm.Vmas.Remove(keep);
-        if (gone.Start < keep.Start)
+        // vma_merge: the survivor grows over the other under the rmap lock before the other is unlinked.
+        var bounds = Rmap.VmaBoundsLock(keep);
+        bounds?.Enter();
+        try
         {
-            keep.PgOff = gone.PgOff;
-            keep.Start = gone.Start;
+            if (gone.Start < keep.Start)
+            {
+                keep.PgOff = gone.PgOff;
+                keep.Start = gone.Start;
+            }
+            else
+            {
+                keep.End = gone.End;
+            }
+            UnlinkVma(mm.Kernel, gone);
         }
-        else
+        finally
         {
-            keep.End = gone.End;
+            bounds?.Exit();
         }
         mm.Vmas.Insert(keep);
     }

@@ -51,7 +51,10 @@ internal static class Mremap
             if (next is null || next.Start >= addr + newLen)
             {
                 mm.Vmas.Remove(vma);
+                var bounds = Rmap.VmaBoundsLock(vma);   // vma_expand under the rmap lock
+                bounds?.Enter();
                 vma.End = addr + newLen;
+                bounds?.Exit();
                 mm.Vmas.Insert(vma);
                 result = addr;
                 return Errno.None;

@@ -1,0 +1,20 @@
+namespace HmmSim.Kernel;
+
+/// <summary>The rmap lock a walk holds (mm/rmap.c rmap_walk_anon and rmap_walk_file): the anon_vma
+/// root's lock or the mapping's i_mmap lock, held from the interval-tree lookup to the last page-table
+/// edit, so no VMA of the walk can be split, merged, moved or unlinked under it.</summary>
+internal static partial class Rmap
+{
+    /// <summary>The lock to hold across <see cref="Walk(Folio, List{Mapping})"/> and the edits that use its
+    /// result; null for a folio with no rmap owner.</summary>
+    public static Lock? WalkLock(Folio folio) => folio.Memmap.Mappings.Get(folio.Mapping) switch
+    {
+        AnonVma av => av.Lock,
+        AddressSpace mapping => mapping.Lock,
+        _ => null,
+    };
+
+    /// <summary>vma_start_write's effect on the rmap: the lock of the VMA's anon_vma, held while its bounds
+    /// change (__split_vma, vma_merge, vma_expand); null for a VMA with none.</summary>
+    public static Lock? VmaBoundsLock(Vma vma) => vma.AnonVma?.Lock ?? vma.File?.Lock;
+}
