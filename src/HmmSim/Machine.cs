@@ -190,6 +190,11 @@ public sealed class Machine : IDisposable
             d["struct_page_bytes_kernel"] = Kernel.Memmap.KernelStructPageBytes;
             d["struct_page_bytes_model"] = Kernel.Memmap.ModelMemmapBytes;
             d["page_data_bytes_model"] = Kernel.Memmap.Data.BytesReserved;
+            d["page_data_same_filled_pages_model"] = Kernel.Memmap.Data.SameFilledPages;
+            long built = 0;
+            foreach (var section in Kernel.Memmap.Sections())
+                built += section.Pages.Length;
+            d["struct_pages_initialised_model"] = built;
             return d;
         }
     }
