@@ -51,6 +51,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(RegisterCommand());
         bench.Subcommands.Add(SoakCommand());
         bench.Subcommands.Add(ScaleCommand());
+        bench.Subcommands.Add(ChecksCommand());
         return bench;
     }
 
@@ -386,6 +387,47 @@ internal static class BenchCommand
             var console = RunCommand.Console(output);
             console.Write(reg);
             console.Write(mig);
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>`hmmsim bench checks`: DEBUG_VM cost per CPU access, checks on against off, on a 1 TiB machine.</summary>
+    private static Command ChecksCommand()
+    {
+        var cmd = new Command("checks", "What the DEBUG_VM checker costs per CPU access on a 1 TiB machine with a sparsely touched 512 GiB mapping: checks on against off in the same run, and one full walk. Example: hmmsim bench checks --json");
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            var output = r.InvocationConfiguration.Output;
+            var x = Progress.Run("checks on and off over a 1 TiB machine", r.GetValue(json), () => ChecksWorkload.Run());
+            if (r.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    ramBytes = x.RamBytes,
+                    mappingBytes = x.MappingBytes,
+                    pagesTouched = x.PagesTouched,
+                    accessesPerRound = x.Accesses,
+                    offUsPerAccessMedian = x.OffUs.Median,
+                    offUsPerAccessMin = x.OffUs.Min,
+                    offUsPerAccessMax = x.OffUs.Max,
+                    onUsPerAccessMedian = x.OnUs.Median,
+                    onUsPerAccessMin = x.OnUs.Min,
+                    onUsPerAccessMax = x.OnUs.Max,
+                    onOverOffMedian = x.OnOverOffMedian,
+                    fullWalkMs = x.FullWalkMs,
+                }));
+                return 0;
+            }
+            var table = new Table().Title($"CPU reads of a sparsely touched {x.MappingBytes >> 30} GiB mapping on a {x.RamBytes >> 30} GiB machine")
+                .AddColumn("figure").AddColumn(new TableColumn("value").RightAligned());
+            table.AddRow("checks off, us per access: median (min-max)", $"{x.OffUs.Median:N2} ({x.OffUs.Min:N2}-{x.OffUs.Max:N2})");
+            table.AddRow("checks on (local), us per access: median (min-max)", $"{x.OnUs.Median:N2} ({x.OnUs.Min:N2}-{x.OnUs.Max:N2})");
+            table.AddRow("on / off, median of rounds", $"{x.OnOverOffMedian:N2}x");
+            table.AddRow("one full walk (teardown, on demand), ms", x.FullWalkMs.ToString("N2"));
+            RunCommand.Console(output).Write(table);
             return 0;
         });
         return cmd;
