@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using HmmSim.Cli.Layout;
 using HmmSim.Cli.Report;
@@ -72,6 +73,8 @@ internal static class BenchCommand
         bench.Subcommands.Add(P2pCommand());
         bench.Subcommands.Add(RegisterCommand());
         bench.Subcommands.Add(SoakCommand());
+        bench.Subcommands.Add(ScaleCommand());
+        bench.Subcommands.Add(ChecksCommand());
         return bench;
     }
 
@@ -452,6 +455,167 @@ internal static class BenchCommand
 
     private static string Spread((double Median, double Min, double Max) s, string format) =>
         $"{s.Median.ToString(format)} ({s.Min.ToString(format)}-{s.Max.ToString(format)})";
+
+    /// <summary>`hmmsim bench scale`: H200- and MI300X-class GPU memory beside 2 TiB of RAM, both designs.</summary>
+    private static Command ScaleCommand()
+    {
+        var cmd = new Command("scale", "GPU memory of real shapes (8 x 141 GiB H200-class, 8 x 192 GiB MI300X-class) registered beside 2 TiB of RAM in both designs; a same-filled working set migrated to the device and back, every page verified. Example: hmmsim bench scale --working-set-gib 16");
+        var size = new Option<int>("--working-set-gib") { Description = "GiB migrated to the device and back (one word per page).", DefaultValueFactory = _ => 256 };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(size);
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            var output = r.InvocationConfiguration.Output;
+            var error = r.InvocationConfiguration.Error;
+            int gib = r.GetValue(size);
+            if (gib is < 1 or > 1024)
+            {
+                error.WriteLine("hmmsim bench scale: --working-set-gib must be 1..1024");
+                return 2;
+            }
+            var progress = new BenchProgress(error, Console.IsErrorRedirected);
+            var registrations = new List<ScaleWorkload.Registration>();
+            var migrations = new List<ScaleWorkload.Migration>();
+            foreach (var d in Enum.GetValues<DevicePrivateDesign>())
+            {
+                progress.Report($"{d}: registering", 0);
+                registrations.AddRange(ScaleWorkload.Register(d));
+                migrations.Add(ScaleWorkload.Migrate(d, (ulong)gib << 30, (what, f) => progress.Report($"{d}: {gib} GiB {what}", f)));
+            }
+            progress.Done();
+            if (r.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    ramBytes = ScaleWorkload.RamBytes,
+                    registrations = registrations.Select(x => new
+                    {
+                        design = x.Design.ToString(),
+                        shape = x.Shape,
+                        deviceBytes = x.DeviceBytes,
+                        ms = x.Ms,
+                        kernelStructPageBytes = x.KernelStructPageBytes,
+                        kernelMemmapPagesInitialised = x.KernelMemmapPagesInitialised,
+                        modelMemmapBytes = x.ModelMemmapBytes,
+                        modelMemmapPagesInitialised = x.ModelMemmapPagesInitialised,
+                    }),
+                    migrations = migrations.Select(x => new
+                    {
+                        design = x.Design.ToString(),
+                        workingSetBytes = x.Bytes,
+                        pages = x.Pages,
+                        sysToDevPagesPerSec = x.SysToDevPagesPerSec,
+                        sysToDevWindowPagesPerSecMedian = x.SysToDevWindow.Median,
+                        sysToDevWindowPagesPerSecMin = x.SysToDevWindow.Min,
+                        sysToDevWindowPagesPerSecMax = x.SysToDevWindow.Max,
+                        devToSysPagesPerSec = x.DevToSysPagesPerSec,
+                        devToSysWindowPagesPerSecMedian = x.DevToSysWindow.Median,
+                        devToSysWindowPagesPerSecMin = x.DevToSysWindow.Min,
+                        devToSysWindowPagesPerSecMax = x.DevToSysWindow.Max,
+                        fillOfMigrateToDevMedian = x.FillOfMigrateToDev.Median,
+                        fillOfMigrateToDevMin = x.FillOfMigrateToDev.Min,
+                        fillOfMigrateToDevMax = x.FillOfMigrateToDev.Max,
+                        modelSeconds = x.ModelSeconds,
+                        peakRssBytes = x.PeakRssBytes,
+                        pageDataBytes = x.PageDataBytes,
+                        sameFilledPages = x.SameFilledPages,
+                        structPageBytesKernel = x.StructPageBytesKernel,
+                        structPageBytesModel = x.ModelMemmapBytes,
+                        pagesVerified = x.PagesVerified,
+                    }),
+                }));
+                return 0;
+            }
+            var reg = new Table().Title("device-private memory registered beside 2 TiB of RAM")
+                .AddColumn("design").AddColumn("shape").AddColumn(new TableColumn("GiB").RightAligned()).AddColumn(new TableColumn("ms").RightAligned())
+                .AddColumn(new TableColumn("kernel struct pages MiB").RightAligned()).AddColumn(new TableColumn("kernel memmap pages initialised").RightAligned())
+                .AddColumn(new TableColumn("model memmap MiB").RightAligned()).AddColumn(new TableColumn("model pages initialised").RightAligned());
+            foreach (var x in registrations)
+                reg.AddRow(x.Design.ToString(), x.Shape, (x.DeviceBytes >> 30).ToString("N0"), x.Ms.ToString("N1"), (x.KernelStructPageBytes >> 20).ToString("N0"),
+                    x.KernelMemmapPagesInitialised.ToString("N0"), (x.ModelMemmapBytes / 1048576.0).ToString("N1"), x.ModelMemmapPagesInitialised.ToString("N0"));
+            var mig = new Table().Title($"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per 64 MiB window: median (min-max))")
+                .AddColumn("design").AddColumn(new TableColumn("sys->dev pages/s").RightAligned()).AddColumn(new TableColumn("dev->sys pages/s").RightAligned())
+                .AddColumn(new TableColumn("model s").RightAligned()).AddColumn(new TableColumn("peak RSS MiB").RightAligned()).AddColumn(new TableColumn("verified").RightAligned());
+            foreach (var x in migrations)
+                mig.AddRow(x.Design.ToString(), $"{x.SysToDevWindow.Median:N0} ({x.SysToDevWindow.Min:N0}-{x.SysToDevWindow.Max:N0})",
+                    $"{x.DevToSysWindow.Median:N0} ({x.DevToSysWindow.Min:N0}-{x.DevToSysWindow.Max:N0})", x.ModelSeconds.ToString("N1"), (x.PeakRssBytes >> 20).ToString("N0"), x.PagesVerified.ToString("N0"));
+            var console = RunCommand.Console(output);
+            console.Write(reg);
+            console.Write(mig);
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>`hmmsim bench checks`: DEBUG_VM cost per CPU access, checks on against off, on a 1 TiB machine.</summary>
+    private static Command ChecksCommand()
+    {
+        var cmd = new Command("checks", "What the DEBUG_VM checker costs per CPU access on a 1 TiB machine with a sparsely touched 512 GiB mapping: checks on against off in the same run, and one full walk. Example: hmmsim bench checks --json");
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        cmd.Options.Add(json);
+        cmd.SetAction(r =>
+        {
+            var output = r.InvocationConfiguration.Output;
+            var x = Progress.Run("checks on and off over a 1 TiB machine", r.GetValue(json), () => ChecksWorkload.Run());
+            if (r.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    ramBytes = x.RamBytes,
+                    mappingBytes = x.MappingBytes,
+                    pagesTouched = x.PagesTouched,
+                    accessesPerRound = x.Accesses,
+                    offUsPerAccessMedian = x.OffUs.Median,
+                    offUsPerAccessMin = x.OffUs.Min,
+                    offUsPerAccessMax = x.OffUs.Max,
+                    onUsPerAccessMedian = x.OnUs.Median,
+                    onUsPerAccessMin = x.OnUs.Min,
+                    onUsPerAccessMax = x.OnUs.Max,
+                    onOverOffMedian = x.OnOverOffMedian,
+                    fullWalkMs = x.FullWalkMs,
+                }));
+                return 0;
+            }
+            var table = new Table().Title($"CPU reads of a sparsely touched {x.MappingBytes >> 30} GiB mapping on a {x.RamBytes >> 30} GiB machine")
+                .AddColumn("figure").AddColumn(new TableColumn("value").RightAligned());
+            table.AddRow("checks off, us per access: median (min-max)", $"{x.OffUs.Median:N2} ({x.OffUs.Min:N2}-{x.OffUs.Max:N2})");
+            table.AddRow("checks on (local), us per access: median (min-max)", $"{x.OnUs.Median:N2} ({x.OnUs.Min:N2}-{x.OnUs.Max:N2})");
+            table.AddRow("on / off, median of rounds", $"{x.OnOverOffMedian:N2}x");
+            table.AddRow("one full walk (teardown, on demand), ms", x.FullWalkMs.ToString("N2"));
+            RunCommand.Console(output).Write(table);
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Progress of a long bench on stderr: one live line on a terminal, a line every ten seconds
+    /// otherwise (so a log shows it is alive without flooding).</summary>
+    private sealed class BenchProgress(TextWriter error, bool redirected)
+    {
+        private readonly Stopwatch _watch = Stopwatch.StartNew();
+        private double _lastLine = double.NegativeInfinity;
+
+        public void Report(string what, double fraction)
+        {
+            double now = _watch.Elapsed.TotalSeconds;
+            if (!redirected)
+            {
+                error.Write($"\r{what}: {fraction:P0} ({now:N0} s)   ");
+                return;
+            }
+            if (now - _lastLine < 10)
+                return;
+            _lastLine = now;
+            error.WriteLine($"{what}: {fraction:P0} ({now:N0} s)");
+        }
+
+        public void Done()
+        {
+            if (!redirected)
+                error.WriteLine();
+        }
+    }
 
     private static string Ratio((double Median, double Min, double Max) r) => $"{r.Median:P1} ({r.Min:P0}-{r.Max:P0})";
 

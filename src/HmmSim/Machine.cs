@@ -235,6 +235,11 @@ public sealed class Machine : IDisposable
             d["struct_page_bytes_kernel"] = Kernel.Memmap.KernelStructPageBytes;
             d["struct_page_bytes_model"] = Kernel.Memmap.ModelMemmapBytes;
             d["page_data_bytes_model"] = Kernel.Memmap.Data.BytesReserved;
+            d["page_data_same_filled_pages_model"] = Kernel.Memmap.Data.SameFilledPages;
+            long built = 0;
+            foreach (var section in Kernel.Memmap.Sections())
+                built += section.Pages.Length;
+            d["struct_pages_initialised_model"] = built;
             return d;
         }
     }
@@ -303,6 +308,28 @@ public sealed class Machine : IDisposable
             CheckInvariants();
     }
 
+    /// <summary>After an operation that touched only [<paramref name="start"/>, +<paramref name="length"/>)
+    /// of <paramref name="mm"/> (a CPU load or store): the local DEBUG_VM check of that range, so its cost
+    /// follows the access, not the size of the machine. The full walk runs at teardown and on demand.</summary>
+    internal void AfterOperation(K.MmStruct mm, ulong start, ulong length)
+    {
+        if (!Config.CheckInvariants)
+            return;
+        _opLock.EnterWriteLock();
+        try
+        {
+            DebugVm.CheckRange(Kernel, mm, start, length);
+            LocalInvariantChecks++;
+        }
+        finally
+        {
+            _opLock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>How many local (per-access) DEBUG_VM checks have run on this machine.</summary>
+    internal long LocalInvariantChecks { get; private set; }
+
     internal Process Register(MmStruct mm)
     {
         lock (_procLock)
@@ -344,6 +371,9 @@ public sealed class Machine : IDisposable
     {
         if (_disposed)
             return;
+        // The full walk at teardown: what the local per-access checks could not see is found here.
+        if (Config.CheckInvariants)
+            CheckInvariants();
         Process[] procs;
         lock (_procLock)
             procs = [.. _processes.Values];

@@ -156,7 +156,7 @@ public sealed class Process : IDisposable
         ThrowIfExited();
         using (_machine.Operation())
             UserAccess.Access(Mm, addr, destination, write: false);
-        _machine.AfterOperation();
+        _machine.AfterOperation(Mm, addr, (ulong)destination.Length);
     }
 
     /// <summary>CPU stores of <paramref name="source"/> at <paramref name="addr"/>: write faults, COW and
@@ -170,7 +170,7 @@ public sealed class Process : IDisposable
         var user = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(source), source.Length);
         using (_machine.Operation())
             UserAccess.Access(Mm, addr, user, write: true);
-        _machine.AfterOperation();
+        _machine.AfterOperation(Mm, addr, (ulong)source.Length);
     }
 
     /// <summary>One CPU load or store inside an operation the caller already holds open

@@ -48,7 +48,10 @@ public sealed class ShmemFile : IDisposable
             int n = (int)Math.Min(Arch.PageSize - (ulong)inPage, (ulong)source.Length - written);
             if (Shmem.GetFolio(kernel, Mapping, pos >> Arch.PageShift, out var folio) != VmFaultResult.None)
                 return written > 0 ? Errno.None : Errno.ENOSPC;
-            source.Slice((int)written, n).CopyTo(folio.Page().WriteData()[inPage..]);
+            if (n == (int)Arch.PageSize)
+                folio.Page().WriteWholePage(source.Slice((int)written, n));
+            else
+                source.Slice((int)written, n).CopyTo(folio.Page().WriteData()[inPage..]);
             folio.SetFlag(PageFlags.Dirty);
             folio.Put();
             written += (ulong)n;
@@ -75,7 +78,7 @@ public sealed class ShmemFile : IDisposable
             var dst = destination.Slice((int)read, n);
             if (Mapping.Get(pos >> Arch.PageShift) is { } folio && folio.TryGet())
             {
-                folio.Page().ReadData().Slice(inPage, n).CopyTo(dst);
+                folio.Page().CopyDataTo(inPage, dst);
                 folio.Put();
             }
             else

@@ -209,7 +209,7 @@ public static class HmmWorkloads
         Check(p.Munmap(addr, size));
     }
 
-    private static SoakSample Sample(int round)
+    internal static SoakSample Sample(int round)
     {
         long managed = GC.GetTotalMemory(forceFullCollection: true);
         long hwm = 0, rss = 0;

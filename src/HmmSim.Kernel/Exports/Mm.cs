@@ -95,16 +95,25 @@ public static class Mm
     public static void ClearHighpage(Page page)
     {
         if (page.HasData)
-            page.WriteData().Clear();
+            page.Memmap.Data.SetWord(ref page.Desc.Private, 0);
     }
 
     /// <summary>memcpy_from_page: <paramref name="to"/>.Length bytes from <paramref name="offset"/> in the page.</summary>
-    public static void MemcpyFromPage(Span<byte> to, Page page, int offset = 0) =>
-        page.ReadData().Slice(offset, to.Length).CopyTo(to);
+    public static void MemcpyFromPage(Span<byte> to, Page page, int offset = 0)
+    {
+        if ((uint)offset > Arch.PageSize || (uint)to.Length > Arch.PageSize - (uint)offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), "the range is not inside the page");
+        page.CopyDataTo(offset, to);
+    }
 
     /// <summary>memcpy_to_page: <paramref name="from"/> into the page at <paramref name="offset"/>.</summary>
-    public static void MemcpyToPage(Page page, int offset, ReadOnlySpan<byte> from) =>
-        from.CopyTo((offset == 0 && from.Length == (int)Arch.PageSize ? page.OverwriteData() : page.WriteData()).Slice(offset, from.Length));
+    public static void MemcpyToPage(Page page, int offset, ReadOnlySpan<byte> from)
+    {
+        if (offset == 0 && from.Length == (int)Arch.PageSize)
+            page.WriteWholePage(from);
+        else
+            from.CopyTo(page.WriteData().Slice(offset, from.Length));
+    }
 
     // --- address spaces (mmap_lock.h, mm.h, sched/mm.h) -----------------------------------------
 

@@ -1,6 +1,7 @@
 namespace HmmSim.Kernel;
 
-/// <summary>CONFIG_DEBUG_VM for the whole machine: recounts every mapping from the page tables and
+/// <summary>CONFIG_DEBUG_VM: after a CPU access, only the range it touched (<see cref="CheckRange"/>);
+/// for the whole machine (every other operation, teardown, on demand): recounts every mapping from the page tables and
 /// checks it against struct page (mapcounts, refcounts, rmap), checks that nothing mapped is free
 /// and that teardown gives every page back. A finding throws KernelBugException naming the address,
 /// the page and what disagreed.</summary>
@@ -11,6 +12,13 @@ internal static class DebugVm
         public readonly Dictionary<Page, int> PteMaps = [];
         public readonly Dictionary<Folio, int> PmdMaps = [];
         public readonly Dictionary<Folio, int> Total = [];
+
+        public void Clear()
+        {
+            PteMaps.Clear();
+            PmdMaps.Clear();
+            Total.Clear();
+        }
     }
 
     public static void Check(KernelState kernel, MmStruct[] mms)
@@ -26,6 +34,58 @@ internal static class DebugVm
         foreach (var (folio, total) in counts.Total)
             CheckFolio(kernel, folio, total, counts);
         ScanMemmap(kernel, counts);
+    }
+
+    /// <summary>The check after one operation on <paramref name="length"/> bytes at <paramref name="start"/> of
+    /// <paramref name="mm"/>: DEBUG_VM's checks are local to what an operation touched, so this walks only
+    /// the tables of that range, with every entry checked where it lies (VMA, rmap, write permission,
+    /// device-private naming), and each folio met checked against what the range alone proves: it is
+    /// live, its mapcounts are at least the mappings found, its refcount covers its mapcount. The exact
+    /// recount over every mm and the memmap scan are <see cref="Check"/>'s, run at teardown and on demand.</summary>
+    public static void CheckRange(KernelState kernel, MmStruct mm, ulong start, ulong length)
+    {
+        // The user pointer as the access used it: untagged_addr, and nothing past TASK_SIZE.
+        start = mm.Arch.UntaggedAddr(start);
+        ulong end = length > mm.Arch.TaskSize - Math.Min(start, mm.Arch.TaskSize) ? mm.Arch.TaskSize : start + length;
+        if (mm.Exited || end <= start)
+            return;
+        // One set of counts per thread, reused: a per-access check must not cost three dictionaries.
+        var counts = _localCounts ??= new Counts();
+        try
+        {
+            CheckRangeInto(kernel, mm, start, end, counts);
+        }
+        finally
+        {
+            counts.Clear();
+        }
+    }
+
+    [ThreadStatic]
+    private static Counts? _localCounts;
+    [ThreadStatic]
+    private static List<Rmap.Mapping>? _rmapScratch;
+
+    private static void CheckRangeInto(KernelState kernel, MmStruct mm, ulong start, ulong end, Counts counts)
+    {
+        var ops = new DebugVmWalkOps(kernel, counts);
+        // Whole PMDs: a huge PMD is checked as a whole, from its own start.
+        Pagewalk.WalkPageRangeDebug(mm, start & ~(Arch.PmdSize - 1), (end + Arch.PmdSize - 1) & ~(Arch.PmdSize - 1), ref ops);
+        foreach (var (folio, total) in counts.Total)
+        {
+            if (folio.Test(PageFlags.Buddy) || folio.RefCount <= 0)
+                ThrowHelper.KernelBug($"DEBUG_VM: {folio} is mapped {total} times but is free (refcount {folio.RefCount}, flags {folio.Page().Flags})");
+            int entire = counts.PmdMaps.TryGetValue(folio, out int e) ? e : 0;
+            if (folio.EntireMapCount < entire)
+                ThrowHelper.KernelBug($"DEBUG_VM: {folio} entire mapcount {folio.EntireMapCount}, but {entire} PMDs map it");
+            if (folio.MapCount < total)
+                ThrowHelper.KernelBug($"DEBUG_VM: {folio} folio_mapcount {folio.MapCount}, but it is mapped at least {total} times");
+            if (folio.RefCount < folio.MapCount)
+                ThrowHelper.KernelBug($"DEBUG_VM: {folio} refcount {folio.RefCount} is below its folio_mapcount {folio.MapCount}");
+        }
+        foreach (var (page, n) in counts.PteMaps)
+            if (page.MapCount < n)
+                ThrowHelper.KernelBug($"DEBUG_VM: {page} mapcount {page.MapCount}, but {n} PTEs map it");
     }
 
     private static void CheckVmas(MmStruct mm)
@@ -165,7 +225,9 @@ internal static class DebugVm
     {
         if (folio.Mapping == 0 && !folio.IsAnon)
             return;   // a vm_insert_page'd kernel page: no address_space, nothing for rmap to find
-        foreach (var m in Rmap.Walk(folio))
+        var found = _rmapScratch ??= [];
+        Rmap.Walk(folio, found);
+        foreach (var m in found)
             if (ReferenceEquals(m.Vma, vma) && m.Address == folioAddr)
                 return;
         ThrowHelper.KernelBug($"DEBUG_VM: rmap of {folio} does not find its mapping at 0x{addr:x} in {vma} (mapping handle {folio.Mapping}, index 0x{folio.PgIndex:x})");

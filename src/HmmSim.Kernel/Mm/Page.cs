@@ -121,78 +121,138 @@ public readonly struct Page : IEquatable<Page>
     /// <summary>"page pfn 0x…" or "page dpi 0x…", or "page (null)".</summary>
     public override string ToString() => IsNull ? "page (null)" : $"page {Identity}";
 
-    /// <summary>The page's bytes for the CPU to read: the shared zero buffer when never written.
-    /// A device-private page is not CPU addressable; touching it is the oops the kernel would take.</summary>
-    internal ReadOnlySpan<byte> ReadData()
+    private void ThrowIfNotCpuAddressable()
     {
         if (IsDevicePrivateMemory)
             ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+    }
+
+    /// <summary>The page's bytes as one span, for the kernel's own structures (page tables) that read
+    /// them in place: the shared zero buffer when never written; a same-filled page is materialised.
+    /// User data is read with <see cref="CopyDataTo"/>, which never materialises.</summary>
+    internal ReadOnlySpan<byte> ReadData()
+    {
+        ThrowIfNotCpuAddressable();
         int slot = Desc.Private;
+        if (slot < 0)
+            return WriteData();
         return slot == 0 ? PageDataPool.Zeros : Memmap.Data.Get(slot - 1);
     }
 
-    /// <summary>The page's bytes for the CPU to write; allocates the backing bytes on first write.</summary>
+    /// <summary>memcpy_from_page: <paramref name="dst"/>.Length bytes from <paramref name="offset"/>,
+    /// exact whichever way the page holds them (bytes, one repeated word, never written).</summary>
+    internal void CopyDataTo(int offset, Span<byte> dst)
+    {
+        ThrowIfNotCpuAddressable();
+        int v = Volatile.Read(ref Desc.Private);
+        if (v > 0)
+            Memmap.Data.Get(v - 1).Slice(offset, dst.Length).CopyTo(dst);
+        else if (v == 0)
+            dst.Clear();
+        else
+            PageDataPool.Fill(dst, Memmap.Data.Word(v), offset);
+    }
+
+    /// <summary>The page's bytes for the CPU to write in part; allocates the backing bytes on first write
+    /// (a same-filled page is materialised with its word).</summary>
     internal Span<byte> WriteData()
     {
-        if (IsDevicePrivateMemory)
-            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+        ThrowIfNotCpuAddressable();
         if (Test(PageFlags.Zero))
             ThrowHelper.KernelBug($"write to the shared zero page ({this})");
         ref int slot = ref Desc.Private;
-        if (slot == 0)
+        if (slot <= 0)
             Memmap.Data.AllocateFor(ref slot);
         return Memmap.Data.Get(slot - 1);
     }
 
-    /// <summary>copy_highpage: this page's bytes become <paramref name="src"/>'s (zeros if it never held
-    /// any), without zeroing a fresh slot first.</summary>
-    internal void CopyDataFrom(Page src)
+    /// <summary>A store of all 4096 bytes: a page that is one repeated word keeps only the word
+    /// (zswap_is_page_same_filled), any other is copied into the page's slot.</summary>
+    internal void WriteWholePage(ReadOnlySpan<byte> src)
     {
-        if (!src.HasData)
+        if (PageDataPool.IsSameFilled(src, out ulong word))
         {
-            if (HasData)
-                WriteData().Clear();
+            ThrowIfNotCpuAddressable();
+            if (Test(PageFlags.Zero))
+                ThrowHelper.KernelBug($"write to the shared zero page ({this})");
+            Memmap.Data.SetWord(ref Desc.Private, word);
             return;
         }
-        var from = src.ReadData();
-        if (IsDevicePrivateMemory)
-            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
-        ref int slot = ref Desc.Private;
-        if (slot == 0)
-            Memmap.Data.AllocateFor(ref slot, zero: false);
-        from.CopyTo(Memmap.Data.Get(slot - 1));
+        src.CopyTo(OverwriteData());
+    }
+
+    /// <summary>copy_highpage: this page's bytes become <paramref name="src"/>'s: zeros if it never held
+    /// any, its word if it is same-filled (held so, or bytes that are one word), else a copy of its bytes
+    /// into a slot not zeroed first.</summary>
+    internal void CopyDataFrom(Page src)
+    {
+        int s = src.Desc.Private;
+        if (s > 0)
+        {
+            var from = src.ReadData();
+            if (!PageDataPool.IsSameFilled(from, out ulong w))
+            {
+                ThrowIfNotCpuAddressable();
+                ref int slot = ref Desc.Private;
+                if (slot <= 0)
+                    Memmap.Data.AllocateFor(ref slot, zero: false);
+                from.CopyTo(Memmap.Data.Get(slot - 1));
+                return;
+            }
+            CopyWord(w);
+            return;
+        }
+        src.ThrowIfNotCpuAddressable();
+        CopyWord(s == 0 ? 0 : src.Memmap.Data.Word(s));
+    }
+
+    private void CopyWord(ulong word)
+    {
+        ThrowIfNotCpuAddressable();
+        if (word == 0 && !HasData)
+            return;
+        Memmap.Data.SetWord(ref Desc.Private, word);
     }
 
     /// <summary>copy_highpage over <paramref name="nr"/> consecutive pages (folio_copy): the destination
-    /// slots are taken from the pool under one lock, then the bytes copied page by page.</summary>
+    /// slots and words are settled under one pool lock, then the bytes copied page by page.</summary>
     internal void CopyDataFrom(Page src, int nr)
     {
         if (nr <= 0 || Index + nr > Section.Pages.Length || src.Index + nr > src.Section.Pages.Length
-            || src.Section.Owner != Section.Owner || IsDevicePrivateMemory)
+            || src.Section.Owner != Section.Owner || IsDevicePrivateMemory || src.IsDevicePrivateMemory)
         {
             for (int i = 0; i < nr; i++)
                 Nth(i).CopyDataFrom(src.Nth(i));
             return;
         }
-        Memmap.Data.AllocateForCopy(Section.Pages.AsSpan(Index, nr), src.Section.Pages.AsSpan(src.Index, nr));
+        var dst = Section.Pages.AsSpan(Index, nr);
+        var from = src.Section.Pages.AsSpan(src.Index, nr);
+        var data = Memmap.Data;
+        data.AllocateForCopy(dst, from);
         for (int i = 0; i < nr; i++)
-            Nth(i).CopyDataFrom(src.Nth(i));
+        {
+            int d = dst[i].Private, s = from[i].Private;
+            if (d > 0 && s > 0)
+                data.Get(s - 1).CopyTo(data.Get(d - 1));
+        }
     }
 
     /// <summary>The page's bytes for the CPU to overwrite whole: like <see cref="WriteData"/> but a fresh
-    /// slot is not zeroed first.</summary>
+    /// slot is not zeroed (nor filled) first.</summary>
     internal Span<byte> OverwriteData()
     {
-        if (IsDevicePrivateMemory)
-            ThrowHelper.KernelBug($"CPU access to device-private {this}: device-private memory is not CPU addressable");
+        ThrowIfNotCpuAddressable();
         if (Test(PageFlags.Zero))
             ThrowHelper.KernelBug($"write to the shared zero page ({this})");
         ref int slot = ref Desc.Private;
-        if (slot == 0)
+        if (slot <= 0)
             Memmap.Data.AllocateFor(ref slot, zero: false);
         return Memmap.Data.Get(slot - 1);
     }
 
-    /// <summary>Whether the page has backing bytes (written at least once since allocation).</summary>
+    /// <summary>Whether the page holds one repeated word instead of bytes.</summary>
+    internal bool IsSameFilled => Desc.Private < 0;
+
+    /// <summary>Whether the page holds anything but zeros: bytes, or a non-zero repeated word.</summary>
     internal bool HasData => Desc.Private != 0;
 }

@@ -1,9 +1,18 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
 namespace HmmSim.Kernel;
 
 /// <summary>The bytes behind pages that have been written: 4 KiB slots carved from 2 MiB chunks,
-/// recycled through a free stack, so steady-state faults allocate nothing on the managed heap.</summary>
+/// recycled through a free stack, so steady-state faults allocate nothing on the managed heap.
+/// A page whose 4 KiB are one 8-byte word repeated keeps only the word (zswap_is_page_same_filled and
+/// zswap_fill_page): <see cref="PageDesc.Private"/> is then minus (word handle + 1), and the first write
+/// that is not a whole same-filled page materialises the bytes.</summary>
 internal sealed class PageDataPool
 {
+    private const int WordsPerChunkShift = 16;
+    private const int WordsPerChunk = 1 << WordsPerChunkShift;
+
     private const int SlotsPerChunkShift = 9;
     private const int SlotsPerChunk = 1 << SlotsPerChunkShift;
     private const int PageSize = (int)Arch.PageSize;
@@ -14,45 +23,156 @@ internal sealed class PageDataPool
     private int[] _free = new int[1024];
     private int _freeCount;
     private long _inUse;
+    private ulong[][] _wordChunks = new ulong[4][];
+    private int _wordCount;
+    private int _wordFreePlusOne;   // free word handles link through the words themselves
+    private long _wordsInUse;
 
     public static ReadOnlySpan<byte> Zeros => _zeros;
     private static readonly byte[] _zeros = new byte[PageSize];
 
     public long SlotsInUse => Interlocked.Read(ref _inUse);
-    public long BytesReserved => (long)_chunkCount * SlotsPerChunk * PageSize;
+    public long BytesReserved => (long)_chunkCount * SlotsPerChunk * PageSize + (long)((_wordCount + WordsPerChunk - 1) >> WordsPerChunkShift) * WordsPerChunk * 8;
+    /// <summary>Pages held as one repeated word.</summary>
+    public long SameFilledPages => Interlocked.Read(ref _wordsInUse);
+
+    /// <summary>zswap_is_page_same_filled: whether the 4 KiB are one 8-byte word repeated, and which.</summary>
+    public static bool IsSameFilled(ReadOnlySpan<byte> page, out ulong word)
+    {
+        var words = MemoryMarshal.Cast<byte, ulong>(page);
+        word = words[0];
+        return words[1..].IndexOfAnyExcept(word) < 0;
+    }
+
+    /// <summary>The word a same-filled page holds (<paramref name="privateValue"/> below zero).</summary>
+    public ulong Word(int privateValue) => WordRef(-privateValue - 1);
+
+    private ref ulong WordRef(int handle) => ref _wordChunks[handle >> WordsPerChunkShift][handle & (WordsPerChunk - 1)];
+
+    /// <summary>zswap_fill_page at byte <paramref name="offset"/> of a page filled with <paramref name="word"/>.</summary>
+    public static void Fill(Span<byte> dst, ulong word, int offset)
+    {
+        // Byte o of the page is byte (o % 8) of the little-endian word: rotate so dst[0] is right.
+        ulong w = BitOperations.RotateRight(word, (offset & 7) * 8);
+        int whole = dst.Length & ~7;
+        MemoryMarshal.Cast<byte, ulong>(dst[..whole]).Fill(w);
+        for (int i = whole; i < dst.Length; i++)
+            dst[i] = (byte)(w >> ((i & 7) * 8));
+    }
+
+    /// <summary>The page now reads as <paramref name="word"/> repeated; its bytes, if any, are released.
+    /// A zero word is the same as never written.</summary>
+    public void SetWord(ref int privateValue, ulong word)
+    {
+        lock (_lock)
+            SetWordLocked(ref privateValue, word);
+    }
+
+    private void SetWordLocked(ref int privateValue, ulong word)
+    {
+        int v = privateValue;
+        if (v < 0 && word != 0)
+        {
+            WordRef(-v - 1) = word;
+            return;
+        }
+        if (v > 0)
+        {
+            PushFree(v - 1);
+            _inUse--;
+        }
+        else if (v < 0)
+        {
+            FreeWordLocked(-v - 1);
+        }
+        Volatile.Write(ref privateValue, word == 0 ? 0 : -AllocWordLocked(word) - 1);
+    }
+
+    private int AllocWordLocked(ulong word)
+    {
+        int h;
+        if (_wordFreePlusOne != 0)
+        {
+            h = _wordFreePlusOne - 1;
+            _wordFreePlusOne = (int)WordRef(h);
+        }
+        else
+        {
+            h = _wordCount++;
+            int c = h >> WordsPerChunkShift;
+            if (c == _wordChunks.Length)
+                Array.Resize(ref _wordChunks, c * 2);
+            _wordChunks[c] ??= new ulong[WordsPerChunk];
+        }
+        WordRef(h) = word;
+        _wordsInUse++;
+        return h;
+    }
+
+    private void FreeWordLocked(int h)
+    {
+        WordRef(h) = (ulong)_wordFreePlusOne;
+        _wordFreePlusOne = h + 1;
+        _wordsInUse--;
+    }
 
     public Span<byte> Get(int slot) =>
         _chunks[slot >> SlotsPerChunkShift].AsSpan((slot & (SlotsPerChunk - 1)) * PageSize, PageSize);
 
-    /// <summary>Gives <paramref name="slotPlusOne"/> a slot unless another thread did first: zeroed, or left
-    /// as it is when the caller is about to overwrite all 4 KiB.</summary>
+    /// <summary>Gives <paramref name="slotPlusOne"/> a slot unless another thread did first: zeroed (or
+    /// filled with the word of a same-filled page), or left as it is when the caller is about to
+    /// overwrite all 4 KiB.</summary>
     public void AllocateFor(ref int slotPlusOne, bool zero = true)
     {
         lock (_lock)
         {
-            if (slotPlusOne != 0)
+            int v = slotPlusOne;
+            if (v > 0)
                 return;
             if (_freeCount == 0)
                 GrowLocked();
             int slot = _free[--_freeCount];
-            if (zero)
+            if (v < 0)
+            {
+                if (zero)
+                    Fill(Get(slot), Word(v), 0);
+                FreeWordLocked(-v - 1);
+            }
+            else if (zero)
+            {
                 Get(slot).Clear();
+            }
             _inUse++;
             Volatile.Write(ref slotPlusOne, slot + 1);
         }
     }
 
-    /// <summary>Slots, under one lock, for every page of <paramref name="dst"/> whose page at the same index
-    /// in <paramref name="src"/> holds data and which has none yet: the destination of a folio-sized copy.
-    /// Left as they are (the copy overwrites them); the per-page lock was most of a small copy's cost.</summary>
+    /// <summary>The bookkeeping of a folio-sized copy under one lock (the per-page lock was most of a
+    /// small copy's cost): a destination page whose source is unwritten or same-filled (held as a word,
+    /// or bytes that turn out to be one word) takes the word; any other gets a slot, left as it is for
+    /// the caller's copy. Afterwards, exactly the pages with a slot on both sides still need their bytes.</summary>
     public void AllocateForCopy(Span<PageDesc> dst, ReadOnlySpan<PageDesc> src)
     {
         lock (_lock)
         {
             for (int i = 0; i < dst.Length; i++)
             {
-                if (src[i].Private == 0 || dst[i].Private != 0)
+                int s = src[i].Private;
+                if (s <= 0)
+                {
+                    SetWordLocked(ref dst[i].Private, s == 0 ? 0 : Word(s));
                     continue;
+                }
+                if (IsSameFilled(Get(s - 1), out ulong word))
+                {
+                    SetWordLocked(ref dst[i].Private, word);
+                    continue;
+                }
+                int d = dst[i].Private;
+                if (d > 0)
+                    continue;
+                if (d < 0)
+                    FreeWordLocked(-d - 1);
                 if (_freeCount == 0)
                     GrowLocked();
                 _inUse++;
@@ -76,9 +196,16 @@ internal sealed class PageDataPool
             {
                 if (d.Private == 0)
                     continue;
-                PushFree(d.Private - 1);
+                if (d.Private < 0)
+                {
+                    FreeWordLocked(-d.Private - 1);
+                }
+                else
+                {
+                    PushFree(d.Private - 1);
+                    _inUse--;
+                }
                 d.Private = 0;
-                _inUse--;
             }
         }
     }
@@ -101,9 +228,16 @@ internal sealed class PageDataPool
         {
             if (slotPlusOne == 0)
                 return;
-            PushFree(slotPlusOne - 1);
+            if (slotPlusOne < 0)
+            {
+                FreeWordLocked(-slotPlusOne - 1);
+            }
+            else
+            {
+                PushFree(slotPlusOne - 1);
+                _inUse--;
+            }
             slotPlusOne = 0;
-            _inUse--;
         }
     }
 

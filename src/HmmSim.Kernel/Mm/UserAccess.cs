@@ -73,10 +73,12 @@ internal static class UserAccess
                 page = mm.Kernel.Memmap.PfnToPage(arch.PtePfn(e));
                 pte = write ? arch.PteMkdirty(arch.PteMkyoung(e)) : arch.PteMkyoung(e);
             }
-            if (write)
+            if (write && chunk.Length == (int)Arch.PageSize)
+                page.WriteWholePage(chunk);
+            else if (write)
                 chunk.CopyTo(page.WriteData()[inPage..]);
             else
-                page.ReadData().Slice(inPage, chunk.Length).CopyTo(chunk);
+                page.CopyDataTo(inPage, chunk);
             return true;
         }
     }
