@@ -17,6 +17,7 @@ internal static class Program
         root.Subcommands.Add(SelftestCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(LayoutCommand.Create());
+        root.Subcommands.Add(Proposals.ProposalsCommand.Create());
         var parsed = root.Parse(args);
         // Bad input is exit code 2 with one clear message, for every verb (System.CommandLine's default is 1).
         if (parsed.Errors.Count > 0)

@@ -16,6 +16,26 @@ public static class SelftestCatalog
 
     public static IReadOnlyList<SelftestCase> All => _all.Value;
 
+    /// <summary>Runs <paramref name="c"/> with its machines booted under <paramref name="variants"/> (a
+    /// DeviceAddressSpace case; today's design has no variants to switch).</summary>
+    public static void RunWith(SelftestCase c, DesignVariants variants)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(variants);
+        if (c.Design != DevicePrivateDesign.DeviceAddressSpace && !variants.IsDefault)
+            throw new ArgumentException($"{c.Name}: design variants apply to DeviceAddressSpace cases only", nameof(c));
+        var old = HmmFixture.AmbientVariants.Value;
+        HmmFixture.AmbientVariants.Value = variants;
+        try
+        {
+            c.Run();
+        }
+        finally
+        {
+            HmmFixture.AmbientVariants.Value = old;
+        }
+    }
+
     public static SelftestCase Find(string name) =>
         All.FirstOrDefault(c => c.Name == name) ?? throw new ArgumentException($"no selftest case named '{name}'", nameof(name));
 

@@ -304,6 +304,7 @@ public sealed class Machine : IDisposable
             _testHmm.HmmDmirrorExit();   // rmmod test_hmm
         }
         _disposed = true;
+        Kernel.ReleaseCensus();
         if (Config.CheckInvariants)
             DebugVm.CheckTeardown(Kernel, BootFreePages);
     }
