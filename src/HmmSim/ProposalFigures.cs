@@ -9,7 +9,7 @@ namespace HmmSim;
 /// <param name="ZonesToday">MAX_NR_ZONES today.</param>
 /// <param name="ZonesWidthToday">ZONES_WIDTH today.</param>
 /// <param name="ZonesWidthProposal">ZONES_WIDTH with one more zone.</param>
-/// <param name="UnusedToday">NR_UNUSED_PAGEFLAG_BITS today.</param>
+/// <param name="UnusedToday">NR_UNUSED_PAGEFLAG_BITS today (0 where the header's count goes negative because LAST_CPUPID is out).</param>
 /// <param name="UnusedProposal">NR_UNUSED_PAGEFLAG_BITS with the proposal.</param>
 /// <param name="SpillsToday">What is out of page->flags today (LAST_CPUPID_NOT_IN_PAGE_FLAGS, LRU refs bits lost, or none).</param>
 /// <param name="SpillsProposal">The same with the proposal.</param>
@@ -55,7 +55,7 @@ public static class ProposalFigures
             var today = K.PageFlagsLayout.Compute(c);
             var proposal = K.PageFlagsLayout.Compute(c, extraZones: 1);
             return new PageFlagsLayoutRow(c.Name, c.NrPageflags, c.MaxNrZones, today.ZonesWidth, proposal.ZonesWidth,
-                today.UnusedBits, proposal.UnusedBits, Spill(today, c), Spill(proposal, c), proposal.Fits);
+                Math.Max(0, today.UnusedBits), Math.Max(0, proposal.UnusedBits), Spill(today, c), Spill(proposal, c), proposal.Fits);
         })];
 
     private static string Spill(K.PageFlagsLayout l, K.PageFlagsConfig c)
