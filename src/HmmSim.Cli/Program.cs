@@ -36,6 +36,7 @@ internal static class Program
         root.Subcommands.Add(LayoutCommand.Create());
         root.Subcommands.Add(DecodeCommand.Create());
         root.Subcommands.Add(StressCommand.Create());
+        root.Subcommands.Add(Proposals.ProposalsCommand.Create());
         root.Subcommands.Add(TraceOption.AddTo(Explore.ExploreCommand.Create()));
         return root;
     }

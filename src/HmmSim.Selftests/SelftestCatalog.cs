@@ -42,6 +42,17 @@ public static class SelftestCatalog
         }
     }
 
+    /// <summary>Runs <paramref name="c"/> with its machines booted under <paramref name="variants"/>, for
+    /// the proposals (DeviceAddressSpace cases; today's design has no proposal to switch).</summary>
+    public static void RunWith(SelftestCase c, DesignVariants variants)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(variants);
+        if (c.Design != DevicePrivateDesign.DeviceAddressSpace && !variants.IsDefault)
+            throw new ArgumentException($"{c.Name}: design variants apply to DeviceAddressSpace cases only", nameof(c));
+        Run(c, variants);
+    }
+
     public static SelftestCase Find(string name) =>
         All.FirstOrDefault(c => c.Name == name) ?? throw new ArgumentException($"no selftest case named '{name}'", nameof(name));
 

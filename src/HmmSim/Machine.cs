@@ -384,6 +384,7 @@ public sealed class Machine : IDisposable
             _testHmm.HmmDmirrorExit();   // rmmod test_hmm
         }
         _disposed = true;
+        Kernel.ReleaseCensus();
         if (Config.CheckInvariants || CheckTeardownAtDispose)
             DebugVm.CheckTeardown(Kernel, BootFreePages);
     }

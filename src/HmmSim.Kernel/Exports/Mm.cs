@@ -66,19 +66,19 @@ public static class Mm
     /// <summary>folio_reset_order: the folio is order 0 again (its head flag and order cleared).</summary>
     public static void FolioResetOrder(Folio folio)
     {
-        ref var d = ref folio.Head;
+        ref var d = ref folio.HeadFor(PageField.Order, true);
         d.Flags &= ~(uint)(PageFlags.Head | PageFlags.HighByteMask);
     }
 
     /// <summary>clear_compound_head: the page no longer points at a head (it becomes its own folio).</summary>
     public static void ClearCompoundHead(Page page)
     {
-        ref var d = ref page.Desc;
+        ref var d = ref page.DescFor(PageField.CompoundHead, true);
         d.Flags &= ~(uint)(PageFlags.Tail | PageFlags.HighByteMask);
     }
 
     /// <summary>folio_set_count: overwrite the refcount (for a driver re-initialising a free device folio).</summary>
-    public static void FolioSetCount(Folio folio, int count) => Volatile.Write(ref folio.Head.RefCount, count);
+    public static void FolioSetCount(Folio folio, int count) => Volatile.Write(ref folio.HeadFor(PageField.RefCount, true).RefCount, count);
 
     // --- page contents (include/linux/highmem.h) ------------------------------------------------
 

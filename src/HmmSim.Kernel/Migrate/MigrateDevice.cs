@@ -578,7 +578,7 @@ public static class MigrateDevice
         dst.Mapping = src.Mapping;
         dst.PgIndex = src.PgIndex;
         const PageFlags carried = PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty | PageFlags.Uptodate;
-        dst.SetFlag((PageFlags)((uint)src.Head.Flags & (uint)carried));
+        dst.SetFlag((PageFlags)((uint)src.HeadFor(PageField.Flags, false, carried).Flags & (uint)carried));
         return true;
     }
 

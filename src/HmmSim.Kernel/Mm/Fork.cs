@@ -114,7 +114,7 @@ internal static class Fork
                         continue;
                     }
                     if (folio.IsAnon)
-                        page.Desc.Flags &= ~(uint)PageFlags.AnonExclusive;   // now shared with the child
+                        page.DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags &= ~(uint)PageFlags.AnonExclusive;   // now shared with the child
                     folio.Get();
                     Rmap.FolioDupRmapPtes(folio, page, 1, smm.Kernel);
                     if (folio.IsAnon)

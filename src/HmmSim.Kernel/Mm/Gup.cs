@@ -145,7 +145,7 @@ internal static partial class Gup
             if (folio.IsLarge)
             {
                 folio.Get();
-                Interlocked.Increment(ref folio.Tail(2).RefCount);
+                Interlocked.Increment(ref folio.TailFor(2, PageField.PinCount, true).RefCount);
             }
             else
             {
@@ -168,7 +168,7 @@ internal static partial class Gup
             return;
         if (folio.IsLarge)
         {
-            if (Interlocked.Decrement(ref folio.Tail(2).RefCount) < 0)
+            if (Interlocked.Decrement(ref folio.TailFor(2, PageField.PinCount, true).RefCount) < 0)
                 ThrowHelper.KernelBug($"unpin_user_page: pincount of {folio} went negative");
             folio.Put();
         }

@@ -321,7 +321,7 @@ internal static partial class Gup
             return default;
         }
         if (folio.IsLarge)
-            Interlocked.Add(ref folio.Tail(2).RefCount, refs);
+            Interlocked.Add(ref folio.TailFor(2, PageField.PinCount, true).RefCount, refs);
         else
             folio.GetMany(refs * (PinCountingBias - 1));
         // The pin is visible before the caller re-reads the entry (smp_mb__after_atomic): Interlocked is a full fence.
@@ -356,7 +356,7 @@ internal static partial class Gup
             if (folio.IsZero)
                 return;
             if (folio.IsLarge)
-                Interlocked.Add(ref folio.Tail(2).RefCount, -refs);
+                Interlocked.Add(ref folio.TailFor(2, PageField.PinCount, true).RefCount, -refs);
             else
                 refs *= PinCountingBias;
         }
@@ -395,7 +395,7 @@ internal static partial class Gup
         VmWarn.On(kernel, _irqsOff == 0, "gup_fast_folio_allowed called outside a GUP-fast walk");
         if (folio.IsAnon)
             return true;
-        uint mapping = Volatile.Read(ref folio.Head.Mapping);
+        uint mapping = Volatile.Read(ref folio.HeadFor(PageField.Mapping, false).Mapping);
         if (mapping == 0)
             return !rejectFileBacked;
         // Every address_space in the model is shmem (or hugetlbfs, taken above).

@@ -95,7 +95,7 @@ internal static class HugeMemory
                         {
                             folio.Mapping = vma.AnonVma!.Handle;
                             for (int i = 0; i < folio.NrPages; i++)
-                                folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+                                folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags |= (uint)PageFlags.AnonExclusive;
                         }
                         folio.Unlock();
                     }
@@ -262,7 +262,7 @@ internal static class HugeMemory
                 goto split;
             if (folio.IsAnon)
                 for (int i = 0; i < folio.NrPages; i++)
-                    folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+                    folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags &= ~(uint)PageFlags.AnonExclusive;
             folio.Get();
             Rmap.FolioDupRmapPmd(folio, smm.Kernel);
             Interlocked.Add(ref dmm.AnonRss, Arch.PtrsPerTable);
@@ -345,13 +345,20 @@ internal static class HugeMemory
         int nr = folio.NrPages;
         uint mapping = folio.Mapping;
         ulong index = folio.PgIndex;
-        uint keep = folio.Head.Flags & (uint)(PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty | PageFlags.Uptodate);
+        uint keep = folio.HeadFor(PageField.Flags, false, PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty | PageFlags.Uptodate).Flags & (uint)(PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty | PageFlags.Uptodate);
         for (int i = nr - 1; i >= 0; i--)
         {
-            ref var d = ref folio.Page(i).Desc;
+            // __split_folio_to_order rewrites every word of each new folio's struct page.
+            ref var d = ref folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive | PageFlags.Locked | PageFlags.Head | PageFlags.Tail);
+            DevicePageCensus.Note(folio.Section, folio.Index + i, PageField.MapCount, true);
+            DevicePageCensus.Note(folio.Section, folio.Index + i, PageField.RefCount, true);
+            DevicePageCensus.Note(folio.Section, folio.Index + i, PageField.Mapping, true);
             // clear_compound_head zeroes the word a PageUnion pgmap shared: it stays lost (PgmapOverwritten).
             uint exclusive = d.Flags & (uint)(PageFlags.AnonExclusive | PageFlags.PgmapOverwritten);
             int mapcount = d.MapCount, data = d.Private;
+            // page->private is carried only when the page has one (never a device-private page).
+            if (data != 0)
+                DevicePageCensus.Note(folio.Section, folio.Index + i, PageField.Private, true);
             d = default;
             // A folio being migrated (folio_split_unmapped) hands every new folio to the migration
             // locked and referenced, as the head was; otherwise tails keep just their mappings' references.

@@ -12,7 +12,10 @@ public sealed partial class KernelState
         Arch = Arch.For(config.Architecture);
         ulong ramPages = config.RamBytes >> Arch.PageShift;
         ulong vmemmapEnd = Arch.VmemmapCoversOnlyLinearMap ? LinearMapEnd >> Arch.PageShift : 1UL << (config.PhysicalAddressBits - Arch.PageShift);
-        Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, Arch.MaxPhysmemBits, vmemmapEnd);
+        var identity = DevicePrivateIdentityLayout.For(Arch);
+        bool perPagemap = config.Variants.Identity == DevicePrivateIdentity.PerPagemapSpace;
+        Memmap = new Memmap(this, Arch.SectionSizeBits, config.PhysicalAddressBits, Arch.MaxPhysmemBits, vmemmapEnd,
+            perPagemap ? identity.SpaceShift : 0);
         Memmap.AddRange(false, 0, ramPages, ZoneType.Normal, null);
         Buddy = new Buddy(Memmap, ramPages);
         Swapops = new Swapops(Arch, config.DevicePrivateDesign, Memmap, config.Variants.SoftleafMigration);
@@ -23,7 +26,15 @@ public sealed partial class KernelState
         ZeroPfn = zero.ToPfn();
         Hugetlb = new HugetlbPool(this, config.HugetlbPages);
         if (config.DevicePrivateDesign == DevicePrivateDesign.DeviceAddressSpace)
-            DevicePrivateSpace = new DevicePrivateSpace(1UL << (Arch.MaxPhysmemBits - Arch.PageShift));
+            DevicePrivateSpace = perPagemap
+                ? new DevicePrivateSpace(1UL << identity.IndexBits, identity.SpaceShift, identity.SpaceBits)
+                : new DevicePrivateSpace(1UL << (Arch.MaxPhysmemBits - Arch.PageShift));
+        if (config.Variants.DevicePageMetadata == DevicePageMetadata.Minimal)
+        {
+            // The descriptor's field check runs on every device-private access of this kernel.
+            Census = new DevicePageCensus { AllowedFields = DevicePrivateDescriptor.FieldMask };
+            Interlocked.Increment(ref DevicePageCensus.Active);
+        }
         Pci = PciTree.Build(config.PciTopology, 4);
         Pci.AssignBars(Resources, DevicePrivateBars, P2pBarSize, Dmesg.Log);
     }
@@ -50,6 +61,19 @@ public sealed partial class KernelState
 
 
     internal KernelConfig Config { get; }
+    /// <summary>The device-page census (recording on demand) and, under DevicePageMetadata=Minimal,
+    /// the descriptor's field check; null until first asked for on a default kernel.</summary>
+    internal DevicePageCensus? Census { get; }
+
+    /// <summary>Machine teardown: a Minimal kernel's field check stops counting toward the static
+    /// switch, so other kernels' hooks go back to a single branch.</summary>
+    internal void ReleaseCensus()
+    {
+        if (Census?.AllowedFields is not null && Interlocked.Exchange(ref _censusReleased, 1) == 0)
+            Interlocked.Decrement(ref DevicePageCensus.Active);
+    }
+
+    private int _censusReleased;
     internal Arch Arch { get; }
     /// <summary>iomem_resource: the physical address space.</summary>
     internal ResourceTree Resources { get; }

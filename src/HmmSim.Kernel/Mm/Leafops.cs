@@ -143,7 +143,7 @@ internal sealed partial class Swapops
     {
         if (!CarriesDevicePrivateIndex(entry))
             ThrowHelper.KernelBug($"{entry} does not carry a device-private offset");
-        return new DevicePrivateIndex(entry.Offset & SwpPfnMask);
+        return new DevicePrivateIndex(entry.Offset & DevicePrivateIdMask);
     }
 
     /// <summary>softleaf_to_page: a migration entry may only be used while its page is locked.</summary>

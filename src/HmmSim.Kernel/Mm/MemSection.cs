@@ -14,7 +14,7 @@ internal sealed class MemSection
         Pages = new PageDesc[pages];
         Zone = zone;
         InDevicePrivateSpace = devicePrivateSpace;
-        if (zone == ZoneType.Device)
+        if (zone >= ZoneType.Device)
             SubsectionPgmap = new DevPagemap?[(pages + (1 << SubsectionShift) - 1) >> SubsectionShift];
     }
 

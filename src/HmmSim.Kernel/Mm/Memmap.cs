@@ -13,18 +13,23 @@ internal sealed class Memmap
     private readonly Lock _lock = new();
     private readonly SectionTable _phys;
     private readonly SectionTable _devicePrivate;
+    // Per-pagemap spaces (the (space #, space index) proposal): one section table per space id, so a
+    // lookup is space → its own memmap, with no global offset. Empty in the global-offset design.
+    private readonly int _spaceShift;
+    private SectionTable?[] _spaces = [];
     private readonly List<PresentRange> _present = [];
     private readonly ulong _vmemmapEndPfn;
     private long _memmapBytes;
     private long _kernelStructPageBytes;
 
-    public Memmap(KernelState kernel, int sectionShift, int physBits, int devicePrivateBits, ulong vmemmapEndPfn)
+    public Memmap(KernelState kernel, int sectionShift, int physBits, int devicePrivateBits, ulong vmemmapEndPfn, int spaceShift = 0)
     {
+        _spaceShift = spaceShift;
         _kernel = kernel;
         SectionShift = sectionShift;
         PagesPerSection = 1 << (sectionShift - Arch.PageShift);
         _phys = new SectionTable(physBits - sectionShift);
-        _devicePrivate = new SectionTable(devicePrivateBits - sectionShift);
+        _devicePrivate = new SectionTable((spaceShift > 0 ? 0 : devicePrivateBits) - sectionShift);
         _vmemmapEndPfn = vmemmapEndPfn;
     }
 
@@ -39,15 +44,17 @@ internal sealed class Memmap
     /// <summary>What the kernel would spend on struct pages for all memory added so far (64 B a page).</summary>
     public long KernelStructPageBytes => Interlocked.Read(ref _kernelStructPageBytes);
 
-    private sealed record PresentRange(bool DevicePrivateSpace, ulong First, ulong Pages, ZoneType Zone, DevPagemap? Pgmap);
+    private sealed record PresentRange(bool DevicePrivateSpace, ulong First, ulong Pages, ZoneType Zone, DevPagemap? Pgmap, int BytesPerPage);
 
-    /// <summary>Describes memory whose memmap will be built on first use (sparse_add_section).</summary>
-    public void AddRange(bool devicePrivateSpace, ulong first, ulong pages, ZoneType zone, DevPagemap? pgmap)
+    /// <summary>Describes memory whose memmap will be built on first use (sparse_add_section). The
+    /// kernel spends <paramref name="bytesPerPage"/> on each page's descriptor (a 64-byte struct page,
+    /// or the Minimal device-private descriptor).</summary>
+    public void AddRange(bool devicePrivateSpace, ulong first, ulong pages, ZoneType zone, DevPagemap? pgmap, int bytesPerPage = 64)
     {
         lock (_lock)
         {
-            _present.Add(new PresentRange(devicePrivateSpace, first, pages, zone, pgmap));
-            Interlocked.Add(ref _kernelStructPageBytes, (long)pages * 64);
+            _present.Add(new PresentRange(devicePrivateSpace, first, pages, zone, pgmap, bytesPerPage));
+            Interlocked.Add(ref _kernelStructPageBytes, (long)pages * bytesPerPage);
         }
     }
 
@@ -59,12 +66,14 @@ internal sealed class Memmap
             int i = _present.FindIndex(r => r.DevicePrivateSpace == devicePrivateSpace && r.First == first && r.Pages == pages);
             if (i < 0)
                 ThrowHelper.KernelBug($"memmap: removing range 0x{first:x}+0x{pages:x} that was never added");
+            int bytesPerPage = _present[i].BytesPerPage;
             _present.RemoveAt(i);
-            Interlocked.Add(ref _kernelStructPageBytes, -(long)pages * 64);
-            var table = devicePrivateSpace ? _devicePrivate : _phys;
-            for (ulong s = first >> (SectionShift - Arch.PageShift); s <= (first + pages - 1) >> (SectionShift - Arch.PageShift); s++)
+            Interlocked.Add(ref _kernelStructPageBytes, -(long)pages * bytesPerPage);
+            var table = TableFor(devicePrivateSpace, first, create: false);
+            ulong spaceBase = devicePrivateSpace ? SpaceBase(first) : 0;
+            for (ulong s = (first - spaceBase) >> SectionPageShift; s <= (first - spaceBase + pages - 1) >> SectionPageShift; s++)
             {
-                if (FindPresent(devicePrivateSpace, s << (SectionShift - Arch.PageShift)) is null && table.Get(s) is { } sec)
+                if (FindPresent(devicePrivateSpace, spaceBase + (s << SectionPageShift)) is null && table?.Get(s) is { } sec)
                 {
                     table.Set(s, null);
                     Interlocked.Add(ref _memmapBytes, -(long)sec.Pages.Length * 24);
@@ -85,15 +94,15 @@ internal sealed class Memmap
         if (pfn.Value >= _vmemmapEndPfn)
             ThrowHelper.KernelBug($"pfn_to_page({pfn}): beyond the end of vmemmap (pfn 0x{_vmemmapEndPfn:x}); the struct page read would be outside the memmap");
         ulong s = pfn.Value >> SectionPageShift;
-        var sec = _phys.Get(s) ?? Materialize(false, s) ?? ThrowHelper.KernelBug<MemSection>($"pfn_to_page({pfn}): no memmap covers this PFN");
+        var sec = _phys.Get(s) ?? Materialize(false, pfn.Value) ?? ThrowHelper.KernelBug<MemSection>($"pfn_to_page({pfn}): no memmap covers this PFN");
         return new Page(sec, (int)(pfn.Value - sec.FirstNumber));
     }
 
     /// <summary>device_private_offset_to_page (the redesign).</summary>
     public Page DevicePrivateOffsetToPage(DevicePrivateIndex index)
     {
-        ulong s = index.Value >> SectionPageShift;
-        var sec = _devicePrivate.Get(s) ?? Materialize(true, s) ?? ThrowHelper.KernelBug<MemSection>($"device_private_offset_to_page({index}): no device-private pagemap covers this offset");
+        ulong s = (index.Value - SpaceBase(index.Value)) >> SectionPageShift;
+        var sec = TableFor(true, index.Value, create: false)?.Get(s) ?? Materialize(true, index.Value) ?? ThrowHelper.KernelBug<MemSection>($"device_private_offset_to_page({index}): no device-private pagemap covers this offset");
         return new Page(sec, (int)(index.Value - sec.FirstNumber));
     }
 
@@ -111,14 +120,41 @@ internal sealed class Memmap
         return null;
     }
 
-    private MemSection? Materialize(bool devicePrivateSpace, ulong sectionNr)
+    /// <summary>The first identity of the space <paramref name="number"/> is in (0 without per-pagemap spaces).</summary>
+    private ulong SpaceBase(ulong number) => _spaceShift > 0 ? number >> _spaceShift << _spaceShift : 0;
+
+    /// <summary>The section table a page number is looked up in: the physical one, the global
+    /// device-private one, or its space's own.</summary>
+    private SectionTable? TableFor(bool devicePrivateSpace, ulong number, bool create)
+    {
+        if (!devicePrivateSpace)
+            return _phys;
+        if (_spaceShift == 0)
+            return _devicePrivate;
+        ulong id = number >> _spaceShift;
+        var spaces = Volatile.Read(ref _spaces);
+        if (id < (ulong)spaces.Length && spaces[id] is { } t)
+            return t;
+        if (!create)
+            return null;
+        if (id >= (ulong)spaces.Length)
+        {
+            Array.Resize(ref spaces, (int)Math.Max(id + 1, (ulong)spaces.Length * 2));
+            Volatile.Write(ref _spaces, spaces);
+        }
+        return spaces[id] = new SectionTable(_spaceShift - SectionShift + Arch.PageShift);
+    }
+
+    private MemSection? Materialize(bool devicePrivateSpace, ulong number)
     {
         lock (_lock)
         {
-            var table = devicePrivateSpace ? _devicePrivate : _phys;
-            if (table.Get(sectionNr) is { } existing)
+            ulong spaceBase = devicePrivateSpace ? SpaceBase(number) : 0;
+            ulong sectionNr = (number - spaceBase) >> SectionPageShift;
+            var existing = TableFor(devicePrivateSpace, number, create: false)?.Get(sectionNr);
+            if (existing is not null)
                 return existing;
-            ulong first = sectionNr << SectionPageShift;
+            ulong first = spaceBase + (sectionNr << SectionPageShift);
             PresentRange? covering = null;
             foreach (var r in _present)
             {
@@ -131,10 +167,10 @@ internal sealed class Memmap
             if (covering is null)
                 return null;
             var sec = new MemSection(this, first, PagesPerSection, covering.Zone, devicePrivateSpace);
-            if (covering.Zone == ZoneType.Device)
+            if (covering.Zone >= ZoneType.Device)
                 InitZoneDevice(sec, devicePrivateSpace);
             Interlocked.Add(ref _memmapBytes, (long)PagesPerSection * 24 + (sec.SubsectionPgmap?.Length ?? 0) * 8);
-            table.Set(sectionNr, sec);
+            TableFor(devicePrivateSpace, number, create: true)!.Set(sectionNr, sec);
             return sec;
         }
     }
@@ -156,6 +192,10 @@ internal sealed class Memmap
                 int i = (int)(n - sec.FirstNumber);
                 ref var d = ref sec.Pages[i];
                 d = default;
+                // memmap_init_zone_device / __init_zone_device_page: zone, pgmap, refcount, compound head.
+                DevicePageCensus.Note(sec, i, PageField.Flags, true);
+                DevicePageCensus.Note(sec, i, PageField.Pgmap, true);
+                DevicePageCensus.Note(sec, i, PageField.RefCount, true);
                 ulong inFolio = (n - r.First) & ((1UL << order) - 1);
                 if (order > 0 && inFolio != 0)
                 {
@@ -195,6 +235,10 @@ internal sealed class Memmap
             yield return s;
         foreach (var s in _devicePrivate.All())
             yield return s;
+        foreach (var t in Volatile.Read(ref _spaces))
+            if (t is not null)
+                foreach (var s in t.All())
+                    yield return s;
     }
 
     /// <summary>A two-level table of section pointers, so a 48-bit space costs only what it uses.</summary>

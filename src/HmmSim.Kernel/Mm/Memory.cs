@@ -202,7 +202,7 @@ internal static partial class Memory
             // folio_move_anon_rmap: it is ours alone now, so file it under our anon_vma.
             AnonVmaPrepare(vma);
             folio.Mapping = vma.AnonVma!.Handle;
-            page.Desc.Flags |= (uint)PageFlags.AnonExclusive;
+            page.DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags |= (uint)PageFlags.AnonExclusive;
             return true;
         }
         finally

@@ -84,7 +84,10 @@ public static class Memremap
         var err = kernel.DevicePrivateSpace.Alloc(pgmap, nrPages);
         if (err != Errno.None)
             return Warn(kernel, err, $"memremap_device_private_pagemap: no room for {nrPages} pages in the device-private address space");
-        kernel.Memmap.AddRange(true, pgmap.First, nrPages, ZoneType.Device, pgmap);
+        // Huang Ying's proposal: the pages join ZONE_DEVICE_PRIVATE, so page_zonenum alone says what they are.
+        var zone = kernel.Config.Variants.Zone == DevicePrivateZone.ZoneDevicePrivate ? ZoneType.DevicePrivate : ZoneType.Device;
+        int bytesPerPage = kernel.Config.Variants.DevicePageMetadata == DevicePageMetadata.Minimal ? DevicePrivateDescriptor.BytesPerPage : 64;
+        kernel.Memmap.AddRange(true, pgmap.First, nrPages, zone, pgmap, bytesPerPage);
         return Errno.None;
     }
 
@@ -162,7 +165,10 @@ public static class Memremap
         bool union = page.Section.Owner.Kernel.Config.Variants.PgmapPlacement == PgmapPlacement.PageUnion;
         for (int i = 0; i < nr; i++)
         {
-            ref var d = ref page.Nth(i).Desc;
+            var p = page.Nth(i);
+            DevicePageCensus.Note(p.Section, p.Index, PageField.RefCount, false);
+            DevicePageCensus.Note(p.Section, p.Index, PageField.MapCount, false);
+            ref var d = ref p.DescFor(PageField.Flags, true, PageFlags.Locked | PageFlags.Head | PageFlags.Tail | PageFlags.LargeRmappable);
             if (d.RefCount != 0)
                 VmWarn.Warn(page.Section.Owner.Kernel, $"VM_WARN_ON_FOLIO(folio_ref_count): zone_device_page_init: {page.Nth(i)} still has refcount {d.RefCount}");
             if (d.MapCount != 0)
@@ -176,7 +182,7 @@ public static class Memremap
         // Drivers must not allocate after memunmap_pages: the kernel warns and hands the page out anyway.
         if (!pgmap.TryGetRefs(nr))
             VmWarn.Warn(page.Section.Owner.Kernel, $"WARN_ON_ONCE(!percpu_ref_tryget_many): zone_device_page_init on {pgmap}, which is being torn down");
-        ref var head = ref page.Desc;
+        ref var head = ref page.DescFor(PageField.RefCount, true);
         head.RefCount = 1;
         head.Flags |= (uint)PageFlags.Locked;
         if (order > 0)
@@ -184,12 +190,12 @@ public static class Memremap
             head.Flags |= (uint)(PageFlags.Head | PageFlags.LargeRmappable);
             for (int i = 1; i < nr; i++)
             {
-                ref var t = ref page.Nth(i).Desc;
+                ref var t = ref page.Nth(i).DescFor(PageField.CompoundHead, true);
                 // prep_compound_tail: compound_head = head | 1. Before seed 003 that word was also pgmap.
                 t.Flags = (uint)PageFlags.Tail | (union ? (uint)PageFlags.PgmapOverwritten : t.Flags);
                 t.Mapping = (uint)i;
             }
-            page.Nth(1).Desc.Flags |= (uint)order << 24;
+            page.Nth(1).DescFor(PageField.Order, true).Flags |= (uint)order << 24;
         }
         return page.Folio;
     }
@@ -236,7 +242,7 @@ public static class Memremap
         int nr = folio.NrPages;
         if (folio.IsAnon)
             for (int i = 0; i < nr; i++)
-                folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+                folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags &= ~(uint)PageFlags.AnonExclusive;
         folio.ClearFlag(PageFlags.Anon | PageFlags.SwapBacked | PageFlags.Dirty);
         folio.Mapping = 0;
         switch (pgmap.Type)

@@ -35,7 +35,7 @@ internal static class Migrate
             // folio_try_share_anon_rmap_pte: a possibly pinned exclusive page must stay where it is.
             if (Fork.FolioMaybeDmaPinned(folio))
                 return false;
-            page.Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+            page.DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags &= ~(uint)PageFlags.AnonExclusive;
         }
         if (dirty)
             folio.SetFlag(PageFlags.Dirty);
@@ -77,7 +77,7 @@ internal static class Migrate
             if (Fork.FolioMaybeDmaPinned(folio))
                 return false;
             for (int i = 0; i < folio.NrPages; i++)
-                folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+                folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags &= ~(uint)PageFlags.AnonExclusive;
         }
         if (dirty)
             folio.SetFlag(PageFlags.Dirty);

@@ -17,21 +17,52 @@ public readonly struct Page : IEquatable<Page>
     /// <summary>The NULL page pointer (default(Page)); what migrate_pfn_to_page returns without MIGRATE_PFN_VALID.</summary>
     public bool IsNull => Section is null;
     internal ref PageDesc Desc => ref Section.Pages[Index];
-    internal PageFlags Flags => (PageFlags)Desc.Flags;
-    internal bool Test(PageFlags flag) => (Desc.Flags & (uint)flag) != 0;
+    /// <summary>The struct page for a raw access to <paramref name="field"/>, counted by the device-page census.</summary>
+    internal ref PageDesc DescFor(PageField field, bool write, PageFlags bits = 0)
+    {
+        DevicePageCensus.Note(Section, Index, field, write, bits);
+        return ref Section.Pages[Index];
+    }
+    internal PageFlags Flags
+    {
+        get
+        {
+            DevicePageCensus.Note(Section, Index, PageField.Flags, false, (PageFlags)uint.MaxValue);
+            return (PageFlags)Desc.Flags;
+        }
+    }
+
+    internal bool Test(PageFlags flag)
+    {
+        DevicePageCensus.Note(Section, Index, PageField.Flags, false, flag);
+        return (Desc.Flags & (uint)flag) != 0;
+    }
     internal Memmap Memmap => Section.Owner;
 
-    /// <summary>is_zone_device_page: the page belongs to a dev_pagemap.</summary>
-    public bool IsZoneDevice => Section.Zone == ZoneType.Device;
-    /// <summary>is_device_private_page.</summary>
-    public bool IsDevicePrivate => IsZoneDevice && Pgmap?.Type == MemoryType.DevicePrivate;
+    /// <summary>is_zone_device_page: the page belongs to a dev_pagemap (ZONE_DEVICE, or the proposal's
+    /// ZONE_DEVICE_PRIVATE, which the proposal's helper counts as a device zone too).</summary>
+    public bool IsZoneDevice
+    {
+        get
+        {
+            DevicePageCensus.Note(Section, Index, PageField.Flags, false);
+            return Section.Zone >= ZoneType.Device;
+        }
+    }
+    /// <summary>is_device_private_page: answered by page_zonenum alone under ZONE_DEVICE_PRIVATE, by
+    /// pgmap->type in ZONE_DEVICE otherwise.</summary>
+    public bool IsDevicePrivate => Section.Zone == ZoneType.DevicePrivate
+        || Section.Zone == ZoneType.Device && Pgmap?.Type == MemoryType.DevicePrivate;
+    /// <summary>page_zonenum.</summary>
+    internal ZoneType ZoneNum => Section.Zone;
     /// <summary>is_device_coherent_page.</summary>
-    public bool IsDeviceCoherent => IsZoneDevice && Pgmap?.Type == MemoryType.DeviceCoherent;
+    public bool IsDeviceCoherent => Section.Zone == ZoneType.Device && Pgmap?.Type == MemoryType.DeviceCoherent;
     /// <summary>is_pci_p2pdma_page.</summary>
-    public bool IsPciP2pDma => IsZoneDevice && Pgmap?.Type == MemoryType.PciP2pDma;
+    public bool IsPciP2pDma => Section.Zone == ZoneType.Device && Pgmap?.Type == MemoryType.PciP2pDma;
     /// <summary>What the page's memory really is, whatever its pgmap word says: the model's own guard
-    /// against CPU access to device-private memory uses this, not the kernel's is_device_private_page.</summary>
-    private bool IsDevicePrivateMemory => IsZoneDevice
+    /// against CPU access to device-private memory uses this, not the kernel's is_device_private_page
+    /// (and the census does not count it).</summary>
+    private bool IsDevicePrivateMemory => Section.Zone == ZoneType.DevicePrivate || Section.Zone == ZoneType.Device
         && (Section.InDevicePrivateSpace || Section.SubsectionPgmap?[Index >> MemSection.SubsectionShift]?.Type == MemoryType.DevicePrivate);
 
     /// <summary>page_to_pfn. A page of the device-private address space has no PFN: asking for one
@@ -74,6 +105,7 @@ public readonly struct Page : IEquatable<Page>
         get
         {
             ref var d = ref Desc;
+            DevicePageCensus.Note(Section, Index, PageField.CompoundHead, false);
             if ((d.Flags & (uint)PageFlags.Tail) == 0)
                 return new Folio(Section, Index);
             int head = Index - (int)d.Mapping;
@@ -93,7 +125,14 @@ public readonly struct Page : IEquatable<Page>
     public DevPagemap? Pgmap => (Desc.Flags & (uint)PageFlags.PgmapOverwritten) == 0 ? Folio.Pgmap : Memremap.PgmapWordMisread(this);
 
     /// <summary>The page's own mapcount (page_mapcount).</summary>
-    internal int MapCount => Volatile.Read(ref Desc.MapCount);
+    internal int MapCount
+    {
+        get
+        {
+            DevicePageCensus.Note(Section, Index, PageField.MapCount, false);
+            return Volatile.Read(ref Desc.MapCount);
+        }
+    }
     internal bool AnonExclusive => Test(PageFlags.AnonExclusive);
 
     /// <summary>nth_page: the page <paramref name="n"/> further on in the same address space, which
@@ -254,5 +293,12 @@ public readonly struct Page : IEquatable<Page>
     internal bool IsSameFilled => Desc.Private < 0;
 
     /// <summary>Whether the page holds anything but zeros: bytes, or a non-zero repeated word.</summary>
-    internal bool HasData => Desc.Private != 0;
+    internal bool HasData
+    {
+        get
+        {
+            DevicePageCensus.Note(Section, Index, PageField.Private, false);
+            return Desc.Private != 0;
+        }
+    }
 }

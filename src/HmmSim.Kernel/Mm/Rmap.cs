@@ -18,7 +18,7 @@ internal static partial class Rmap
         folio.Mapping = anonVma.Handle;
         folio.PgIndex = vma.LinearPageIndex(address);
         for (int i = 0; i < folio.NrPages; i++)
-            folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+            folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags |= (uint)PageFlags.AnonExclusive;
         if (pmdMapped)
             AddPmd(folio, kernel, anon: true);
         else
@@ -33,7 +33,7 @@ internal static partial class Rmap
         AddPtes(folio, page, nr, vma.Mm.Kernel, anon: true);
         if (exclusive)
             for (int i = 0; i < nr; i++)
-                page.Nth(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+                page.Nth(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags |= (uint)PageFlags.AnonExclusive;
         CheckAnonExclusive(vma.Mm.Kernel, folio, page, nr);
     }
 
@@ -66,7 +66,7 @@ internal static partial class Rmap
         AddPmd(folio, vma.Mm.Kernel, anon: true);
         if (exclusive)
             for (int i = 0; i < folio.NrPages; i++)
-                folio.Page(i).Desc.Flags |= (uint)PageFlags.AnonExclusive;
+                folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags |= (uint)PageFlags.AnonExclusive;
         CheckAnonExclusive(vma.Mm.Kernel, folio, folio.Page(), folio.NrPages);
     }
 
@@ -127,14 +127,14 @@ internal static partial class Rmap
         int nowUnmapped = 0;
         for (int i = 0; i < nr; i++)
         {
-            int mc = Interlocked.Decrement(ref page.Nth(i).Desc.MapCount);
+            int mc = Interlocked.Decrement(ref page.Nth(i).DescFor(PageField.MapCount, true).MapCount);
             if (mc < 0)
                 ThrowHelper.KernelBug($"folio_remove_rmap_ptes: mapcount of {page.Nth(i)} went negative in {vma}");
             if (mc == 0 && (!folio.IsLarge || folio.EntireMapCount == 0))
                 nowUnmapped++;
         }
         if (folio.IsLarge)
-            Interlocked.Add(ref folio.Tail(1).RefCount, -nr);
+            Interlocked.Add(ref folio.TailFor(1, PageField.LargeMapcount, true).RefCount, -nr);
         Account(kernel, folio, anon, -nowUnmapped);
     }
 
@@ -142,15 +142,15 @@ internal static partial class Rmap
     {
         var kernel = vma.Mm.Kernel;
         FolioRmapSanityChecks(kernel, folio, folio.Page(), Arch.PtrsPerTable, pmdLevel: true, "__folio_remove_rmap");
-        int entire = (int)Interlocked.Decrement(ref folio.Tail(1).Index);
-        Interlocked.Decrement(ref folio.Tail(1).RefCount);
+        int entire = (int)Interlocked.Decrement(ref folio.TailFor(1, PageField.EntireMapcount, true).Index);
+        Interlocked.Decrement(ref folio.TailFor(1, PageField.LargeMapcount, true).RefCount);
         if (entire < 0)
             ThrowHelper.KernelBug($"folio_remove_rmap_pmd: entire mapcount of {folio} went negative in {vma}");
         if (entire == 0)
         {
             int unmapped = 0;
             for (int i = 0; i < folio.NrPages; i++)
-                if (folio.Page(i).Desc.MapCount == 0)
+                if (folio.Page(i).DescFor(PageField.MapCount, false).MapCount == 0)
                     unmapped++;
             Account(kernel, folio, folio.IsAnon, -unmapped);
             if (folio.IsAnon && !folio.IsHugetlb)
@@ -164,11 +164,11 @@ internal static partial class Rmap
         int nowMapped = 0;
         for (int i = 0; i < nr; i++)
         {
-            if (Interlocked.Increment(ref page.Nth(i).Desc.MapCount) == 1 && (!folio.IsLarge || folio.EntireMapCount == 0))
+            if (Interlocked.Increment(ref page.Nth(i).DescFor(PageField.MapCount, true).MapCount) == 1 && (!folio.IsLarge || folio.EntireMapCount == 0))
                 nowMapped++;
         }
         if (folio.IsLarge)
-            Interlocked.Add(ref folio.Tail(1).RefCount, nr);
+            Interlocked.Add(ref folio.TailFor(1, PageField.LargeMapcount, true).RefCount, nr);
         Account(kernel, folio, anon, nowMapped);
     }
 
@@ -177,13 +177,13 @@ internal static partial class Rmap
         if (!folio.IsLarge)
             ThrowHelper.KernelBug($"PMD-mapping small {folio}");
         FolioRmapSanityChecks(kernel, folio, folio.Page(), Arch.PtrsPerTable, pmdLevel: true, "__folio_add_rmap");
-        int entire = (int)Interlocked.Increment(ref folio.Tail(1).Index);
-        Interlocked.Increment(ref folio.Tail(1).RefCount);
+        int entire = (int)Interlocked.Increment(ref folio.TailFor(1, PageField.EntireMapcount, true).Index);
+        Interlocked.Increment(ref folio.TailFor(1, PageField.LargeMapcount, true).RefCount);
         if (entire == 1)
         {
             int mapped = 0;
             for (int i = 0; i < folio.NrPages; i++)
-                if (folio.Page(i).Desc.MapCount == 0)
+                if (folio.Page(i).DescFor(PageField.MapCount, false).MapCount == 0)
                     mapped++;
             Account(kernel, folio, anon, mapped);
             if (anon && !folio.IsHugetlb)

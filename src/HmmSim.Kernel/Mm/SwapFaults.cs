@@ -168,7 +168,7 @@ internal static class SwapFaults
             var folio = page.Folio;
             folio.Get();
             IncRss(dst.Mm, folio);
-            page.Desc.Flags &= ~(uint)PageFlags.AnonExclusive;   // folio_try_dup_anon_rmap_pte
+            page.DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags &= ~(uint)PageFlags.AnonExclusive;   // folio_try_dup_anon_rmap_pte
             Rmap.FolioDupRmapPtes(folio, page, 1, kernel);
             if (sw.SoftleafIsDevicePrivateWrite(entry) && src.IsCowMapping)
                 srcPte = pte = arch.SwpEntryToPte(sw.MakeReadableDevicePrivateEntry(entry.Offset));
@@ -226,7 +226,7 @@ internal static class SwapFaults
         {
             folio.Get();
             for (int i = 0; i < folio.NrPages; i++)
-                folio.Page(i).Desc.Flags &= ~(uint)PageFlags.AnonExclusive;
+                folio.Page(i).DescFor(PageField.Flags, true, PageFlags.AnonExclusive).Flags &= ~(uint)PageFlags.AnonExclusive;
             Rmap.FolioDupRmapPmd(folio, kernel);
             if (sw.SoftleafIsDevicePrivateWrite(entry))
                 srcPmd = pmd = KeepPmdSwpSoftDirty(arch, pmd, arch.SwpEntryToPmd(sw.MakeReadableDevicePrivateEntry(entry.Offset)));

@@ -62,7 +62,18 @@ internal sealed partial class Swapops
         SwpMigDirty = 1UL << SwpMigDirtyBit;
         // swapfile_init: swap_migration_ad_supported.
         MigrationEntrySupportsAd = arch.ArchMaxSwapfileSize >= 1UL << SwpMigTotalBits;
+        // (space #, space index): the space id sits above the young and dirty bits.
+        DevicePrivateIdMask = SwpPfnMask;
+        if (memmap.Kernel.Config.Variants.Identity == DevicePrivateIdentity.PerPagemapSpace)
+        {
+            var layout = DevicePrivateIdentityLayout.For(arch);
+            DevicePrivateIdMask |= ((1UL << layout.SpaceBits) - 1) << layout.SpaceShift;
+        }
     }
+
+    /// <summary>The bits of an entry's offset that name a device-private page: SWP_PFN_BITS, plus the
+    /// space id under the (space #, space index) proposal.</summary>
+    public ulong DevicePrivateIdMask { get; }
 
     public Arch Arch { get; }
     public DevicePrivateDesign Design { get; }
@@ -125,8 +136,9 @@ internal sealed partial class Swapops
     /// silently truncated by the kernel; here it is a BUG.</summary>
     private ulong PageOffset(Page page, ulong flags)
     {
-        ulong offset = IsDevicePrivateIndexed(page) ? page.ToDevicePrivateIndex().Value : page.ToPfn().Value;
-        if (offset > SwpPfnMask)
+        bool indexed = IsDevicePrivateIndexed(page);
+        ulong offset = indexed ? page.ToDevicePrivateIndex().Value : page.ToPfn().Value;
+        if ((offset & ~(indexed ? DevicePrivateIdMask : SwpPfnMask)) != 0)
             ThrowHelper.KernelBug($"{page}: offset 0x{offset:x} does not fit SWP_PFN_BITS ({SwpPfnBits})");
         return offset | flags;
     }
@@ -191,10 +203,9 @@ internal sealed partial class Swapops
     {
         if (!SoftleafHasPfn(entry))
             ThrowHelper.KernelBug($"{entry} carries neither a PFN nor a device-private offset");
-        ulong field = entry.Offset & SwpPfnMask;
         return CarriesDevicePrivateIndex(entry)
-            ? Memmap.DevicePrivateOffsetToPage(new DevicePrivateIndex(field))
-            : Memmap.PfnToPage(new Pfn(field));
+            ? Memmap.DevicePrivateOffsetToPage(new DevicePrivateIndex(entry.Offset & DevicePrivateIdMask))
+            : Memmap.PfnToPage(new Pfn(entry.Offset & SwpPfnMask));
     }
 
     /// <summary>Whether the entry's offset field is a device-private index (redesign only).</summary>
