@@ -48,7 +48,7 @@ internal sealed class StressEngine
 
     private enum Op { CpuWrite, CpuRead, DevRead, DevWrite, MigrateToDev, MigrateToSys, Exclusive, Snapshot, Mprotect, Remap, Fork, Release }
 
-    private static readonly Op[] Mix =
+    private static readonly Op[] _mix =
     [
         Op.CpuWrite, Op.CpuWrite, Op.CpuWrite, Op.CpuRead, Op.CpuRead, Op.CpuRead,
         Op.DevRead, Op.DevRead, Op.DevWrite, Op.DevWrite, Op.MigrateToDev, Op.MigrateToDev, Op.MigrateToDev,
@@ -168,7 +168,7 @@ internal sealed class StressEngine
             {
                 if (_o.MaxOperations == 0)
                     Interlocked.Increment(ref _ops);
-                var op = Mix[rng.Next(Mix.Length)];
+                var op = _mix[rng.Next(_mix.Length)];
                 int first = rng.Next(RegionPages);
                 int n = 1 + rng.Next(RegionPages - first);
                 // lib/test_hmm.c copies device-private memory through the CPU (an oops; EFAULT for a WRITE to

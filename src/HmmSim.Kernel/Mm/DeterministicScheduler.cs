@@ -11,8 +11,8 @@ namespace HmmSim.Kernel;
 /// by <see cref="Run"/> (and runs without a scheduler) see plain locks.</summary>
 internal sealed class DeterministicScheduler : IDisposable
 {
-    [ThreadStatic] private static DeterministicScheduler? t_current;
-    [ThreadStatic] private static int t_id;
+    [ThreadStatic] private static DeterministicScheduler? _current;
+    [ThreadStatic] private static int _threadId;
 
     private readonly Random? _rng;
     private readonly IReadOnlyList<int>? _replay;
@@ -24,7 +24,7 @@ internal sealed class DeterministicScheduler : IDisposable
     private readonly ManualResetEventSlim _finished = new();
 
     /// <summary>The scheduler running the current thread, or null.</summary>
-    public static DeterministicScheduler? Current => t_current;
+    public static DeterministicScheduler? Current => _current;
 
     /// <summary>Choices drawn from <paramref name="seed"/>.</summary>
     public DeterministicScheduler(int seed) => _rng = new Random(seed);
@@ -55,8 +55,8 @@ internal sealed class DeterministicScheduler : IDisposable
             _turn[i] = new SemaphoreSlim(0);
             threads[i] = new Thread(() =>
             {
-                t_current = this;
-                t_id = id;
+                _current = this;
+                _threadId = id;
                 _turn[id].Wait();
                 try
                 {
@@ -68,7 +68,7 @@ internal sealed class DeterministicScheduler : IDisposable
                 }
                 finally
                 {
-                    t_current = null;
+                    _current = null;
                     _trace.Add($"t{id} exit");
                     _done[id] = true;
                     Array.Clear(_blocked);   // it may have left locks others wait for
@@ -104,7 +104,7 @@ internal sealed class DeterministicScheduler : IDisposable
     /// <summary>A scheduling point: another thread may run before this one goes on.</summary>
     public void Point(string what)
     {
-        int me = t_id;
+        int me = _threadId;
         _trace.Add($"t{me} {what}");
         Array.Clear(_blocked);
         SwitchFrom(me);
@@ -114,7 +114,7 @@ internal sealed class DeterministicScheduler : IDisposable
     /// chosen again, after some other thread reached a point).</summary>
     public void Blocked(string what)
     {
-        int me = t_id;
+        int me = _threadId;
         _trace.Add($"t{me} blocked on {what}");
         _blocked[me] = true;
         bool anyRunnable = false;

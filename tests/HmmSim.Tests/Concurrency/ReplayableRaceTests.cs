@@ -10,7 +10,7 @@ public class ReplayableRaceTests
 {
     private const ulong PageSize = 4096;
     private const int Pages = 16;
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan _timeout = TimeSpan.FromSeconds(60);
 
     private static ulong MapAndFill(Process p)
     {
@@ -40,7 +40,7 @@ public class ReplayableRaceTests
         ulong a = MapAndFill(p);
         var mirror = new byte[Pages * PageSize];
         DmirrorResult r = default;
-        var errors = s.Run(Timeout,
+        var errors = s.Run(_timeout,
             () => r = d.Read(a, Pages, mirror),
             () => Assert.Equal(Errno.None, p.Munmap(a + Pages / 2 * PageSize, Pages / 2 * PageSize)));
         Assert.All(errors, Assert.Null);
@@ -62,7 +62,7 @@ public class ReplayableRaceTests
         var mirror = new byte[Pages * PageSize];
         DmirrorResult r = default;
         Process? child = null;
-        var errors = s.Run(Timeout,
+        var errors = s.Run(_timeout,
             () => r = d.MigrateToDevice(a, Pages, mirror),
             () => child = p.Fork());
         Assert.All(errors, Assert.Null);
@@ -91,7 +91,7 @@ public class ReplayableRaceTests
         using var cd = child.OpenDmirror(1);
         var mirror = new byte[Pages * PageSize];
         DmirrorResult r = default;
-        var errors = s.Run(Timeout,
+        var errors = s.Run(_timeout,
             () => r = cd.Read(a, Pages, mirror),
             () => child.Dispose());
         Assert.All(errors, Assert.Null);
