@@ -13,7 +13,8 @@ namespace HmmSim;
 public sealed record DevicePageAccess(string Function, string Field, bool Write, long Count);
 
 /// <summary>Records every access to the struct page / folio fields of device-private folios, by
-/// every machine of the process, from <see cref="Start"/> until disposed. Off, it costs the kernel
+/// every machine the caller's flow drives (this thread and the tasks it starts), from
+/// <see cref="Start"/> until disposed. Off, it costs the kernel
 /// one branch per field accessor. Only one session records at a time.</summary>
 public sealed class DevicePageCensusSession : IDisposable
 {

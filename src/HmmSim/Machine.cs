@@ -41,7 +41,7 @@ public sealed class Machine : IDisposable
         BootFreePages = Kernel.Buddy.NrFreePages;
         Kernel.Dmesg.Log($"Linux version 6.19.0-hmmsim ({Config.Architecture}, {Config.PhysicalAddressBits}-bit physical, {Config.DevicePrivateDesign})");
         Kernel.Dmesg.Log($"Memory: {Config.RamBytes >> 10}K system RAM, {Kernel.Hugetlb.Total} hugetlb pages reserved");
-        if (_traceEveryMachine is { } trace)
+        if (_traceEveryMachine.Value is { } trace)
         {
             Kernel.Trace = trace;
             trace.Event(0, "hmmsim_machine_boot", $"design={Config.DevicePrivateDesign} arch={Config.Architecture} phys_bits={Config.PhysicalAddressBits} ram_mib={Config.RamBytes >> 20}");
@@ -49,14 +49,17 @@ public sealed class Machine : IDisposable
         _testHmm = TestHmm.HmmDmirrorInit(Kernel);   // modprobe test_hmm
     }
 
-    private static TraceBuffer? _traceEveryMachine;
+    // Async-local, so a command traces the machines it boots (and those of the tasks it starts) but
+    // not those another command boots at the same time in the same process (the CLI's tests).
+    private static readonly AsyncLocal<TraceBuffer?> _traceEveryMachine = new();
 
-    /// <summary>For the CLI's --trace: every machine booted from now on traces into one shared buffer
-    /// (one header, each boot marked by an hmmsim_machine_boot event); null stops it. Returns the
-    /// events written by the buffer being replaced.</summary>
+    /// <summary>For the CLI's --trace: every machine this flow boots from now on (on this thread or in
+    /// tasks it starts) traces into one shared buffer (one header, each boot marked by an
+    /// hmmsim_machine_boot event); null stops it. Returns the events written by the buffer being replaced.</summary>
     internal static long TraceEveryMachineTo(TextWriter? writer)
     {
-        var old = Interlocked.Exchange(ref _traceEveryMachine, writer is null ? null : new TraceBuffer(writer, Environment.ProcessorCount));
+        var old = _traceEveryMachine.Value;
+        _traceEveryMachine.Value = writer is null ? null : new TraceBuffer(writer, Environment.ProcessorCount);
         if (old is null)
             return 0;
         old.Flush();

@@ -48,12 +48,18 @@ internal sealed class DevicePageCensus
     /// <summary>Kernels whose census records or enforces: 0 keeps every hook to a single branch.</summary>
     internal static int Active;
 
-    private static DevicePageCensus? _global;
+    // Async-local: a session records the machines its own flow (and the tasks it starts) drives, not
+    // those another caller in the same process drives at the same time (tests run side by side).
+    private static readonly AsyncLocal<DevicePageCensus?> _global = new();
 
     /// <summary>Starts a census that records for every kernel of the process (a battery boots many
     /// machines); null stops it. Returns the census that was recording before.</summary>
     /// <summary>Stops <paramref name="census"/> being the process-wide one, if it still is.</summary>
-    internal static void ClearGlobal(DevicePageCensus census) => Interlocked.CompareExchange(ref _global, null, census);
+    internal static void ClearGlobal(DevicePageCensus census)
+    {
+        if (_global.Value == census)
+            _global.Value = null;
+    }
 
     /// <summary>Record only this kernel's accesses (null: every kernel).</summary>
     internal KernelState? Only { get; init; }
@@ -61,7 +67,8 @@ internal sealed class DevicePageCensus
     internal static DevicePageCensus? SetGlobal(DevicePageCensus? census)
     {
         census?.Start();
-        var old = Interlocked.Exchange(ref _global, census);
+        var old = _global.Value;
+        _global.Value = census;
         if (old != census)
             old?.Stop();
         return old;
@@ -113,14 +120,14 @@ internal sealed class DevicePageCensus
         if (section is null || section.Zone < ZoneType.Device)
             return;
         var own = section.Owner.Kernel.Census;
-        if (own is null && Volatile.Read(ref _global) is null)
+        if (own is null && _global.Value is null)
             return;
         // Device-private by zone or pgmap->type, read straight from the section so the census does not count itself.
         if (section.Zone != ZoneType.DevicePrivate && section.SubsectionPgmap?[index >> MemSection.SubsectionShift]?.Type != MemoryType.DevicePrivate)
             return;
         if (own?.AllowedFields is { } allowed && (allowed & (1UL << (int)field)) == 0)
             ThrowHelper.KernelBug($"DevicePageMetadata=Minimal: {Caller()} touched {field} of a device-private page, which the minimal descriptor does not hold");
-        var census = own is { Recording: true } ? own : Volatile.Read(ref _global);
+        var census = own is { Recording: true } ? own : _global.Value;
         if (census is null || !census.Recording || census.Only is { } only && only != section.Owner.Kernel)
             return;
         if (field == PageField.Flags && bits == 0)

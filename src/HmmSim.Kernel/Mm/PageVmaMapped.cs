@@ -51,7 +51,7 @@ internal static class PageVmaMapped
             if (!sw.SoftleafIsMigration(entry))
                 return false;
             devicePrivate = sw.CarriesDevicePrivateIndex(entry);
-            number = entry.Offset & sw.SwpPfnMask;
+            number = EntryNumber(sw, entry, devicePrivate);
         }
         else if (arch.PtePresent(pte))
         {
@@ -66,7 +66,7 @@ internal static class PageVmaMapped
             if (!sw.SoftleafIsDevicePrivate(entry) && !sw.SoftleafIsDeviceExclusive(entry))
                 return false;
             devicePrivate = sw.CarriesDevicePrivateIndex(entry);
-            number = entry.Offset & sw.SwpPfnMask;
+            number = EntryNumber(sw, entry, devicePrivate);
         }
         if (!SameKind(kernel, pvmw, devicePrivate))
             return false;
@@ -89,11 +89,17 @@ internal static class PageVmaMapped
         var entry = arch.PmdToSwpEntry(pmd);
         if (migration ? !sw.SoftleafIsMigration(entry) : !sw.SoftleafIsDevicePrivate(entry))
             return false;
-        return CheckPmd(kernel, pvmw, entry.Offset & sw.SwpPfnMask, sw.CarriesDevicePrivateIndex(entry));
+        bool devicePrivate = sw.CarriesDevicePrivateIndex(entry);
+        return CheckPmd(kernel, pvmw, EntryNumber(sw, entry, devicePrivate), devicePrivate);
     }
 
     /// <summary>The series' "(device_private) != !!(pvmw->flags &amp; PVMW_DEVICE_PRIVATE)" test, unless the
     /// machine runs the variant that forgets it.</summary>
+    /// <summary>softleaf_to_pfn / the offset of a device-private entry: under the (space #, space index)
+    /// proposal the number is the whole identity, the space id above the young and dirty bits.</summary>
+    private static ulong EntryNumber(Swapops sw, SwapEntry entry, bool devicePrivate) =>
+        entry.Offset & (devicePrivate ? sw.DevicePrivateIdMask : sw.SwpPfnMask);
+
     private static bool SameKind(KernelState kernel, in PageVmaMappedWalk pvmw, bool devicePrivate) =>
         kernel.Config.Variants.RmapMatch == RmapMatch.PfnOnly || devicePrivate == ((pvmw.Flags & PvmwFlags.DevicePrivate) != 0);
 

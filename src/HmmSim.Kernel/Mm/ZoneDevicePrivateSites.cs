@@ -27,7 +27,7 @@ internal static class ZoneDevicePrivateSites
     /// <summary>Occurrences of IsZoneDevice / IsDevicePrivate (is_zone_device_page, folio_is_zone_device,
     /// is_device_private_page, folio_is_device_private) outside their definitions in the kernel and the
     /// test_hmm driver of the model: the callers that needed no change.</summary>
-    internal const int QuestionCallSites = 44;
+    internal const int QuestionCallSites = 35;
 
     /// <summary>(space #, space index): what changes when identities are per-pagemap spaces.</summary>
     internal static readonly Site[] IdentityChanged =
