@@ -187,6 +187,23 @@ internal static class RunCommand
             output.WriteLine($"{r.Design}: {r.Verdict}");
         if (interrupted)
             output.WriteLine($"interrupted (Ctrl-C): {results.Count} of {configs.Count} designs ran");
+        else if (!options.Quiet)
+            WriteBeyondThisRun(output);
         return exit;
+    }
+
+    /// <summary>The rest of the story in two lines: what the open proposals cost, computed from the same
+    /// figures `hmmsim proposals` reports.</summary>
+    private static void WriteBeyondThisRun(TextWriter output)
+    {
+        const ulong pagesPerTiB = (1UL << 40) >> 12;
+        ulong structPages = pagesPerTiB * ProposalFigures.StructPageBytes;
+        ulong minimal = pagesPerTiB * (ulong)ProposalFigures.MinimalDescriptorBytes;
+        var layouts = ProposalFigures.PageFlagsLayouts();
+        var budget = ProposalFigures.IdentityBudgets()[0];
+        output.WriteLine($"The open proposals, per TiB of device memory (hmmsim proposals; docs/proposals.md): struct pages take {structPages >> 30} GiB, "
+            + $"the minimal descriptor {minimal >> 30} GiB ({ProposalFigures.MinimalDescriptorBytes} B per 4 KiB page); a zone of their own costs a page->flags bit "
+            + $"in {layouts.Count(l => l.CostsABit)} of {layouts.Count} kernel configs; a (space, index) identity leaves {budget.SpaceBits} bits for "
+            + $"{budget.MaxSpaces:N0} spaces of up to {budget.MaxBytesPerSpace >> 40:N0} TiB each on {budget.Arch}.");
     }
 }
