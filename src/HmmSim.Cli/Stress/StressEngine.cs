@@ -297,8 +297,11 @@ internal sealed class StressEngine
                 {
                     if (r.ReadOnly)
                         return true;
+                    // ENOENT: an invalidation (another thread's fork write-protecting the whole mm, or
+                    // its munmap+mmap) dropped a mirror entry between make_device_exclusive and the
+                    // read-back under the mutex; test_hmm's dmirror_exclusive has the same window.
                     var res = d.Exclusive(addr, (ulong)n, span);
-                    if (!ExpectErrno(id, "EXCLUSIVE", res.Error, Errno.EBUSY) || res.Error == Errno.None && !ExpectMirror(id, "EXCLUSIVE read-back", r, first, n, buf))
+                    if (!ExpectErrno(id, "EXCLUSIVE", res.Error, Errno.EBUSY, Errno.ENOENT) || res.Error == Errno.None && !ExpectMirror(id, "EXCLUSIVE read-back", r, first, n, buf))
                         return false;
                     // EPERM: the device still holds a page atomically; a CPU access since may have revoked it.
                     return ExpectErrno(id, "CHECK_EXCLUSIVE", d.CheckExclusive(addr, (ulong)n).Error, Errno.EPERM);
