@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using HmmSim.Cli.Explore;
 using HmmSim.Cli.Report;
 using HmmSim.Cli.Scenarios;
 using HmmSim.Cli.Workloads;
@@ -192,10 +193,12 @@ internal static class RunCommand
         return exit;
     }
 
-    /// <summary>The rest of the story in two lines: what the open proposals cost, computed from the same
-    /// figures `hmmsim proposals` reports.</summary>
+    /// <summary>The rest of the story in two lines: what replaying the review catches (the shipped
+    /// reproducers of examples/findings, run now), and what the open proposals cost, computed from the
+    /// same figures `hmmsim proposals` reports.</summary>
     private static void WriteBeyondThisRun(TextWriter output)
     {
+        output.WriteLine(ReplayTheReview());
         const ulong pagesPerTiB = (1UL << 40) >> 12;
         ulong structPages = pagesPerTiB * ProposalFigures.StructPageBytes;
         ulong minimal = pagesPerTiB * (ulong)ProposalFigures.MinimalDescriptorBytes;
@@ -205,5 +208,37 @@ internal static class RunCommand
             + $"the minimal descriptor {minimal >> 30} GiB ({ProposalFigures.MinimalDescriptorBytes} B per 4 KiB page); a zone of their own costs a page->flags bit "
             + $"in {layouts.Count(l => l.CostsABit)} of {layouts.Count} kernel configs; a (space, index) identity leaves {budget.SpaceBits} bits for "
             + $"{budget.MaxSpaces:N0} spaces of up to {budget.MaxBytesPerSpace >> 40:N0} TiB each on {budget.Arch}.");
+    }
+
+    /// <summary>Runs each reviewer finding's reproducer (embedded from examples/findings) and says which
+    /// check caught the posted form; a reviewer variant without a reproducer is named as such.</summary>
+    private static string ReplayTheReview()
+    {
+        var asm = typeof(RunCommand).Assembly;
+        var names = asm.GetManifestResourceNames().Where(n => n.StartsWith("findings/", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+        var caught = names.AsParallel().AsOrdered().Select(name =>
+        {
+            using var stream = asm.GetManifestResourceStream(name)!;
+            using var buffer = new MemoryStream();
+            stream.CopyTo(buffer);
+            var scenario = ScenarioFile.Parse(buffer.ToArray(), name);
+            var variant = VariantSwitches.Describe(scenario.Machine.Variants);
+            var failure = ScenarioRunner.Run(scenario).Designs.Select(d => d.Failure).FirstOrDefault(f => f is not null);
+            return (Variant: variant, Text: failure is null ? $"{variant} not caught" : $"{variant} caught in {failure.Op} ({Shorten(failure.Message)})");
+        }).ToList();
+        var missing = VariantSwitches.ReviewerVariants.Where(v => !caught.Any(c => c.Variant == v)).ToList();
+        return $"Replaying the review (hmmsim explore; examples/findings; docs/findings.md): {string.Join("; ", caught.Select(c => c.Text))}"
+            + (missing.Count == 0 ? "." : $"; {string.Join(", ", missing)}: no sequence of test_hmm calls reaches it (docs/findings.md says why).");
+    }
+
+    private static string Shorten(string message)
+    {
+        var m = message;
+        foreach (var prefix in new[] { "WARN_ON: ", "HmmSim: " })
+            if (m.StartsWith(prefix, StringComparison.Ordinal))
+                m = m[prefix.Length..];
+        int colon = m.IndexOf(": ", StringComparison.Ordinal);
+        var head = colon > 0 && colon < 90 ? m[..colon] : m;
+        return head.Length > 90 ? head[..90] + "…" : head;
     }
 }

@@ -41,6 +41,16 @@ public class RunCommandTests
         Assert.Contains("the seeds' VM", output, StringComparison.Ordinal);
         Assert.Contains("PhysicalAddressSpace: device-private memory cannot be set up", output, StringComparison.Ordinal);
         Assert.Contains("DeviceAddressSpace: every page migrated", output, StringComparison.Ordinal);
+        // The rest of the story: each shipped reproducer replayed and caught, the proposals costed.
+        var review = output.Split('\n').Single(l => l.StartsWith("Replaying the review", StringComparison.Ordinal));
+        foreach (var file in Directory.GetFiles(Path.Combine(Cli.ExamplesDir, "findings"), "*.json"))
+        {
+            var variant = Path.GetFileNameWithoutExtension(file).Replace('_', '=');
+            Assert.Contains($"{variant} caught in dmirror.", review, StringComparison.Ordinal);
+        }
+        Assert.Contains("HmmPfnLayout=AsPosted: no sequence of test_hmm calls reaches it", review, StringComparison.Ordinal);
+        Assert.Contains("per TiB of device memory", output, StringComparison.Ordinal);
+        Assert.Contains("struct pages take 16 GiB", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -85,6 +85,16 @@ internal static class VariantSwitches
     public static IEnumerable<KeyValuePair<string, string>> Settings(DesignVariants variants) =>
         NonDefault(variants).Select(p => new KeyValuePair<string, string>(p.Name, p.GetValue(variants)!.ToString()!));
 
+    /// <summary>The four posted forms reviewers found defects in, as "Name=Value" (the other switches
+    /// are the open proposals, working designs).</summary>
+    public static IReadOnlyList<string> ReviewerVariants { get; } =
+    [
+        $"{nameof(DesignVariants.SoftleafMigration)}={SoftleafMigrationRule.AsPostedV1}",
+        $"{nameof(DesignVariants.HmmPfnLayout)}={HmmPfnLayout.AsPosted}",
+        $"{nameof(DesignVariants.RmapMatch)}={RmapMatch.PfnOnly}",
+        $"{nameof(DesignVariants.PgmapPlacement)}={PgmapPlacement.PageUnion}",
+    ];
+
     /// <summary>The default, then each switch alone at each of its non-default values.</summary>
     public static IReadOnlyList<DesignVariants> AllSingle()
     {
