@@ -223,6 +223,22 @@ public sealed class Machine : IDisposable
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
     internal bool IsDisposed => _disposed;
 
+    /// <summary>The names <see cref="VmStat"/> has on every machine, for checking a name before a
+    /// machine exists (a scenario file's expectations).</summary>
+    internal static IReadOnlySet<string> VmStatNames { get; } = BuildVmStatNames();
+
+    private static HashSet<string> BuildVmStatNames()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal)
+        {
+            "nr_free_pages", "nr_zone_device_pages", "hugetlb_pages_total", "hugetlb_pages_free", "struct_page_bytes_kernel",
+            "struct_page_bytes_model", "page_data_bytes_model", "page_data_same_filled_pages_model", "struct_pages_initialised_model",
+        };
+        for (var i = (VmStatItem)0; i < VmStatItem.Count; i++)
+            names.Add(K.VmStat.Name(i));
+        return names;
+    }
+
     /// <summary>/proc/vmstat: the kernel's counter names where Linux has them.</summary>
     public IReadOnlyDictionary<string, long> VmStat
     {
