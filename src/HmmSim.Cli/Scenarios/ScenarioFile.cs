@@ -635,6 +635,8 @@ internal sealed class ScenarioFile
         {
             if (pfn.Kind == JsonValueKind.String && string.Equals(pfn.Text, "nonzero", StringComparison.OrdinalIgnoreCase))
                 x = x with { Pfn = PagemapExpectation.NonZero };
+            else if (pfn.Kind == JsonValueKind.String && !char.IsAsciiDigit(pfn.Text!.FirstOrDefault()))
+                throw Error(pfn, $"{what}: pagemap.pfn is \"nonzero\" or a number, not \"{pfn.Text}\"");
             else
                 x = x with { Pfn = Number(pfn, "pagemap.pfn") };
         }
