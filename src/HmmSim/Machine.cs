@@ -278,6 +278,11 @@ public sealed class Machine : IDisposable
     internal IReadOnlyList<(string? Name, ulong Start, ulong End, bool DevicePrivate)> IomemTopLevel() =>
         [.. Kernel.Resources.TopLevel.Select(r => (r.Name, r.Start, r.End + 1, r.Desc == IoResDesc.DevicePrivateMemory))];
 
+    /// <summary>/proc/iomem's second level: each child [Start, End) of a top-level region (the BARs
+    /// inside a PCI host bridge window), with the start of the region that holds it.</summary>
+    internal IReadOnlyList<(ulong ParentStart, string? Name, ulong Start, ulong End)> IomemChildren() =>
+        [.. Kernel.Resources.TopLevel.SelectMany(p => p.Children().Select(c => (p.Start, c.Name, c.Start, c.End + 1)))];
+
     /// <summary>The redesign's device-private address space as byte ranges [Start, End) named by
     /// their owner (the dmirror device, else the memory type); null in today's design.</summary>
     internal IReadOnlyList<(string Name, ulong Start, ulong End)>? DevicePrivateSpaceRanges() =>
