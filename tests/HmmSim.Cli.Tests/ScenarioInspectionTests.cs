@@ -86,6 +86,39 @@ public class ScenarioInspectionTests
     }
 
     [Fact]
+    public void ADeviceThpIsOnePmdLevelDevicePrivateEntry()
+    {
+        var r = Run("""
+            {
+              "machine": { "thp": "Always" },
+              "steps": [
+                { "op": "dmirror.open", "unit": 0, "handle": "dev" },
+                { "op": "mmap", "name": "buf", "length": "4MiB", "align": "2MiB" },
+                { "op": "fill", "at": "buf", "length": "2MiB", "pattern": "index" },
+                { "op": "dmirror.migrate_to_dev", "handle": "dev", "at": "buf", "pages": 512,
+                  "expect": { "pagemap": { "swapped": true } } },
+                { "op": "dump", "at": "buf", "length": "8KiB" },
+                { "op": "dump", "at": "buf+0x200000", "length": "4KiB" }
+              ]
+            }
+            """);
+        Assert.True(r.Passed, string.Join("; ", r.Designs.Select(d => d.Verdict)));
+        foreach (var d in r.Designs)
+        {
+            var e = d.Dumps[0].Entries;
+            Assert.All(e, x => Assert.Equal("pmd", x.Level));
+            Assert.All(e, x => Assert.Equal("SWP_DEVICE_WRITE", x.Kind));
+            // One entry for the whole THP: the same raw PMD, each page its own frame within it.
+            Assert.Equal(e[0].Raw, e[1].Raw);
+            ulong first = (e[0].Pfn ?? e[0].DevicePrivateOffset)!.Value, second = (e[1].Pfn ?? e[1].DevicePrivateOffset)!.Value;
+            Assert.Equal(first + 1, second);
+            Assert.Equal(d.Design == DevicePrivateDesign.DeviceAddressSpace, e[0].DevicePrivateOffset is not null);
+            // Past the THP, the untouched half of the mapping has no entry.
+            Assert.Equal("none", Assert.Single(d.Dumps[1].Entries).Kind);
+        }
+    }
+
+    [Fact]
     public void PagemapExpectationFailureNamesThePageAndTheField()
     {
         var r = Run("""
