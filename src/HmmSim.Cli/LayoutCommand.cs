@@ -174,6 +174,7 @@ internal static class LayoutCommand
                 failures = l.Failures,
                 iomem = l.Iomem,
                 physical = l.Physical.Select(Range),
+                bars = l.Bars.Select(Range),
                 devicePrivate = l.DevicePrivate is { } dp
                     ? new { limitBytes = l.DevicePrivateLimit, ranges = dp.Select(Range) }
                     : null,

@@ -223,6 +223,22 @@ public sealed class Machine : IDisposable
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
     internal bool IsDisposed => _disposed;
 
+    /// <summary>The names <see cref="VmStat"/> has on every machine, for checking a name before a
+    /// machine exists (a scenario file's expectations).</summary>
+    internal static IReadOnlySet<string> VmStatNames { get; } = BuildVmStatNames();
+
+    private static HashSet<string> BuildVmStatNames()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal)
+        {
+            "nr_free_pages", "nr_zone_device_pages", "hugetlb_pages_total", "hugetlb_pages_free", "struct_page_bytes_kernel",
+            "struct_page_bytes_model", "page_data_bytes_model", "page_data_same_filled_pages_model", "struct_pages_initialised_model",
+        };
+        for (var i = (VmStatItem)0; i < VmStatItem.Count; i++)
+            names.Add(K.VmStat.Name(i));
+        return names;
+    }
+
     /// <summary>/proc/vmstat: the kernel's counter names where Linux has them.</summary>
     public IReadOnlyDictionary<string, long> VmStat
     {
@@ -261,6 +277,11 @@ public sealed class Machine : IDisposable
     /// IORES_DESC_DEVICE_PRIVATE_MEMORY (not shown in the text).</summary>
     internal IReadOnlyList<(string? Name, ulong Start, ulong End, bool DevicePrivate)> IomemTopLevel() =>
         [.. Kernel.Resources.TopLevel.Select(r => (r.Name, r.Start, r.End + 1, r.Desc == IoResDesc.DevicePrivateMemory))];
+
+    /// <summary>/proc/iomem's second level: each child [Start, End) of a top-level region (the BARs
+    /// inside a PCI host bridge window), with the start of the region that holds it.</summary>
+    internal IReadOnlyList<(ulong ParentStart, string? Name, ulong Start, ulong End)> IomemChildren() =>
+        [.. Kernel.Resources.TopLevel.SelectMany(p => p.Children().Select(c => (p.Start, c.Name, c.Start, c.End + 1)))];
 
     /// <summary>The redesign's device-private address space as byte ranges [Start, End) named by
     /// their owner (the dmirror device, else the memory type); null in today's design.</summary>

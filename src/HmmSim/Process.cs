@@ -204,6 +204,37 @@ public sealed class Process : IDisposable
         }
     }
 
+    /// <summary>The page-table state of [<paramref name="addr"/>, +<paramref name="length"/>), one entry
+    /// per page: PTE or PMD level, present or the non-present entry's kind, PFN or device-private offset,
+    /// and the entry's flags, all decoded by the kernel's pte/pmd and softleaf helpers (K.PtDump).
+    /// Reads only: a huge PMD is reported whole, never split.</summary>
+    internal IReadOnlyList<PageTableDumpEntry> DumpPageTables(ulong addr, ulong length)
+    {
+        ThrowIfExited();
+        if ((addr & (Arch.PageSize - 1)) != 0 || length == 0 || addr >= Mm.Arch.TaskSize || length > Mm.Arch.TaskSize - addr)
+            throw new ArgumentException($"[0x{addr:x}, +0x{length:x}) is not a page-aligned, non-empty user range", nameof(addr));
+        ulong end = addr + ((length + Arch.PageSize - 1) & ~(Arch.PageSize - 1));
+        List<K.PtDumpEntry> raw;
+        using (_machine.Operation())
+        {
+            Mm.MmapLock.EnterReadLock();
+            try
+            {
+                // As pagemap_read: the page-table lock keeps the entries still while they are read.
+                lock (Mm.PageTableLock)
+                    raw = K.PtDump.Walk(Mm, addr, end);
+            }
+            finally
+            {
+                Mm.MmapLock.ExitReadLock();
+            }
+        }
+        var result = new PageTableDumpEntry[raw.Count];
+        for (int i = 0; i < raw.Count; i++)
+            result[i] = PageTableDumpEntry.From(raw[i]);
+        return result;
+    }
+
     /// <summary>get_user_pages / pin_user_pages on this process (FOLL_GET or FOLL_PIN in <paramref name="flags"/>).</summary>
     internal long GetUserPages(ulong start, Span<Page> pages, FollFlags flags)
     {

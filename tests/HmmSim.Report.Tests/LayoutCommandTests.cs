@@ -95,6 +95,63 @@ public sealed class LayoutCommandTests
         Assert.DoesNotContain("url(", raw, StringComparison.Ordinal);
     }
 
+    private static double Attr(XElement e, string name) => double.Parse(e.Attribute(name)!.Value, System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public void BarsAreDrawnInsideThePciWindowWithTheirNames()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("layout.svg");
+        Assert.Equal(0, Layout("--design", "today", "--svg", path).Exit);
+        var doc = XDocument.Load(path);
+        var physical = doc.Descendants(_svg + "g").Single(g => g.Attribute("data-space")?.Value == "physical");
+        var window = physical.Elements(_svg + "g").Single(g => g.Elements(_svg + "text").Any(t => t.Value == "PCI Bus 0000:00")).Element(_svg + "rect")!;
+        double wx = Attr(window, "x"), wr = wx + Attr(window, "width");
+        var bars = physical.Elements(_svg + "g").Where(g => g.Attribute("class")?.Value == "bar").ToList();
+        // The seeds' VM: two 1 GiB BARs at the top of the window (what /proc/iomem lists under it).
+        Assert.Equal(2, bars.Count);
+        Assert.Equal(["0000:04:00.0 BAR1", "0000:03:00.0 BAR1"], bars.Select(b => b.Element(_svg + "text")!.Value));
+        foreach (var b in bars)
+        {
+            var r = b.Element(_svg + "rect")!;
+            Assert.InRange(Attr(r, "x"), wx, wr);
+            Assert.InRange(Attr(r, "x") + Attr(r, "width"), wx, wr);
+            Assert.Contains("[0x7f", b.Element(_svg + "title")!.Value, StringComparison.Ordinal);
+        }
+        // The window's own label sits left of the BARs, in its unassigned part.
+        var label = physical.Descendants(_svg + "text").Single(t => t.Value == "PCI Bus 0000:00");
+        Assert.True(Attr(label, "x") < Attr(bars[0].Element(_svg + "rect")!, "x"));
+        var (_, json, _) = Layout("--design", "today", "--json");
+        using var j = JsonDocument.Parse(json);
+        Assert.Equal(2, j.RootElement[0].GetProperty("bars").GetArrayLength());
+    }
+
+    [Theory]
+    [InlineData(false, "--design", "both")]
+    [InlineData(true, "--phys-bits", "46", "--pci-window", "8GiB:1TiB", "--pci-window", "2TiB:1TiB")]
+    public void TickLabelsStayOnOneRow(bool crowded, params string[] args)
+    {
+        int ticks = 0, labels = 0;
+        using var dir = new TempDir();
+        string path = dir.File("layout.svg");
+        Assert.Equal(0, Layout([.. args, "--svg", path]).Exit);
+        var doc = XDocument.Load(path);
+        foreach (var space in doc.Descendants(_svg + "g").Where(g => g.Attribute("data-space") is not null))
+        {
+            var hexLabels = space.Elements(_svg + "text").Where(t => t.Attribute("font-family")?.Value == "monospace").ToList();
+            Assert.NotEmpty(hexLabels);
+            Assert.Single(hexLabels.Select(t => t.Attribute("y")!.Value).Distinct());
+            // Every boundary keeps its tick even when its label is thinned out; both ends are labelled.
+            Assert.True(space.Elements(_svg + "line").Count() >= hexLabels.Count);
+            Assert.Equal("0x0", hexLabels.First(t => Attr(t, "x") == hexLabels.Min(h => Attr(h, "x"))).Value);
+            ticks += space.Elements(_svg + "line").Count();
+            labels += hexLabels.Count;
+        }
+        // Where boundaries crowd (BARs and small resources side by side) labels are thinned, not stacked.
+        if (crowded)
+            Assert.True(ticks > labels, $"{ticks} ticks, {labels} labels: nothing was thinned");
+    }
+
     [Fact]
     public void JsonHasBothDesigns()
     {

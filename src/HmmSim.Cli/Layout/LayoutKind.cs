@@ -6,6 +6,8 @@ internal enum LayoutKind
     Free,
     SystemRam,
     PciWindow,
+    /// <summary>A BAR: a device's memory resource inside a PCI window (iomem's second level).</summary>
+    Bar,
     DevicePrivate,
     DeviceCoherent,
     Other,

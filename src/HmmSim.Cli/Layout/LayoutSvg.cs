@@ -6,7 +6,9 @@ namespace HmmSim.Cli.Layout;
 /// <summary>Draws the address spaces of one or more machines as a self-contained SVG: per design, the
 /// physical address space as a horizontal bar and, in the redesign, the device-private address space
 /// below it. Segment widths grow with log2(size), so 256 MiB and an 8 TiB window are both visible;
-/// the boundaries are labelled in hex and in binary units.</summary>
+/// the BARs inside a PCI window are drawn inside its box on the same scale (what already takes the
+/// window's room). Boundaries are labelled in hex and in binary units on one row, thinned where they
+/// crowd (every boundary keeps its tick; each box's tooltip has the exact range).</summary>
 internal static class LayoutSvg
 {
     private const double Width = 1000, Left = 40, BarWidth = 920, BarHeight = 46;
@@ -24,7 +26,7 @@ internal static class LayoutSvg
         var first = layouts.Count > 0 ? layouts[0].Config : new MachineConfig();
         string machine = Describe(first);
         sb.Append($"  <title>{XmlText.Escape("Address spaces: " + machine)}</title>\n");
-        sb.Append("  <desc>Physical address space per design (top-level /proc/iomem resources, free gaps) and, in the redesign, the separate device-private address space. Widths grow with log2(size): not to scale.</desc>\n");
+        sb.Append("  <desc>Physical address space per design (top-level /proc/iomem resources, the BARs inside PCI windows, free gaps) and, in the redesign, the separate device-private address space. Widths grow with log2(size): not to scale.</desc>\n");
         sb.Append($"  <rect x=\"0\" y=\"0\" width=\"{XmlText.N(Width)}\" height=\"{XmlText.N(height)}\" fill=\"#ffffff\"/>\n");
         sb.Append($"  <text x=\"{XmlText.N(Width / 2)}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{XmlText.Escape(machine)}</text>\n");
         sb.Append($"  <text x=\"{XmlText.N(Width / 2)}\" y=\"38\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555\">segment widths grow with log2(size) — not to scale; boundaries in hex and binary units</text>\n");
@@ -57,7 +59,7 @@ internal static class LayoutSvg
         string probed = l.Probed.Count == 0 ? "no dmirror unit probed" : "probed: " + string.Join(", ", l.Probed);
         sb.Append($"    <text x=\"{XmlText.N(Left + BarWidth)}\" y=\"{XmlText.N(y + 20)}\" text-anchor=\"end\" font-size=\"11\" fill=\"#333\">{XmlText.Escape(probed)}</text>\n");
         sb.Append($"    <text x=\"{XmlText.N(Left)}\" y=\"{XmlText.N(y + 42)}\" font-weight=\"bold\">physical address space [0, 2^{l.Config.PhysicalAddressBits}) — /proc/iomem</text>\n");
-        Bar(sb, l.Physical, y + 50, "physical");
+        Bar(sb, l.Physical, y + 50, "physical", l.Bars);
         double dy = y + 50 + BarHeight + 80;
         if (l.DevicePrivate is { } dp)
         {
@@ -80,7 +82,7 @@ internal static class LayoutSvg
     /// <summary>What each colour means, once above the panels.</summary>
     private static void Legend(StringBuilder sb, double y)
     {
-        (LayoutKind Kind, string Name)[] items = [(LayoutKind.SystemRam, "System RAM"), (LayoutKind.PciWindow, "PCI window"), (LayoutKind.DevicePrivate, "device-private memory"),
+        (LayoutKind Kind, string Name)[] items = [(LayoutKind.SystemRam, "System RAM"), (LayoutKind.PciWindow, "PCI window"), (LayoutKind.Bar, "PCI BAR"), (LayoutKind.DevicePrivate, "device-private memory"),
             (LayoutKind.DeviceCoherent, "device-coherent memory"), (LayoutKind.Other, "other resource"), (LayoutKind.Free, "free")];
         double x = Left;
         sb.Append("  <g class=\"legend\">\n");
@@ -99,60 +101,141 @@ internal static class LayoutSvg
     {
         LayoutKind.SystemRam => ("#cfe8cf", "#333"),
         LayoutKind.PciWindow => ("#d9d9ef", "#333"),
+        LayoutKind.Bar => ("#9e9ed6", "#333"),
         LayoutKind.DevicePrivate => ("#f6c28b", "#333"),
         LayoutKind.DeviceCoherent => ("#a8dadc", "#333"),
         LayoutKind.Other => ("#e4e4e4", "#333"),
         _ => ("#fafafa", "#999"),
     };
 
-    private static void Bar(StringBuilder sb, IReadOnlyList<LayoutRange> ranges, double y, string space)
+    /// <summary>log2-based width weight of a range: every range visible, big ones wider.</summary>
+    private static double Weight(ulong size) => Math.Max(1.0, Math.Log2(Math.Max(1.0, size)) - 18);
+
+    private static void Bar(StringBuilder sb, IReadOnlyList<LayoutRange> ranges, double y, string space, IReadOnlyList<LayoutRange>? bars = null)
     {
-        var weights = ranges.Select(r => Math.Max(1.0, Math.Log2(Math.Max(1.0, r.Size)) - 18)).ToList();
+        var weights = ranges.Select(r => Weight(r.Size)).ToList();
         double total = weights.Sum();
         double x = Left;
-        var boundaries = new List<(double X, ulong Address)>();
+        // (x, address, priority): the top-level boundaries label first, BAR boundaries where room is left.
+        var boundaries = new List<(double X, ulong Address, int Priority)>();
         sb.Append($"    <g class=\"space\" data-space=\"{space}\">\n");
         for (int i = 0; i < ranges.Count; i++)
         {
             var r = ranges[i];
             double w = total == 0 ? BarWidth : weights[i] / total * BarWidth;
-            var (fill, stroke) = Colours(r.Kind);
-            string dash = r.Kind == LayoutKind.Free ? " stroke-dasharray=\"4 3\"" : "";
-            string tip = $"{r.Name} [{Units.Hex(r.Start)}-{Units.Hex(r.End - 1)}] {Units.Human(r.Size)}";
-            sb.Append($"      <g><title>{XmlText.Escape(tip)}</title><rect x=\"{XmlText.N(x)}\" y=\"{XmlText.N(y)}\" width=\"{XmlText.N(w)}\" height=\"{XmlText.N(BarHeight)}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>");
-            // Widths per character are generous (12 px sans-serif up to 7.5 px, 10 px up to 6.3 px) so a
-            // label never spills into its neighbour; a name that does not fit keeps its distinctive end.
-            int maxChars = (int)((w - 6) / 7.5), maxSmall = (int)((w - 6) / 6.3);
-            if (maxChars >= 3)
-                sb.Append($"<text x=\"{XmlText.N(x + w / 2)}\" y=\"{XmlText.N(y + 20)}\" text-anchor=\"middle\">{XmlText.Escape(FitEnd(r.Name, maxChars))}</text>");
-            if (maxSmall >= 3)
-                sb.Append($"<text x=\"{XmlText.N(x + w / 2)}\" y=\"{XmlText.N(y + 36)}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#333\">{XmlText.Escape(Fit(Units.Approx(r.Size), maxSmall))}</text>");
-            sb.Append("</g>\n");
-            boundaries.Add((x, r.Start));
+            var inside = bars is null || r.Kind != LayoutKind.PciWindow ? [] : bars.Where(b => b.Start >= r.Start && b.End <= r.End).ToList();
+            if (inside.Count == 0)
+                Segment(sb, r, x, w, y, null);
+            else
+                Window(sb, r, inside, x, w, y, boundaries);
+            boundaries.Add((x, r.Start, 0));
             x += w;
         }
         if (ranges.Count > 0)
-            boundaries.Add((x, ranges[^1].End));
-        // Boundary labels: ticks, then hex and human units; a label that would collide with the
-        // previous one on its row drops to the next row.
-        var rowEnds = new double[3];
-        Array.Fill(rowEnds, double.NegativeInfinity);
-        foreach (var (bx, addr) in boundaries)
-        {
-            string hex = Units.Hex(addr), human = Units.Approx(addr);
-            double half = Math.Max(hex.Length, human.Length) * 3.3 + 4;
-            string anchor = bx - half < 0 ? "start" : bx + half > Width ? "end" : "middle";
-            double lo = anchor == "start" ? bx : anchor == "end" ? bx - 2 * half : bx - half;
-            int row = Array.FindIndex(rowEnds, e => e < lo);
-            if (row < 0)
-                row = rowEnds.Length - 1;
-            rowEnds[row] = lo + 2 * half;
-            double ty = y + BarHeight + 14 + row * 24;
-            sb.Append($"      <line x1=\"{XmlText.N(bx)}\" y1=\"{XmlText.N(y + BarHeight)}\" x2=\"{XmlText.N(bx)}\" y2=\"{XmlText.N(ty - 10)}\" stroke=\"#888\" stroke-width=\"0.8\"/>");
-            sb.Append($"<text x=\"{XmlText.N(bx)}\" y=\"{XmlText.N(ty)}\" text-anchor=\"{anchor}\" font-family=\"monospace\" font-size=\"10.5\">{XmlText.Escape(hex)}</text>");
-            sb.Append($"<text x=\"{XmlText.N(bx)}\" y=\"{XmlText.N(ty + 11)}\" text-anchor=\"{anchor}\" font-size=\"10\" fill=\"#555\">{XmlText.Escape(human)}</text>\n");
-        }
+            boundaries.Add((x, ranges[^1].End, 0));
+        Ticks(sb, boundaries, y);
         sb.Append("    </g>\n");
+    }
+
+    /// <summary>One range's box with its name and size. <paramref name="labelAt"/>, when given, is the
+    /// part of the box the labels are centred in (a window's largest unassigned stretch).</summary>
+    private static void Segment(StringBuilder sb, LayoutRange r, double x, double w, double y, (double X, double W)? labelAt, double inset = 0)
+    {
+        var (fill, stroke) = Colours(r.Kind);
+        string dash = r.Kind == LayoutKind.Free ? " stroke-dasharray=\"4 3\"" : "";
+        string tip = $"{r.Name} [{Units.Hex(r.Start)}-{Units.Hex(r.End - 1)}] {Units.Human(r.Size)}";
+        sb.Append($"      <g class=\"{(r.Kind == LayoutKind.Bar ? "bar" : "range")}\"><title>{XmlText.Escape(tip)}</title><rect x=\"{XmlText.N(x)}\" y=\"{XmlText.N(y + inset)}\" width=\"{XmlText.N(w)}\" height=\"{XmlText.N(BarHeight - 2 * inset)}\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>");
+        if (labelAt is not { } at)
+            at = (x, w);
+        if (at.W > 0)
+        {
+            // Widths per character are generous (12 px sans-serif up to 7.5 px, 10 px up to 6.3 px) so a
+            // label never spills into its neighbour; a name that does not fit keeps its distinctive end.
+            int maxChars = (int)((at.W - 6) / 7.5), maxSmall = (int)((at.W - 6) / 6.3);
+            if (maxChars >= 3)
+                sb.Append($"<text x=\"{XmlText.N(at.X + at.W / 2)}\" y=\"{XmlText.N(y + 20)}\" text-anchor=\"middle\">{XmlText.Escape(FitEnd(r.Name, maxChars))}</text>");
+            if (maxSmall >= 3)
+                sb.Append($"<text x=\"{XmlText.N(at.X + at.W / 2)}\" y=\"{XmlText.N(y + 36)}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#333\">{XmlText.Escape(Fit(Units.Approx(r.Size), maxSmall))}</text>");
+        }
+        sb.Append("</g>\n");
+    }
+
+    /// <summary>The BARs inside a PCI window, drawn as inset boxes on the same log2 scale within the
+    /// window's box; the window's own labels go in its largest unassigned stretch.</summary>
+    private static void Window(StringBuilder sb, LayoutRange window, List<LayoutRange> bars, double x, double w, double y, List<(double X, ulong Address, int Priority)> boundaries)
+    {
+        var parts = FillWindow(window, bars);
+        var weights = parts.Select(p => Weight(p.Size)).ToList();
+        double total = weights.Sum(), px = x;
+        (double X, double W) widest = (x, 0);
+        var placed = new List<(LayoutRange Part, double X, double W)>();
+        for (int i = 0; i < parts.Count; i++)
+        {
+            double pw = weights[i] / total * w;
+            placed.Add((parts[i], px, pw));
+            if (parts[i].Kind != LayoutKind.Bar && pw > widest.W)
+                widest = (px, pw);
+            px += pw;
+        }
+        Segment(sb, window, x, w, y, widest);
+        foreach (var (part, bx, bw) in placed)
+        {
+            if (part.Kind != LayoutKind.Bar)
+                continue;
+            Segment(sb, part, bx + 1.5, bw - 3, y, null, inset: 4);
+            boundaries.Add((bx, part.Start, 1));
+            boundaries.Add((bx + bw, part.End, 1));
+        }
+    }
+
+    /// <summary>The window split into its BARs and the unassigned stretches between them.</summary>
+    private static List<LayoutRange> FillWindow(LayoutRange window, List<LayoutRange> bars)
+    {
+        var parts = new List<LayoutRange>();
+        ulong cursor = window.Start;
+        foreach (var b in bars)
+        {
+            if (b.Start > cursor)
+                parts.Add(new LayoutRange("unassigned", cursor, b.Start, LayoutKind.PciWindow));
+            parts.Add(b);
+            cursor = Math.Max(cursor, b.End);
+        }
+        if (cursor < window.End)
+            parts.Add(new LayoutRange("unassigned", cursor, window.End, LayoutKind.PciWindow));
+        return parts;
+    }
+
+    /// <summary>Boundary ticks and their labels (hex above human units) on one row: every boundary gets
+    /// its tick; a label goes where it does not collide with one already placed, the space's two ends
+    /// first, then the other top-level boundaries left to right, then the BARs'.</summary>
+    private static void Ticks(StringBuilder sb, List<(double X, ulong Address, int Priority)> boundaries, double y)
+    {
+        double first = boundaries.Count > 0 ? boundaries.Min(b => b.X) : 0, last = boundaries.Count > 0 ? boundaries.Max(b => b.X) : 0;
+        var order = boundaries
+            .Select((b, i) => (b, i))
+            .OrderBy(t => t.b.X == first || t.b.X == last ? 0 : 1 + t.b.Priority)
+            .ThenBy(t => t.b.X)
+            .ToList();
+        var taken = new List<(double Lo, double Hi)>();
+        var labelled = new HashSet<double>();
+        double ty = y + BarHeight + 14;
+        foreach (var (b, _) in order)
+        {
+            sb.Append($"      <line x1=\"{XmlText.N(b.X)}\" y1=\"{XmlText.N(y + BarHeight)}\" x2=\"{XmlText.N(b.X)}\" y2=\"{XmlText.N(ty - 10)}\" stroke=\"#888\" stroke-width=\"0.8\"/>");
+            string hex = Units.Hex(b.Address), human = Units.Approx(b.Address);
+            double half = Math.Max(hex.Length, human.Length) * 3.3 + 4;
+            string anchor = b.X - half < 0 ? "start" : b.X + half > Width ? "end" : "middle";
+            double lo = anchor == "start" ? b.X : anchor == "end" ? b.X - 2 * half : b.X - half, hi = lo + 2 * half;
+            if (labelled.Contains(b.X) || taken.Any(t => lo < t.Hi && t.Lo < hi))
+            {
+                sb.Append('\n');
+                continue;
+            }
+            taken.Add((lo, hi));
+            labelled.Add(b.X);
+            sb.Append($"<text x=\"{XmlText.N(b.X)}\" y=\"{XmlText.N(ty)}\" text-anchor=\"{anchor}\" font-family=\"monospace\" font-size=\"10.5\">{XmlText.Escape(hex)}</text>");
+            sb.Append($"<text x=\"{XmlText.N(b.X)}\" y=\"{XmlText.N(ty + 11)}\" text-anchor=\"{anchor}\" font-size=\"10\" fill=\"#555\">{XmlText.Escape(human)}</text>\n");
+        }
     }
 
     private static string FitEnd(string text, int maxChars) =>

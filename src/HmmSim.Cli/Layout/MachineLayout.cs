@@ -1,7 +1,8 @@
 namespace HmmSim.Cli.Layout;
 
 /// <summary>The address spaces of one booted machine: the physical address space (/proc/iomem's
-/// top level, gaps filled in as free) and, in the redesign, the device-private address space.</summary>
+/// top level, gaps filled in as free), the BARs inside its PCI windows (iomem's second level: what
+/// takes the window's room) and, in the redesign, the device-private address space.</summary>
 internal sealed record MachineLayout(
     MachineConfig Config,
     string Iomem,
@@ -9,7 +10,8 @@ internal sealed record MachineLayout(
     IReadOnlyList<LayoutRange>? DevicePrivate,
     ulong DevicePrivateLimit,
     IReadOnlyList<string> Probed,
-    IReadOnlyList<string> Failures)
+    IReadOnlyList<string> Failures,
+    IReadOnlyList<LayoutRange> Bars)
 {
     public const string NoDevicePrivateSpace = "none — device-private pages live in the physical space (see iomem)";
 
@@ -39,7 +41,13 @@ internal sealed record MachineLayout(
             .Where(l => l.Contains("failed", StringComparison.Ordinal) || l.Contains("absent", StringComparison.Ordinal))
             .Select(StripTimestamp)
             .ToList();
-        return new MachineLayout(config, m.Iomem(), FillGaps(top, physEnd), dp, limit, probed, failures);
+        var windows = top.Where(r => r.Kind == LayoutKind.PciWindow).Select(r => r.Start).ToHashSet();
+        var bars = m.IomemChildren()
+            .Where(c => windows.Contains(c.ParentStart))
+            .Select(c => new LayoutRange(c.Name ?? "<BAD>", c.Start, c.End, LayoutKind.Bar))
+            .OrderBy(r => r.Start)
+            .ToList();
+        return new MachineLayout(config, m.Iomem(), FillGaps(top, physEnd), dp, limit, probed, failures, bars);
     }
 
     private static string StripTimestamp(string line)

@@ -11,7 +11,8 @@ internal sealed record DesignResult(
     long InvariantChecks,
     string? StoppedAt,
     StepFailure? Failure,
-    TimeSpan Elapsed)
+    TimeSpan Elapsed,
+    IReadOnlyList<PageDump> Dumps)
 {
     public string Verdict => Failure is { } f
         ? $"FAIL at {f}"

@@ -50,6 +50,7 @@ internal sealed class ScenarioFile
         ["dmirror.snapshot"] = DmirrorRangeSyntax(DmirrorIoctl.Snapshot),
         ["dmirror.exclusive"] = DmirrorRangeSyntax(DmirrorIoctl.Exclusive),
         ["dmirror.check_exclusive"] = DmirrorRangeSyntax(DmirrorIoctl.CheckExclusive),
+        ["dump"] = new(["at", "length"], (f, s, _, what) => f.Dump(s, what)),
         ["repeat"] = new(["count", "steps"], (f, s, index, what) => f.Repeat(s, index, what)),
     };
 
@@ -525,6 +526,18 @@ internal sealed class ScenarioFile
         return new DmirrorRangeOp(ioctl, handle, at, pages, buffer);
     }
 
+    private DumpOp Dump(JNode s, string what)
+    {
+        var at = Addr(s, what, aligned: true, out var len);
+        ulong length = LengthOf(s, len, what);
+        if (length == 0)
+            throw Error(s["length"] ?? s, $"{what}: length must be non-zero");
+        if ((length + PageSize - 1) / PageSize > DumpOp.MaxPages)
+            throw Error(s["length"] ?? s, $"{what}: a dump prints one line per page: at most {DumpOp.MaxPages} pages ({DumpOp.MaxPages * PageSize >> 20} MiB), not 0x{length:x} bytes");
+        CheckRange(s["at"]!, at, length, what);
+        return new DumpOp(at, length);
+    }
+
     private RepeatOp Repeat(JNode s, string index, string what)
     {
         var c = Required(s, "count", what);
@@ -541,7 +554,7 @@ internal sealed class ScenarioFile
     {
         if (e.Kind != JsonValueKind.Object)
             throw Error(e, $"{what}: expect must be an object, not {e.KindName}");
-        CheckFields(e, $"{what}: expect", ["errno", "cpages", "faults", "snapshot", "segv", "stop"]);
+        CheckFields(e, $"{what}: expect", ["errno", "cpages", "faults", "snapshot", "segv", "stop", "pagemap", "vmstat"]);
         bool isDmirrorRange = op is DmirrorRangeOp;
         bool isCpu = op is CpuAccessOp;
         var x = new StepExpectation();
@@ -577,7 +590,95 @@ internal sealed class ScenarioFile
         }
         if (e["stop"] is { } stp)
             x = x with { Stop = Bool(stp, "stop") };
+        if (e["pagemap"] is { } pm)
+        {
+            if (ScenarioRunner.CoveredRange(op) is null)
+                throw Error(pm, $"{what}: expect.pagemap applies only to steps with an \"at\" (it checks the pages the step covers)");
+            x = x with { Pagemap = PagemapExpect(pm, what) };
+        }
+        if (e["vmstat"] is { } vm)
+        {
+            if (op is RepeatOp)
+                throw Error(vm, $"{what}: expect.vmstat applies to one operation; put it on a step inside the repeat");
+            x = x with { VmStat = VmStatExpect(vm, what) };
+        }
         return x;
+    }
+
+    /// <summary>expect.pagemap: {"present": true, "swapped": false, "pfn": "nonzero", ...}.</summary>
+    private PagemapExpectation PagemapExpect(JNode pm, string what)
+    {
+        if (pm.Kind != JsonValueKind.Object)
+            throw Error(pm, $"{what}: expect.pagemap is an object such as {{\"present\": true, \"pfn\": \"nonzero\"}}, not {pm.KindName}");
+        CheckFields(pm, $"{what}: expect.pagemap", ["present", "swapped", "pfn", "softDirty", "exclusive", "file", "uffdWp", "swapType"]);
+        var x = new PagemapExpectation();
+        if (pm["present"] is { } p)
+            x = x with { Present = Bool(p, "pagemap.present") };
+        if (pm["swapped"] is { } sw)
+            x = x with { Swapped = Bool(sw, "pagemap.swapped") };
+        if (pm["softDirty"] is { } sd)
+            x = x with { SoftDirty = Bool(sd, "pagemap.softDirty") };
+        if (pm["exclusive"] is { } ex)
+            x = x with { Exclusive = Bool(ex, "pagemap.exclusive") };
+        if (pm["file"] is { } fi)
+            x = x with { FileOrShared = Bool(fi, "pagemap.file") };
+        if (pm["uffdWp"] is { } uw)
+            x = x with { UffdWp = Bool(uw, "pagemap.uffdWp") };
+        if (pm["swapType"] is { } st)
+        {
+            ulong type = Number(st, "pagemap.swapType");
+            if (type > 31)
+                throw Error(st, $"{what}: pagemap.swapType is 0..31 (five bits), not {type}");
+            x = x with { SwapType = (uint)type };
+        }
+        if (pm["pfn"] is { } pfn)
+        {
+            if (pfn.Kind == JsonValueKind.String && string.Equals(pfn.Text, "nonzero", StringComparison.OrdinalIgnoreCase))
+                x = x with { Pfn = PagemapExpectation.NonZero };
+            else if (pfn.Kind == JsonValueKind.String && !char.IsAsciiDigit(pfn.Text!.FirstOrDefault()))
+                throw Error(pfn, $"{what}: pagemap.pfn is \"nonzero\" or a number, not \"{pfn.Text}\"");
+            else
+                x = x with { Pfn = Number(pfn, "pagemap.pfn") };
+        }
+        return x;
+    }
+
+    /// <summary>expect.vmstat: {"device_migrate_to_ram": 4}, each a counter's change over the step.</summary>
+    private Dictionary<string, long> VmStatExpect(JNode vm, string what)
+    {
+        if (vm.Kind != JsonValueKind.Object)
+            throw Error(vm, $"{what}: expect.vmstat is an object such as {{\"device_migrate_to_ram\": 4}}, not {vm.KindName}");
+        var counters = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (name, value) in vm.Properties)
+        {
+            if (!Machine.VmStatNames.Contains(name))
+            {
+                var (l, c) = vm.NamePositions[name];
+                var near = Machine.VmStatNames.Where(n => n.Contains(name, StringComparison.OrdinalIgnoreCase) || name.Contains(n, StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal).Take(5).ToList();
+                throw new ScenarioFileException(_file, l, c, $"{what}: expect.vmstat: unknown counter \"{name}\"" +
+                    (near.Count > 0 ? $"; did you mean {string.Join(", ", near)}?" : $"; known: {string.Join(", ", Machine.VmStatNames.Order(StringComparer.Ordinal))}"));
+            }
+            if (counters.ContainsKey(name))
+            {
+                var (l, c) = vm.NamePositions[name];
+                throw new ScenarioFileException(_file, l, c, $"{what}: expect.vmstat: counter \"{name}\" is given twice");
+            }
+            counters[name] = SignedInt64(value, $"vmstat.{name}");
+        }
+        if (counters.Count == 0)
+            throw Error(vm, $"{what}: expect.vmstat names no counter");
+        return counters;
+    }
+
+    /// <summary>A counter's change: a JSON integer, possibly negative (a counter such as nr_free_pages falls).</summary>
+    private long SignedInt64(JNode node, string field)
+    {
+        if (node.Kind == JsonValueKind.Number && long.TryParse(node.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v))
+            return v;
+        ulong u = Number(node, field);
+        if (u > long.MaxValue)
+            throw Error(node, $"bad number for {field}: {u} is out of range");
+        return (long)u;
     }
 
     private byte SnapshotByte(JNode n)

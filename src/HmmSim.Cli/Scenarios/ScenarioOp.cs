@@ -130,3 +130,12 @@ internal sealed record RepeatOp(int Count, IReadOnlyList<ScenarioStep> Steps) : 
 {
     public override string Name => "repeat";
 }
+
+/// <summary>Prints the page-table state of each page of [At, At+Length) (docs/scenarios.md "dump").</summary>
+internal sealed record DumpOp(AddressExpr At, ulong Length) : RangeOp(At, Length)
+{
+    public override string Name => "dump";
+
+    /// <summary>The most pages one dump prints: a dump is for reading, not for a whole heap.</summary>
+    public const ulong MaxPages = 4096;
+}

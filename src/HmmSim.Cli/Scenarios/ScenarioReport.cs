@@ -35,6 +35,24 @@ internal static class ScenarioReport
                     elapsedMs = Math.Round(d.Elapsed.TotalMilliseconds, 1),
                     verdict = d.Verdict,
                     failure = d.Failure is { } f ? new { step = f.Step, op = f.Op, line = f.Line, kind = f.Kind, expected = f.Expected, actual = f.Actual, message = f.Message } : null,
+                    dumps = d.Dumps.Select(u => new
+                    {
+                        step = u.Step,
+                        line = u.Line,
+                        at = u.At,
+                        address = Hex(u.Address),
+                        pages = u.Entries.Select(e => new
+                        {
+                            address = Hex(e.Address),
+                            level = e.Level,
+                            kind = e.Kind,
+                            swapType = e.SwapType,
+                            pfn = e.Pfn is { } pfn ? Hex(pfn) : null,
+                            devicePrivateOffset = e.DevicePrivateOffset is { } off ? Hex(off) : null,
+                            flags = e.Flags,
+                            entry = Hex(e.Raw),
+                        }),
+                    }),
                 }),
             }, _json));
         }
@@ -57,6 +75,7 @@ internal static class ScenarioReport
                 Row("time (after an untimed warm-up)", d => $"{d.Elapsed.TotalMilliseconds:N0} ms");
                 Row("result", d => d.Passed ? d.StoppedAt is null ? "pass" : "pass (stopped as expected)" : "FAIL");
                 console.Write(table);
+                WriteDumps(result, output);
             }
             foreach (var d in result.Designs)
                 output.WriteLine($"{d.Design}: {d.Verdict}");
@@ -66,6 +85,27 @@ internal static class ScenarioReport
         foreach (var d in result.Designs)
             if (d.Failure is { } f && f.Kind != "interrupted")
                 error.WriteLine($"hmmsim run: {s.File}: {d.Design}: {f}");
+    }
+
+    private static string Hex(ulong v) => $"0x{v:x}";
+
+    /// <summary>Each "dump" step's pages, design by design: address, offset in the mapping as the
+    /// step wrote it, and the entry decoded.</summary>
+    private static void WriteDumps(ScenarioResult result, TextWriter output)
+    {
+        foreach (var d in result.Designs)
+        {
+            foreach (var dump in d.Dumps)
+            {
+                output.WriteLine($"dump at step {dump.Step} (line {dump.Line}), {dump.At}, {dump.Entries.Count} pages, {d.Design}:");
+                foreach (var e in dump.Entries)
+                {
+                    ulong off = e.Address - dump.Address;
+                    string label = off == 0 ? dump.At : $"{dump.At}+0x{off:x}";
+                    output.WriteLine($"  0x{e.Address:x12}  {label,-14} {e}");
+                }
+            }
+        }
     }
 
     public static void WriteError(ScenarioFileException e, bool json, TextWriter output, TextWriter error)

@@ -24,6 +24,8 @@ internal sealed class ScenarioRunner
     private Errno _lastErrno;
     private string? _lastNote;
     private Func<IReadOnlyList<string>> _dmesg = () => [];
+    private Machine? _machine;
+    private readonly List<PageDump> _dumps = [];
 
     /// <summary>Set for the untimed warm-up run: the steps it may still run and when it must stop.</summary>
     private int _warmupSteps = -1;
@@ -76,6 +78,7 @@ internal sealed class ScenarioRunner
         {
             machine = new Machine(_scenario.Machine.ToConfig(_design));
             _dmesg = machine.Dmesg;
+            _machine = machine;
             try
             {
                 foreach (var name in _scenario.Processes)
@@ -139,7 +142,7 @@ internal sealed class ScenarioRunner
                 failure ??= new StepFailure("end", "machine", 0, "kernel-bug", null, null, "machine teardown: " + e.Message);
             }
         }
-        return new DesignResult(_design, failure is null, _stepsRun, _expectationsMet, toDevice, toRam, checks, stoppedAt, failure, clock.Elapsed);
+        return new DesignResult(_design, failure is null, _stepsRun, _expectationsMet, toDevice, toRam, checks, stoppedAt, failure, clock.Elapsed, _dumps);
     }
 
     private StepFailure Failure(ScenarioStep? step, string kind, string message) =>
@@ -201,10 +204,84 @@ internal sealed class ScenarioRunner
         Check(step, "errno", x.Errno ?? Errno.None, actual, x.Errno is not null);
     }
 
+    /// <summary>The pages a step covers, for expect.pagemap: its "at" and length (a named mmap or
+    /// mremap: the mapping it makes; a write: its bytes, or the first page when they come from a
+    /// buffer). Null when the step has no address.</summary>
+    public static (AddressExpr At, ulong? Length)? CoveredRange(ScenarioOp op) => op switch
+    {
+        RangeOp r => (r.At, r.Length),
+        MmapOp { MappingName: { } name } m => (new AddressExpr(name, 0), m.Length),
+        MmapOp { At: { } at } m => (at, m.Length),
+        MremapOp { MappingName: { } name } m => (new AddressExpr(name, 0), m.NewLength),
+        ReadOp r => (r.At, r.Length),
+        WriteOp w => (w.At, w.Bytes is { } b ? (ulong)b.Length : null),
+        PatternOp { At: { } at } p => (at, p.Length),
+        DmirrorRangeOp d => (d.At, d.Pages * PageSize),
+        _ => null,
+    };
+
     /// <summary>Runs one step; true when its expectations say to stop here.</summary>
     private bool Execute(ScenarioStep step)
     {
         var x = step.ExpectFor(_design);
+        var before = x.VmStat is null ? null : _machine!.VmStat;
+        bool stop = ExecuteOperation(step, x);
+        if (x.VmStat is { } counters)
+            CheckVmStat(step, counters, before!);
+        if (x.Pagemap is { } pm)
+            CheckPagemap(step, pm);
+        return stop;
+    }
+
+    /// <summary>expect.vmstat: each counter's change over the step.</summary>
+    private void CheckVmStat(ScenarioStep step, IReadOnlyDictionary<string, long> counters, IReadOnlyDictionary<string, long> before)
+    {
+        var after = _machine!.VmStat;
+        foreach (var (name, expected) in counters)
+        {
+            long b = before.GetValueOrDefault(name), a = after.GetValueOrDefault(name);
+            if (a - b != expected)
+                throw Fail(step, $"vmstat {name} over the step ({b} before, {a} after)", FormattableString.Invariant($"{expected:+#;-#;0}"), FormattableString.Invariant($"{a - b:+#;-#;0}"));
+        }
+        _expectationsMet++;
+    }
+
+    /// <summary>expect.pagemap: every page the step covers.</summary>
+    private void CheckPagemap(ScenarioStep step, PagemapExpectation x)
+    {
+        var (at, length) = CoveredRange(step.Operation)!.Value;
+        ulong start = Addr(step, at) & ~(PageSize - 1);
+        ulong pages = length is { } l && l > 0 ? (l + PageSize - 1) / PageSize : 1;
+        var p = Proc(step);
+        for (ulong i = 0; i < pages; i++)
+        {
+            ulong addr = start + i * PageSize;
+            var e = p.Pagemap(addr);
+            string where = $"pagemap of {at}" + (i > 0 ? $"+0x{i * PageSize:x}" : "") + $" (0x{addr:x}, page {i} of {pages}; entry {e})";
+            void Expect<T>(string field, T? expected, T actual) where T : struct
+            {
+                if (expected is { } v && !EqualityComparer<T>.Default.Equals(v, actual))
+                    throw Fail(step, $"{where}: {field}", v, actual);
+            }
+            Expect("present", x.Present, e.Present);
+            Expect("swapped", x.Swapped, e.Swapped);
+            Expect("softDirty", x.SoftDirty, e.SoftDirty);
+            Expect("exclusive", x.Exclusive, e.Exclusive);
+            Expect("file", x.FileOrShared, e.FileOrShared);
+            Expect("uffdWp", x.UffdWp, e.UffdWriteProtected);
+            if (x.SwapType is { } st && e.SwapType != st)
+                throw Fail(step, $"{where}: swapType", st, e.SwapType?.ToString() ?? "not swapped");
+            if (x.Pfn is { } pfn)
+            {
+                if (pfn == PagemapExpectation.NonZero ? e.Pfn is null or 0 : e.Pfn != pfn)
+                    throw Fail(step, $"{where}: pfn", pfn == PagemapExpectation.NonZero ? "nonzero" : $"0x{pfn:x}", e.Pfn is { } a ? $"0x{a:x}" : "none (not present)");
+            }
+        }
+        _expectationsMet++;
+    }
+
+    private bool ExecuteOperation(ScenarioStep step, StepExpectation x)
+    {
         switch (step.Operation)
         {
             case MmapOp op:
@@ -303,6 +380,12 @@ internal sealed class ScenarioRunner
             case DmirrorRangeOp op:
                 DmirrorRange(step, op, x);
                 break;
+            case DumpOp op:
+                {
+                    ulong a = Addr(step, op.At);
+                    _dumps.Add(new PageDump(step.Index + _iteration, step.Line, op.At.ToString(), a, Proc(step).DumpPageTables(a, op.Length)));
+                    break;
+                }
             default:
                 throw new UnreachableException($"{step.Describe()}: no runner for {step.Operation.GetType().Name}");
         }
