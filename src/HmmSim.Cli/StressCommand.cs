@@ -42,13 +42,24 @@ internal static class StressCommand
             int rc = 0;
             foreach (var d in designs)
             {
-                var o = new StressOptions(n, TimeSpan.FromSeconds(s), r.GetValue(seed), d);
-                var result = new StressEngine(o).Run();
+                var o = new StressOptions(n, TimeSpan.FromSeconds(s), r.GetValue(seed), d,
+                    StopRequested: () => Interrupt.Requested, Tick: ops => Progress.Tick?.Invoke($"{ops:N0} operations"));
+                var result = Progress.Run($"stress {CliOptions.Name(d)}, {n} threads for {s} s", false, output, () => new StressEngine(o).Run());
                 output.Write(result.Report(o));
+                if (Interrupt.Requested)
+                {
+                    rc = result.Clean ? rc : 1;
+                    break;
+                }
                 if (result.Clean)
                     output.WriteLine($"  {result.Operations / result.Elapsed.TotalSeconds:F0} operations/s");
                 else
                     rc = 1;
+            }
+            if (Interrupt.Requested)
+            {
+                output.WriteLine("interrupted (Ctrl-C): the report above covers the operations run until then");
+                return Interrupt.ExitCode;
             }
             return rc;
         });

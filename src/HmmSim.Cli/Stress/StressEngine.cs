@@ -11,7 +11,11 @@ namespace HmmSim.Cli.Stress;
 /// <param name="Design">The device-private design of the machine.</param>
 /// <param name="MaxOperations">Stop after this many operations in all (0: no limit).</param>
 /// <param name="HangTimeout">A run whose workers have not all finished this long after the deadline is reported as hung.</param>
-internal sealed record StressOptions(int Threads, TimeSpan Duration, ulong Seed, DevicePrivateDesign Design, long MaxOperations = 0, TimeSpan? HangTimeout = null);
+/// <param name="StopRequested">Asked between operations: true stops the workers early (Ctrl-C), and the
+/// run is checked and reported as far as it got.</param>
+/// <param name="Tick">Told the operation count every 4096 operations (a progress line).</param>
+internal sealed record StressOptions(int Threads, TimeSpan Duration, ulong Seed, DevicePrivateDesign Design, long MaxOperations = 0, TimeSpan? HangTimeout = null,
+    Func<bool>? StopRequested = null, Action<long>? Tick = null);
 
 /// <summary>The outcome of one stress run.</summary>
 internal sealed record StressResult(bool Clean, long Operations, TimeSpan Elapsed, string? Failure, IReadOnlyList<string> Log)
@@ -166,8 +170,12 @@ internal sealed class StressEngine
         {
             while (!_stop && DateTime.UtcNow < deadline && (_o.MaxOperations == 0 || Interlocked.Increment(ref _ops) <= _o.MaxOperations))
             {
-                if (_o.MaxOperations == 0)
-                    Interlocked.Increment(ref _ops);
+                if (_o.MaxOperations == 0 && (Interlocked.Increment(ref _ops) & 4095) == 0)
+                {
+                    _o.Tick?.Invoke(Interlocked.Read(ref _ops));
+                    if (_o.StopRequested?.Invoke() == true)
+                        break;
+                }
                 var op = _mix[rng.Next(_mix.Length)];
                 int first = rng.Next(RegionPages);
                 int n = 1 + rng.Next(RegionPages - first);

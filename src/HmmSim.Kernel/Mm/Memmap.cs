@@ -98,6 +98,23 @@ internal sealed class Memmap
         return new Page(sec, (int)(pfn.Value - sec.FirstNumber));
     }
 
+    /// <summary>The page numbered <paramref name="number"/>, or false when no memmap covers it any more
+    /// (its pagemap was removed). For lookups the model makes from an entry read without the page-table
+    /// lock, where the kernel would only have computed the struct page's address (see
+    /// <see cref="Migrate.MigrationEntryWait"/>).</summary>
+    public bool TryPageAt(bool devicePrivateSpace, ulong number, out Page page)
+    {
+        page = default;
+        if (!devicePrivateSpace && number >= _vmemmapEndPfn)
+            return false;
+        ulong s = (number - (devicePrivateSpace ? SpaceBase(number) : 0)) >> SectionPageShift;
+        var sec = TableFor(devicePrivateSpace, number, create: false)?.Get(s) ?? Materialize(devicePrivateSpace, number);
+        if (sec is null)
+            return false;
+        page = new Page(sec, (int)(number - sec.FirstNumber));
+        return true;
+    }
+
     /// <summary>device_private_offset_to_page (the redesign).</summary>
     public Page DevicePrivateOffsetToPage(DevicePrivateIndex index)
     {

@@ -294,8 +294,12 @@ internal static class Migrate
     public static void MigrationEntryWait(KernelState kernel, SwapEntry entry)
     {
         // The kernel looks the folio up under the PTE lock with the entry still in place, so it is
-        // locked; the model reads it unlocked and may see it after migration ended: no locked check.
-        var folio = kernel.Swapops.PfnSwapEntryToPage(entry).Folio;
+        // locked; the model reads it unlocked and may see it after migration ended: no locked check,
+        // and a page whose pagemap is gone by now (a RELEASE evicted and removed it) means the
+        // migration is over: the caller retries and finds the new entry.
+        if (!kernel.Swapops.TryPfnSwapEntryToPage(entry, out var page))
+            return;
+        var folio = page.Folio;
         var spin = new SpinWait();
         while (folio.IsLocked)
             spin.SpinOnce(sleep1Threshold: 20);

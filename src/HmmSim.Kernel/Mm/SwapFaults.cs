@@ -35,13 +35,18 @@ internal static class SwapFaults
     private static VmFaultResult DevicePrivateFault(ref VmFault vmf, SwapEntry entry, Pfn table, bool pmdLevel, ulong expected)
     {
         var mm = vmf.Vma.Mm;
-        var page = mm.Kernel.Swapops.SoftleafToPage(entry);
-        var folio = page.Folio;
+        Page page;
+        Folio folio;
         lock (mm.PageTableLock)
         {
             ulong now = pmdLevel ? mm.PmdRef(table, vmf.Address) : mm.PteRef(table, vmf.Address);
             if (now != expected)
                 return VmFaultResult.None;
+            // softleaf_to_page is address arithmetic in the kernel; the model's lookup reads the memmap,
+            // so it runs only once the entry is known to be still in place (a RELEASE may have removed
+            // the pagemap of an entry that changed since it was read).
+            page = mm.Kernel.Swapops.SoftleafToPage(entry);
+            folio = page.Folio;
             if (!folio.TryLock())
                 goto wait;
             folio.Get();

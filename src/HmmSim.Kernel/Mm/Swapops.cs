@@ -208,6 +208,17 @@ internal sealed partial class Swapops
             : Memmap.PfnToPage(new Pfn(entry.Offset & SwpPfnMask));
     }
 
+    /// <summary><see cref="PfnSwapEntryToPage"/> for an entry read without the page-table lock: false
+    /// when the page it names has no memmap any more (the migration ended and its pagemap went away).</summary>
+    public bool TryPfnSwapEntryToPage(SwapEntry entry, out Page page)
+    {
+        page = default;
+        if (!SoftleafHasPfn(entry))
+            return false;
+        bool dp = CarriesDevicePrivateIndex(entry);
+        return Memmap.TryPageAt(dp, entry.Offset & (dp ? DevicePrivateIdMask : SwpPfnMask), out page);
+    }
+
     /// <summary>Whether the entry's offset field is a device-private index (redesign only).</summary>
     public bool CarriesDevicePrivateIndex(SwapEntry entry) =>
         HasMigrationDeviceTypes && (SoftleafIsDevicePrivate(entry) || SoftleafIsMigrationDevicePrivate(entry));
