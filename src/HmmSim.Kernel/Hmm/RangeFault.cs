@@ -235,7 +235,15 @@ public static class RangeFault
         var entry = arch.PmdToSwpEntry(pmd);
         if (sw.SoftleafIsDevicePrivate(entry))
         {
-            var folio = sw.SoftleafToFolio(entry);
+            // The entry was read without holding the lock across this lookup; the model's lookup reads
+            // the memmap (the kernel's is address arithmetic), and a page whose pagemap a RELEASE has
+            // removed since means the entry has changed: walk again.
+            if (!sw.TryPfnSwapEntryToPage(entry, out var head))
+            {
+                last = addr;
+                return Errno.EBUSY;
+            }
+            var folio = head.Folio;
             bool write = sw.SoftleafIsDevicePrivateWrite(entry);
             if (ReferenceEquals(folio.Pgmap?.Owner, range.DevPrivateOwner) && range.DevPrivateOwner is not null)
             {
@@ -300,8 +308,18 @@ public static class RangeFault
         if (!arch.PtePresent(pte))
         {
             var entry = arch.PteToSwpEntry(pte);
-            if (sw.SoftleafIsDevicePrivate(entry) && HmmHandleDevicePrivate(vma, range, i, req, sw.SoftleafToPage(entry), sw.SoftleafIsDevicePrivateWrite(entry)))
-                return Errno.None;
+            if (sw.SoftleafIsDevicePrivate(entry))
+            {
+                // As for the PMD: a page whose pagemap went away since the entry was read means the
+                // entry has changed (the model's lookup reads the memmap): walk again.
+                if (!sw.TryPfnSwapEntryToPage(entry, out var dpage))
+                {
+                    last = addr;
+                    return Errno.EBUSY;
+                }
+                if (HmmHandleDevicePrivate(vma, range, i, req, dpage, sw.SoftleafIsDevicePrivateWrite(entry)))
+                    return Errno.None;
+            }
             var required = HmmPteNeedFault(req, 0);
             if (required == HmmNeed.None)
             {
