@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Text.Json;
 using HmmSim.Cli.Layout;
 using HmmSim.Cli.Report;
@@ -474,16 +473,19 @@ internal static class BenchCommand
                 error.WriteLine("hmmsim bench scale: --working-set-gib must be 1..1024");
                 return 2;
             }
-            var progress = new BenchProgress(error, Console.IsErrorRedirected);
             var registrations = new List<ScaleWorkload.Registration>();
             var migrations = new List<ScaleWorkload.Migration>();
-            foreach (var d in Enum.GetValues<DevicePrivateDesign>())
+            // The CLI's progress line (live on a terminal, every ten seconds otherwise), as every long verb has.
+            Progress.Run($"bench scale, {gib} GiB working set", r.GetValue(json), output, () =>
             {
-                progress.Report($"{d}: registering", 0);
-                registrations.AddRange(ScaleWorkload.Register(d));
-                migrations.Add(ScaleWorkload.Migrate(d, (ulong)gib << 30, (what, f) => progress.Report($"{d}: {gib} GiB {what}", f)));
-            }
-            progress.Done();
+                foreach (var d in Enum.GetValues<DevicePrivateDesign>())
+                {
+                    Progress.Tick?.Invoke($"{d}: registering");
+                    registrations.AddRange(ScaleWorkload.Register(d));
+                    migrations.Add(ScaleWorkload.Migrate(d, (ulong)gib << 30, (what, f) => Progress.Tick?.Invoke($"{d}: {what} {f:P0}")));
+                }
+                return 0;
+            });
             if (r.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(new
@@ -587,34 +589,6 @@ internal static class BenchCommand
             return 0;
         });
         return cmd;
-    }
-
-    /// <summary>Progress of a long bench on stderr: one live line on a terminal, a line every ten seconds
-    /// otherwise (so a log shows it is alive without flooding).</summary>
-    private sealed class BenchProgress(TextWriter error, bool redirected)
-    {
-        private readonly Stopwatch _watch = Stopwatch.StartNew();
-        private double _lastLine = double.NegativeInfinity;
-
-        public void Report(string what, double fraction)
-        {
-            double now = _watch.Elapsed.TotalSeconds;
-            if (!redirected)
-            {
-                error.Write($"\r{what}: {fraction:P0} ({now:N0} s)   ");
-                return;
-            }
-            if (now - _lastLine < 10)
-                return;
-            _lastLine = now;
-            error.WriteLine($"{what}: {fraction:P0} ({now:N0} s)");
-        }
-
-        public void Done()
-        {
-            if (!redirected)
-                error.WriteLine();
-        }
     }
 
     private static string Ratio((double Median, double Min, double Max) r) => $"{r.Median:P1} ({r.Min:P0}-{r.Max:P0})";
