@@ -281,95 +281,93 @@ public static class MigrateDevice
                 return;
             }
             Folio toSplit = default;
+            // migrate_vma_collect_pmd maps and locks the PTE table once (pte_offset_map_lock) and steps
+            // through it; the lock is dropped only to split a large folio.
             lock (mm.PageTableLock)
             {
-                ref ulong slot = ref mm.PteRef(pteTable, addr);
-                ulong pte = slot;
-                ulong mpfn;
-                Page page;
-                if (pte == 0)
+                var table = mm.Table(pteTable);
+                ulong tableEnd = Math.Min(end, (addr | (Arch.PmdSize - 1)) + 1);
+                for (; addr < tableEnd; addr += Arch.PageSize)
                 {
-                    Record(m, vma.IsAnonymous ? MigratePfn.Migrate : 0, counted: vma.IsAnonymous);
-                    addr += Arch.PageSize;
-                    continue;
-                }
-                if (!arch.PtePresent(pte))
-                {
-                    var entry = arch.PteToSwpEntry(pte);
-                    if (!sw.SoftleafIsDevicePrivate(entry))
+                    ref ulong slot = ref table[MmStruct.PteIndex(addr)];
+                    ulong pte = slot;
+                    ulong mpfn;
+                    Page page;
+                    if (pte == 0)
+                    {
+                        Record(m, vma.IsAnonymous ? MigratePfn.Migrate : 0, counted: vma.IsAnonymous);
+                        continue;
+                    }
+                    if (!arch.PtePresent(pte))
+                    {
+                        var entry = arch.PteToSwpEntry(pte);
+                        if (!sw.SoftleafIsDevicePrivate(entry))
+                        {
+                            Record(m, 0, counted: false);
+                            continue;
+                        }
+                        page = sw.SoftleafToPage(entry);
+                        if (!OwnerSelects(m, page.Folio, MigrateVmaSelect.DevicePrivate))
+                        {
+                            Record(m, 0, counted: false);
+                            continue;
+                        }
+                        if (page.Folio.IsLarge)
+                        {
+                            toSplit = page.Folio;
+                            break;
+                        }
+                        mpfn = MigratePfn.FromPage(page) | MigratePfn.Migrate | (sw.SoftleafIsDevicePrivateWrite(entry) ? MigratePfn.Write : 0);
+                    }
+                    else
+                    {
+                        var pfn = arch.PtePfn(pte);
+                        if (pfn == kernel.ZeroPfn)
+                        {
+                            bool sys = (m.Flags & MigrateVmaSelect.System) != 0;
+                            Record(m, sys ? MigratePfn.Migrate : 0, counted: sys);
+                            continue;
+                        }
+                        page = Memory.VmNormalPage(vma, pte);
+                        if (page.IsNull
+                            || !page.IsZoneDevice && (m.Flags & MigrateVmaSelect.System) == 0
+                            || page.IsDeviceCoherent && !OwnerSelects(m, page.Folio, MigrateVmaSelect.DeviceCoherent)
+                            || page.IsZoneDevice && !page.IsDeviceCoherent)
+                        {
+                            Record(m, 0, counted: false);
+                            continue;
+                        }
+                        if (page.Folio.IsLarge)
+                        {
+                            toSplit = page.Folio;
+                            break;
+                        }
+                        mpfn = MigratePfn.FromPage(page) | MigratePfn.Migrate | (arch.PteWrite(pte) ? MigratePfn.Write : 0);
+                    }
+                    var folio = page.Folio;
+                    if (folio.Mapping == 0 || !folio.TryGet())
                     {
                         Record(m, 0, counted: false);
-                        addr += Arch.PageSize;
                         continue;
                     }
-                    page = sw.SoftleafToPage(entry);
-                    if (!OwnerSelects(m, page.Folio, MigrateVmaSelect.DevicePrivate))
+                    if (!LockForCollect(m, folio))
                     {
+                        folio.Put();
                         Record(m, 0, counted: false);
-                        addr += Arch.PageSize;
                         continue;
                     }
-                    if (page.Folio.IsLarge)
+                    if (!Migrate.InstallPteMigrationEntry(vma, ref slot, page))
                     {
-                        toSplit = page.Folio;
-                        goto split;
-                    }
-                    mpfn = MigratePfn.FromPage(page) | MigratePfn.Migrate | (sw.SoftleafIsDevicePrivateWrite(entry) ? MigratePfn.Write : 0);
-                }
-                else
-                {
-                    var pfn = arch.PtePfn(pte);
-                    if (pfn == kernel.ZeroPfn)
-                    {
-                        bool sys = (m.Flags & MigrateVmaSelect.System) != 0;
-                        Record(m, sys ? MigratePfn.Migrate : 0, counted: sys);
-                        addr += Arch.PageSize;
-                        continue;
-                    }
-                    page = Memory.VmNormalPage(vma, pte);
-                    if (page.IsNull
-                        || !page.IsZoneDevice && (m.Flags & MigrateVmaSelect.System) == 0
-                        || page.IsDeviceCoherent && !OwnerSelects(m, page.Folio, MigrateVmaSelect.DeviceCoherent)
-                        || page.IsZoneDevice && !page.IsDeviceCoherent)
-                    {
+                        UnlockCollected(m, folio);
+                        folio.Put();
                         Record(m, 0, counted: false);
-                        addr += Arch.PageSize;
                         continue;
                     }
-                    if (page.Folio.IsLarge)
-                    {
-                        toSplit = page.Folio;
-                        goto split;
-                    }
-                    mpfn = MigratePfn.FromPage(page) | MigratePfn.Migrate | (arch.PteWrite(pte) ? MigratePfn.Write : 0);
+                    Record(m, mpfn, counted: true);
                 }
-                var folio = page.Folio;
-                if (folio.Mapping == 0 || !folio.TryGet())
-                {
-                    Record(m, 0, counted: false);
-                    addr += Arch.PageSize;
-                    continue;
-                }
-                if (!LockForCollect(m, folio))
-                {
-                    folio.Put();
-                    Record(m, 0, counted: false);
-                    addr += Arch.PageSize;
-                    continue;
-                }
-                if (!Migrate.InstallPteMigrationEntry(vma, ref slot, page))
-                {
-                    UnlockCollected(m, folio);
-                    folio.Put();
-                    Record(m, 0, counted: false);
-                    addr += Arch.PageSize;
-                    continue;
-                }
-                Record(m, mpfn, counted: true);
-                addr += Arch.PageSize;
-                continue;
             }
-        split:
+            if (toSplit.IsNull)
+                continue;
             if (!MigrateVmaSplitFolio(kernel, m, toSplit))
             {
                 MigrateVmaCollectSkip(m, addr, end);

@@ -20,6 +20,14 @@ internal sealed class Buddy
     private readonly ulong _sectionCount;
     private long _freePages;
 
+    // The per-CPU page lists (struct per_cpu_pages), one for the machine: order-0 pages freed go on
+    // the list and allocations take from it, so a page freed and allocated again is not merged into
+    // its buddies and split out again every time. Refilled and drained a batch at a time.
+    private const int PcpHigh = 2048;
+    private const int PcpBatch = 64;
+    private readonly uint[] _pcp = new uint[PcpHigh + PcpBatch];
+    private int _pcpCount;
+
     public Buddy(Memmap memmap, ulong ramPages)
     {
         _memmap = memmap;
@@ -30,6 +38,7 @@ internal sealed class Buddy
         _freePages = (long)ramPages;
     }
 
+    /// <summary>Free pages, those on the per-CPU list included (docs/fidelity.md).</summary>
     public long NrFreePages => Interlocked.Read(ref _freePages);
 
     /// <summary>/proc/buddyinfo: free blocks per order, counting untouched sections as MAX_PAGE_ORDER blocks.</summary>
@@ -37,6 +46,7 @@ internal sealed class Buddy
     {
         lock (_lock)
         {
+            DrainPagesLocked();
             var counts = (long[])_freeCount.Clone();
             counts[MaxPageOrder] += (long)FreshBlocks();
             return counts;
@@ -62,29 +72,69 @@ internal sealed class Buddy
         Page page;
         lock (_lock)
         {
-            int o = order;
-            while (o <= MaxPageOrder && _freeHead[o] == Nil)
-                o++;
-            if (o > MaxPageOrder)
+            if (order == 0 && (_pcpCount > 0 || RmqueueBulkLocked()))
             {
-                if (!CarveFreshSection())
+                // rmqueue_pcplist
+                _freePages--;
+                page = _memmap.PfnToPage(new Pfn(_pcp[--_pcpCount]));
+            }
+            else
+            {
+                if (!TryRmqueueLocked(order, out uint pfn))
                     return default;
-                o = MaxPageOrder;
+                _freePages -= 1L << order;
+                page = _memmap.PfnToPage(new Pfn(pfn));
             }
-            uint pfn = _freeHead[o];
-            Unlink(pfn, o);
-            // expand: give back the upper halves until the block is the size asked for.
-            while (o > order)
-            {
-                o--;
-                AddFree(pfn + (1u << o), o);
-            }
-            _freePages -= 1L << order;
-            page = _memmap.PfnToPage(new Pfn(pfn));
         }
         PrepNewPage(page, order, compound);
         return page;
     }
+
+    /// <summary>__rmqueue_smallest: the first free block of at least <paramref name="order"/>, split down to it.</summary>
+    private bool TryRmqueueLocked(int order, out uint pfn)
+    {
+        int o = order;
+        while (o <= MaxPageOrder && _freeHead[o] == Nil)
+            o++;
+        if (o > MaxPageOrder)
+        {
+            if (!CarveFreshSection())
+            {
+                pfn = Nil;
+                return false;
+            }
+            o = MaxPageOrder;
+        }
+        pfn = _freeHead[o];
+        Unlink(pfn, o);
+        // expand: give back the upper halves until the block is the size asked for.
+        while (o > order)
+        {
+            o--;
+            AddFree(pfn + (1u << o), o);
+        }
+        return true;
+    }
+
+    /// <summary>rmqueue_bulk: refill the per-CPU list with a batch of order-0 pages.</summary>
+    private bool RmqueueBulkLocked()
+    {
+        while (_pcpCount < PcpBatch && TryRmqueueLocked(0, out uint pfn))
+            _pcp[_pcpCount++] = pfn;
+        // Taken from the highest address first so the list hands pages out in ascending order.
+        _pcp.AsSpan(0, _pcpCount).Reverse();
+        return _pcpCount > 0;
+    }
+
+    /// <summary>free_pcppages_bulk over <paramref name="count"/> pages of the per-CPU list, merged back into the buddy.</summary>
+    private void FreePcppagesBulkLocked(int count)
+    {
+        for (int i = 0; i < count && _pcpCount > 0; i++)
+            FreeOneLocked(_pcp[--_pcpCount], 0);
+    }
+
+    /// <summary>drain_all_pages: the per-CPU list back into the buddy, so the free lists show every free page.</summary>
+    private void DrainPagesLocked() => FreePcppagesBulkLocked(_pcpCount);
 
     private static void PrepNewPage(Page page, int order, bool compound)
     {
@@ -133,18 +183,31 @@ internal sealed class Buddy
         lock (_lock)
         {
             _freePages += n;
-            // __free_one_page: merge with the buddy while it is free and of the same order.
-            while (order < MaxPageOrder)
+            if (order == 0)
             {
-                uint buddy = pfn ^ (1u << order);
-                if (buddy >= _ramPages || !IsFreeBlock(buddy, order))
-                    break;
-                Unlink(buddy, order);
-                pfn = Math.Min(pfn, buddy);
-                order++;
+                // free_unref_page: onto the per-CPU list; past its high mark a batch goes back to the buddy.
+                _pcp[_pcpCount++] = pfn;
+                if (_pcpCount > PcpHigh)
+                    FreePcppagesBulkLocked(PcpBatch);
+                return;
             }
-            AddFree(pfn, order);
+            FreeOneLocked(pfn, order);
         }
+    }
+
+    /// <summary>__free_one_page: merge with the buddy while it is free and of the same order.</summary>
+    private void FreeOneLocked(uint pfn, int order)
+    {
+        while (order < MaxPageOrder)
+        {
+            uint buddy = pfn ^ (1u << order);
+            if (buddy >= _ramPages || !IsFreeBlock(buddy, order))
+                break;
+            Unlink(buddy, order);
+            pfn = Math.Min(pfn, buddy);
+            order++;
+        }
+        AddFree(pfn, order);
     }
 
     private bool IsFreeBlock(uint pfn, int order)
@@ -199,6 +262,7 @@ internal sealed class Buddy
     {
         lock (_lock)
         {
+            DrainPagesLocked();
             if (pfn.Value >= _nextFreshSection * (ulong)_memmap.PagesPerSection)
                 return true;
             for (int o = 0; o <= MaxPageOrder; o++)

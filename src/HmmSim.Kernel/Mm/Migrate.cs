@@ -134,10 +134,13 @@ internal static class Migrate
             var vma = m.Vma;
             var mm = vma.Mm;
             MmuNotifier.InvalidateRange(mm, MmuNotifyEvent.Clear, Math.Max(vma.Start, m.Address), Math.Min(vma.End, m.Address + folio.Size), null);
-            for (int i = 0; i < folio.NrPages; i++)
+            // page_vma_mapped_walk holds one page-table lock per PTE table it steps through, so the
+            // pages under one PMD are matched under one lock.
+            for (int i = 0; i < folio.NrPages; i += PagesToPmdEnd(m.Address, i))
             {
                 ulong addr = m.Address + ((ulong)i << Arch.PageShift);
-                if (addr < vma.Start || addr >= vma.End || !mm.PmdTable(addr, alloc: false, out var pmdTable))
+                int span = Math.Min(PagesToPmdEnd(m.Address, i), folio.NrPages - i);
+                if (addr + ((ulong)span << Arch.PageShift) <= vma.Start || addr >= vma.End || !mm.PmdTable(Math.Max(addr, vma.Start), alloc: false, out var pmdTable))
                     continue;
                 lock (mm.PageTableLock)
                 {
@@ -146,20 +149,32 @@ internal static class Migrate
                         continue;
                     if (!arch.IsTable(pmd))
                     {
-                        if (i == 0 && PageVmaMapped.CheckLeafPmd(kernel, pvmw, pmd))
+                        if (i == 0 && addr >= vma.Start && PageVmaMapped.CheckLeafPmd(kernel, pvmw, pmd))
                             InstallPmdMigrationEntry(vma, ref pmd, folio);
                         continue;
                     }
-                    ref ulong pte = ref mm.Table(arch.TablePfn(pmd))[MmStruct.PteIndex(addr)];
-                    // The model restores device-exclusive entries before migrating (fidelity.md), so
-                    // try_to_migrate_one is not handed one here.
-                    if (pte != 0 && !IsDeviceExclusive(arch, sw, pte)
-                        && PageVmaMapped.CheckPte(kernel, pvmw, pte, 1, out ulong number))
-                        InstallPteMigrationEntry(vma, ref pte, folio.Page((int)(number - pvmw.Pfn)));
+                    var table = mm.Table(arch.TablePfn(pmd));
+                    for (int k = 0; k < span; k++)
+                    {
+                        ulong a = addr + ((ulong)k << Arch.PageShift);
+                        if (a < vma.Start || a >= vma.End)
+                            continue;
+                        ref ulong pte = ref table[MmStruct.PteIndex(a)];
+                        // The model restores device-exclusive entries before migrating (fidelity.md), so
+                        // try_to_migrate_one is not handed one here.
+                        if (pte != 0 && !IsDeviceExclusive(arch, sw, pte)
+                            && PageVmaMapped.CheckPte(kernel, pvmw, pte, 1, out ulong number))
+                            InstallPteMigrationEntry(vma, ref pte, folio.Page((int)(number - pvmw.Pfn)));
+                    }
                 }
             }
         }
     }
+
+    /// <summary>How many pages from page <paramref name="i"/> of a mapping at <paramref name="address"/>
+    /// to the end of the PMD that page is under.</summary>
+    private static int PagesToPmdEnd(ulong address, int i) =>
+        Arch.PtrsPerTable - MmStruct.PteIndex(address + ((ulong)i << Arch.PageShift));
 
     private static bool IsDeviceExclusive(Arch arch, Swapops sw, ulong pte) =>
         !arch.PtePresent(pte) && sw.SoftleafIsDeviceExclusive(arch.PteToSwpEntry(pte));
@@ -192,10 +207,11 @@ internal static class Migrate
         {
             var vma = m.Vma;
             var mm = vma.Mm;
-            for (int i = 0; i < dst.NrPages; i++)
+            for (int i = 0; i < dst.NrPages; i += PagesToPmdEnd(m.Address, i))
             {
                 ulong addr = m.Address + ((ulong)i << Arch.PageShift);
-                if (addr < vma.Start || addr >= vma.End || !mm.PmdTable(addr, alloc: false, out var pmdTable))
+                int span = Math.Min(PagesToPmdEnd(m.Address, i), dst.NrPages - i);
+                if (addr + ((ulong)span << Arch.PageShift) <= vma.Start || addr >= vma.End || !mm.PmdTable(Math.Max(addr, vma.Start), alloc: false, out var pmdTable))
                     continue;
                 lock (mm.PageTableLock)
                 {
@@ -204,13 +220,20 @@ internal static class Migrate
                         continue;
                     if (!arch.IsTable(pmd))
                     {
-                        if (i == 0 && !arch.PmdPresent(pmd) && PageVmaMapped.CheckLeafPmd(kernel, pvmw, pmd))
+                        if (i == 0 && addr >= vma.Start && !arch.PmdPresent(pmd) && PageVmaMapped.CheckLeafPmd(kernel, pvmw, pmd))
                             RemoveMigrationPmd(vma, ref pmd, dst);
                         continue;
                     }
-                    ref ulong pte = ref mm.Table(arch.TablePfn(pmd))[MmStruct.PteIndex(addr)];
-                    if (pte != 0 && PageVmaMapped.CheckPte(kernel, pvmw, pte, 1, out ulong number))
-                        RemoveMigrationPte(vma, ref pte, dst.Page((int)(number - pvmw.Pfn)));
+                    var table = mm.Table(arch.TablePfn(pmd));
+                    for (int k = 0; k < span; k++)
+                    {
+                        ulong a = addr + ((ulong)k << Arch.PageShift);
+                        if (a < vma.Start || a >= vma.End)
+                            continue;
+                        ref ulong pte = ref table[MmStruct.PteIndex(a)];
+                        if (pte != 0 && PageVmaMapped.CheckPte(kernel, pvmw, pte, 1, out ulong number))
+                            RemoveMigrationPte(vma, ref pte, dst.Page((int)(number - pvmw.Pfn)));
+                    }
                 }
             }
         }

@@ -254,7 +254,8 @@ public readonly struct Page : IEquatable<Page>
     }
 
     /// <summary>copy_highpage over <paramref name="nr"/> consecutive pages (folio_copy): the destination
-    /// slots and words are settled under one pool lock, then the bytes copied page by page.</summary>
+    /// slots and words are settled under one pool lock, then the bytes copied page by page; copies that
+    /// are one word repeated keep only the word.</summary>
     internal void CopyDataFrom(Page src, int nr)
     {
         if (nr <= 0 || Index + nr > Section.Pages.Length || src.Index + nr > src.Section.Pages.Length
@@ -268,12 +269,20 @@ public readonly struct Page : IEquatable<Page>
         var from = src.Section.Pages.AsSpan(src.Index, nr);
         var data = Memmap.Data;
         data.AllocateForCopy(dst, from);
+        bool sameFilled = false;
         for (int i = 0; i < nr; i++)
         {
             int d = dst[i].Private, s = from[i].Private;
             if (d > 0 && s > 0)
-                data.Get(s - 1).CopyTo(data.Get(d - 1));
+            {
+                var to = data.Get(d - 1);
+                data.Get(s - 1).CopyTo(to);
+                // Probed after the copy, while the page is in the cache.
+                sameFilled |= PageDataPool.IsSameFilled(to, out _);
+            }
         }
+        if (sameFilled)
+            data.KeepWords(dst);
     }
 
     /// <summary>The page's bytes for the CPU to overwrite whole: like <see cref="WriteData"/> but a fresh

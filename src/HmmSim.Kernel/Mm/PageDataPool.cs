@@ -148,9 +148,11 @@ internal sealed class PageDataPool
     }
 
     /// <summary>The bookkeeping of a folio-sized copy under one lock (the per-page lock was most of a
-    /// small copy's cost): a destination page whose source is unwritten or same-filled (held as a word,
-    /// or bytes that turn out to be one word) takes the word; any other gets a slot, left as it is for
-    /// the caller's copy. Afterwards, exactly the pages with a slot on both sides still need their bytes.</summary>
+    /// small copy's cost): a destination page whose source is unwritten or held as a word takes the
+    /// word; any other gets a slot, left as it is for the caller's copy. Afterwards, exactly the pages
+    /// with a slot on both sides still need their bytes; the caller then hands the copies that turned out
+    /// to be one word to <see cref="KeepWords"/>. The source's bytes are not probed here: a probe of a
+    /// cold page costs a cache miss per page that the copy, streaming through it, does not.</summary>
     public void AllocateForCopy(Span<PageDesc> dst, ReadOnlySpan<PageDesc> src)
     {
         lock (_lock)
@@ -163,11 +165,6 @@ internal sealed class PageDataPool
                     SetWordLocked(ref dst[i].Private, s == 0 ? 0 : Word(s));
                     continue;
                 }
-                if (IsSameFilled(Get(s - 1), out ulong word))
-                {
-                    SetWordLocked(ref dst[i].Private, word);
-                    continue;
-                }
                 int d = dst[i].Private;
                 if (d > 0)
                     continue;
@@ -178,6 +175,17 @@ internal sealed class PageDataPool
                 _inUse++;
                 Volatile.Write(ref dst[i].Private, _free[--_freeCount] + 1);
             }
+        }
+    }
+
+    /// <summary>After a folio-sized copy: every page whose bytes are one word repeated keeps only the word.</summary>
+    public void KeepWords(Span<PageDesc> pages)
+    {
+        lock (_lock)
+        {
+            foreach (ref var d in pages)
+                if (d.Private > 0 && IsSameFilled(Get(d.Private - 1), out ulong word))
+                    SetWordLocked(ref d.Private, word);
         }
     }
 

@@ -147,6 +147,43 @@ public class SameFilledPageTests
 
     [Theory]
     [MemberData(nameof(Designs))]
+    public void AFolioCopyOfBytesThatAreOneWordKeepsOnlyTheWord(DevicePrivateDesign design)
+    {
+        // Pages held as bytes whose 4 KiB are nevertheless one word: the THP copy to the device and back
+        // finds them after copying and keeps the word; the other pages keep their bytes.
+        using var m = new Machine(new MachineConfig { DevicePrivateDesign = design });
+        var p = m.CreateProcess();
+        ulong a = MmTestHelpers.MapThp(p, 1);
+        var data = new byte[MmTestHelpers.PmdSize];
+        for (int i = 0; i < data.Length; i += 4)
+            BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(i), i);
+        p.Write(a, data);
+        const int Pages = 512;
+        for (int i = 0; i < Pages; i += 2)
+        {
+            // A whole same-filled page stored as one word, then one byte changed and changed back:
+            // the bytes are materialised and stay so, though they are one word again.
+            var page = data.AsSpan(i * 4096, 4096);
+            for (int o = 0; o < 4096; o += 8)
+                BinaryPrimitives.WriteUInt64LittleEndian(page[o..], 0x0102030405060708UL * (ulong)(i + 1));
+            p.Write(a + (ulong)i * 4096, page);
+            p.Write(a + (ulong)i * 4096 + 3, [0xEE]);
+            p.Write(a + (ulong)i * 4096 + 3, page.Slice(3, 1));
+        }
+        Assert.Equal(0, SameFilled(m));
+        AssertReads(p, a, data);
+        using var dev = p.OpenDmirror(0);
+        var mirror = new byte[data.Length];
+        Assert.Equal(Errno.None, dev.MigrateToDevice(a, Pages, mirror).Error);
+        Assert.True(data.AsSpan().SequenceEqual(mirror), "MIGRATE_TO_DEV returned other bytes");
+        Assert.Equal(Pages / 2, SameFilled(m));
+        Assert.Equal(Errno.None, dev.MigrateToSystem(a, Pages).Error);
+        Assert.Equal(Pages / 2, SameFilled(m));
+        AssertReads(p, a, data);
+    }
+
+    [Theory]
+    [MemberData(nameof(Designs))]
     public void DmirrorWriteAndReadMoveBothRepresentationsExactly(DevicePrivateDesign design)
     {
         using var m = new Machine(new MachineConfig { DevicePrivateDesign = design });
