@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace HmmSim.Drivers.TestHmm;
 
 /// <summary>One 256 MiB chunk of a dmirror device's memory: struct dmirror_chunk. The per-page
@@ -269,28 +271,61 @@ internal sealed class DmirrorDevice
         var dmirror = OwnerOf(folio.Page()) ?? throw Bug($"device {vmf.Page} has no owning dmirror");
         int order = vmf.PmdFault ? folio.Order : 0;
         ulong size = Arch.PageSize << order;
-        var args = new MigrateVma
+        int n = 1 << order;
+        var args = RentMigrateVma(n);
+        try
         {
-            Vma = vmf.Vma,
-            Start = vmf.Address & ~(size - 1),
-            PgmapOwner = this,
-            Flags = SelectDevice() | (order > 0 ? MigrateVmaSelect.Compound : 0),
-            FaultPage = vmf.Page,
-        };
-        args.End = args.Start + size;
-        args.Src = new ulong[1 << order];
-        args.Dst = new ulong[1 << order];
-        if (MigrateDevice.MigrateVmaSetup(Kernel, args) != Errno.None)
-            return VmFaultResult.Sigbus;
-        var ret = FaultAllocAndCopy(args, dmirror);
-        if (ret != VmFaultResult.None)
-        {
+            args.Vma = vmf.Vma;
+            args.Start = vmf.Address & ~(size - 1);
+            args.End = args.Start + size;
+            args.PgmapOwner = this;
+            args.Flags = SelectDevice() | (order > 0 ? MigrateVmaSelect.Compound : 0);
+            args.FaultPage = vmf.Page;
+            if (MigrateDevice.MigrateVmaSetup(Kernel, args) != Errno.None)
+                return VmFaultResult.Sigbus;
+            var ret = FaultAllocAndCopy(args, dmirror);
+            if (ret != VmFaultResult.None)
+            {
+                MigrateDevice.MigrateVmaFinalize(Kernel, args);
+                return ret;
+            }
+            MigrateDevice.MigrateVmaPages(Kernel, args);
             MigrateDevice.MigrateVmaFinalize(Kernel, args);
-            return ret;
+            return VmFaultResult.None;
         }
-        MigrateDevice.MigrateVmaPages(Kernel, args);
-        MigrateDevice.MigrateVmaFinalize(Kernel, args);
-        return VmFaultResult.None;
+        finally
+        {
+            ReturnMigrateVma(args);
+        }
+    }
+
+    [ThreadStatic]
+    private static MigrateVma? _spareMigrateVma;
+
+    /// <summary>A struct migrate_vma with src/dst arrays of at least <paramref name="npages"/> entries,
+    /// zeroed: the kernel's lives on the stack of the ioctl or the fault, so the model reuses one per
+    /// thread (a nested one gets its own) and rents the arrays, allocating nothing per migrated page.</summary>
+    internal static MigrateVma RentMigrateVma(int npages)
+    {
+        var args = _spareMigrateVma ?? new MigrateVma();
+        _spareMigrateVma = null;
+        args.Src = ArrayPool<ulong>.Shared.Rent(npages);
+        args.Dst = ArrayPool<ulong>.Shared.Rent(npages);
+        Array.Clear(args.Src, 0, npages);
+        Array.Clear(args.Dst, 0, npages);
+        return args;
+    }
+
+    internal static void ReturnMigrateVma(MigrateVma args)
+    {
+        ArrayPool<ulong>.Shared.Return(args.Src);
+        ArrayPool<ulong>.Shared.Return(args.Dst);
+        args.Src = [];
+        args.Dst = [];
+        args.Vma = null;
+        args.PgmapOwner = null;
+        args.FaultPage = default;
+        _spareMigrateVma = args;
     }
 
     public MigrateVmaSelect SelectDevice() => IsPrivate ? MigrateVmaSelect.DevicePrivate : MigrateVmaSelect.DeviceCoherent;

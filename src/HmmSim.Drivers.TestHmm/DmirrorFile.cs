@@ -344,8 +344,9 @@ internal sealed class DmirrorFile : IDisposable
         if (!MmgetNotZero(Mm))
             return Errno.EINVAL;
         // Per-call scratch, rented: concurrent ioctls on one file each get their own.
-        var src = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
-        var dst = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
+        var args = DmirrorDevice.RentMigrateVma(Arch.PtrsPerTable);
+        args.PgmapOwner = Device;
+        ulong[] src = args.Src, dst = args.Dst;
         MmapReadLock(Mm);
         try
         {
@@ -356,16 +357,11 @@ internal sealed class DmirrorFile : IDisposable
                     return Errno.EINVAL;
                 next = Math.Min(end, addr + ((ulong)Arch.PtrsPerTable << Arch.PageShift));
                 next = Math.Min(next, VmaEnd(vma));
-                var args = new MigrateVma
-                {
-                    Vma = vma,
-                    Src = src,
-                    Dst = dst,
-                    Start = addr,
-                    End = next,
-                    PgmapOwner = Device,
-                    Flags = MigrateVmaSelect.System | MigrateVmaSelect.Compound,
-                };
+                // One struct migrate_vma per call, refilled per window (as the kernel's is on the stack).
+                args.Vma = vma;
+                args.Start = addr;
+                args.End = next;
+                args.Flags = MigrateVmaSelect.System | MigrateVmaSelect.Compound;
                 var ret = MigrateDevice.MigrateVmaSetup(Kernel, args);
                 if (ret != Errno.None)
                     return ret;
@@ -378,8 +374,7 @@ internal sealed class DmirrorFile : IDisposable
         finally
         {
             MmapReadUnlock(Mm);
-            ArrayPool<ulong>.Shared.Return(src);
-            ArrayPool<ulong>.Shared.Return(dst);
+            DmirrorDevice.ReturnMigrateVma(args);
         }
         // Return the migrated data for verification: only pages now in this device's mirror, copied from
         // the backing pages straight into the caller's buffer (the kernel goes through a bounce buffer).
@@ -507,8 +502,9 @@ internal sealed class DmirrorFile : IDisposable
         if (!MmgetNotZero(Mm))
             return Errno.EINVAL;
         // Per-call scratch, rented: concurrent ioctls on one file each get their own.
-        var src = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
-        var dst = ArrayPool<ulong>.Shared.Rent(Arch.PtrsPerTable);
+        var args = DmirrorDevice.RentMigrateVma(Arch.PtrsPerTable);
+        args.PgmapOwner = Device;
+        ulong[] src = args.Src, dst = args.Dst;
         cmd.Cpages = 0;
         MmapReadLock(Mm);
         try
@@ -521,16 +517,11 @@ internal sealed class DmirrorFile : IDisposable
                 next = Math.Min(end, addr + ((ulong)Arch.PtrsPerTable << Arch.PageShift));
                 next = Math.Min(next, VmaEnd(vma));
                 Array.Clear(dst);
-                var args = new MigrateVma
-                {
-                    Vma = vma,
-                    Src = src,
-                    Dst = dst,
-                    Start = addr,
-                    End = next,
-                    PgmapOwner = Device,
-                    Flags = Device.SelectDevice() | MigrateVmaSelect.Compound,
-                };
+                // One struct migrate_vma per call, refilled per window (as the kernel's is on the stack).
+                args.Vma = vma;
+                args.Start = addr;
+                args.End = next;
+                args.Flags = Device.SelectDevice() | MigrateVmaSelect.Compound;
                 var ret = MigrateDevice.MigrateVmaSetup(Kernel, args);
                 if (ret != Errno.None)
                     return ret;
@@ -549,8 +540,7 @@ internal sealed class DmirrorFile : IDisposable
         finally
         {
             MmapReadUnlock(Mm);
-            ArrayPool<ulong>.Shared.Return(src);
-            ArrayPool<ulong>.Shared.Return(dst);
+            DmirrorDevice.ReturnMigrateVma(args);
         }
         return Errno.None;
     }

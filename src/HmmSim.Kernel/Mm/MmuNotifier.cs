@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace HmmSim.Kernel;
 
 /// <summary>enum mmu_notifier_event (include/linux/mmu_notifier.h), with the kernel's values.</summary>
@@ -112,16 +114,28 @@ internal sealed class MmuNotifierSubscriptions
     internal void Start(MmuNotifierRange range)
     {
         MmuIntervalNotifier[] hits;
+        int count = 0;
         long seq;
         lock (_lock)
         {
             _active.Add(range);
             _seq += 2;
             seq = _seq;   // odd while invalidating
-            hits = [.. _intervals.Where(n => n.Start < range.End && range.Start < n.End)];
+            // Rented: an invalidation runs per migration window and per CPU page-table change.
+            hits = ArrayPool<MmuIntervalNotifier>.Shared.Rent(Math.Max(1, _intervals.Count));
+            foreach (var n in _intervals)
+                if (n.Start < range.End && range.Start < n.End)
+                    hits[count++] = n;
         }
-        foreach (var n in hits)
-            n.Invalidate(n, range, seq);
+        try
+        {
+            for (int i = 0; i < count; i++)
+                hits[i].Invalidate(hits[i], range, seq);
+        }
+        finally
+        {
+            ArrayPool<MmuIntervalNotifier>.Shared.Return(hits, clearArray: true);
+        }
     }
 
     internal void End(MmuNotifierRange range)
