@@ -43,6 +43,17 @@ public static class HmmWorkloads
         var copy = new double[iterations];
         var rDev = new double[iterations];
         var rSys = new double[iterations];
+        if (warmup < 0)
+        {
+            // Every method on both paths (THP and small pages) to optimized code before the first row.
+            var first = new byte[2UL << 20];
+            foreach (bool thp in new[] { true, false })
+            {
+                ulong raw = MapAligned(p, (ulong)first.Length, thp, first, out ulong addr);
+                WarmUp(p, dev, addr, (ulong)first.Length, first, 3 * WarmUpMs);
+                Check(p.Munmap(raw, (ulong)first.Length + (2UL << 20)));
+            }
+        }
         foreach (ulong size in sizes ?? ThpMigrationSizes)
         {
             // Enough untimed rounds for tier-1 code on small sizes; a few for the large ones.
@@ -52,6 +63,8 @@ public static class HmmWorkloads
             foreach (bool thp in new[] { true, false })
             {
                 ulong raw = MapAligned(p, size, thp, buf, out ulong addr);
+                if (warmup < 0)
+                    WarmUp(p, dev, addr, size, buf);
                 for (int it = -warm; it < iterations; it++)
                 {
                     var (a, b) = OneRound(p, dev, addr, size, buf, collect: it >= 0);
@@ -82,6 +95,19 @@ public static class HmmWorkloads
         }
         return rows;
     }
+
+    /// <summary>Untimed rounds for at least <paramref name="ms"/>: tiered compilation promotes a method to
+    /// optimized code only after it has been called 30 times and 100 ms have passed without new tier-0
+    /// code, then compiles it in the background; a fixed count of fast small rounds ends before that and
+    /// leaves the timed ones in unoptimized code.</summary>
+    private static void WarmUp(Process p, Dmirror dev, ulong addr, ulong size, byte[] buf, double ms = WarmUpMs)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(t0).TotalMilliseconds < ms && !Interrupt.Requested)
+            OneRound(p, dev, addr, size, buf, collect: false);
+    }
+
+    private const double WarmUpMs = 400;
 
     /// <summary>Median, minimum and maximum of a few samples.</summary>
     public static (double Median, double Min, double Max) Spread(double[] samples)

@@ -229,16 +229,15 @@ public readonly struct Page : IEquatable<Page>
         if (s > 0)
         {
             var from = src.ReadData();
-            if (!PageDataPool.IsSameFilled(from, out ulong w))
-            {
-                ThrowIfNotCpuAddressable();
-                ref int slot = ref Desc.Private;
-                if (slot <= 0)
-                    Memmap.Data.AllocateFor(ref slot, zero: false);
-                from.CopyTo(Memmap.Data.Get(slot - 1));
-                return;
-            }
-            CopyWord(w);
+            ThrowIfNotCpuAddressable();
+            ref int slot = ref Desc.Private;
+            if (slot <= 0)
+                Memmap.Data.AllocateFor(ref slot, zero: false);
+            var to = Memmap.Data.Get(slot - 1);
+            from.CopyTo(to);
+            // Probed after the copy, while the page is in the cache (see PageDataPool.AllocateForCopy).
+            if (PageDataPool.IsSameFilled(to, out ulong w))
+                CopyWord(w);
             return;
         }
         src.ThrowIfNotCpuAddressable();
