@@ -182,7 +182,7 @@ public static class HmmWorkloads
     }
 
     /// <summary>One line of `hmmsim bench soak`: after round <paramref name="Round"/>, the process's peak and
-    /// current resident set (VmHWM, VmRSS) and the managed heap after a full collection.</summary>
+    /// current resident set (VmHWM, VmRSS) and the managed heap, after an aggressive full collection.</summary>
     public sealed record SoakSample(int Round, long PeakRssBytes, long RssBytes, long ManagedBytes);
 
     /// <summary>Memory that stays flat: <paramref name="rounds"/> rounds of {mmap <paramref name="bytes"/>, fill,
@@ -237,7 +237,10 @@ public static class HmmWorkloads
 
     internal static SoakSample Sample(int round)
     {
-        long managed = GC.GetTotalMemory(forceFullCollection: true);
+        // An aggressive collection also hands the freed segments back to the OS, so RSS shows what the
+        // model still holds rather than what the GC keeps committed for reuse.
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        long managed = GC.GetTotalMemory(forceFullCollection: false);
         long hwm = 0, rss = 0;
         if (File.Exists("/proc/self/status"))
         {
