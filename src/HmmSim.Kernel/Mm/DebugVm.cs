@@ -69,8 +69,8 @@ internal static class DebugVm
     private static void CheckRangeInto(KernelState kernel, MmStruct mm, ulong start, ulong end, Counts counts)
     {
         var ops = new DebugVmWalkOps(kernel, counts);
-        // Whole PMDs: a huge PMD is checked as a whole, from its own start.
-        Pagewalk.WalkPageRangeDebug(mm, start & ~(Arch.PmdSize - 1), (end + Arch.PmdSize - 1) & ~(Arch.PmdSize - 1), ref ops);
+        // The pages the access touched (a huge PMD among them is checked as a whole, from its own start).
+        Pagewalk.WalkPageRangeDebug(mm, start & Arch.PageMask, (end + Arch.PageSize - 1) & Arch.PageMask, ref ops);
         foreach (var (folio, total) in counts.Total)
         {
             if (folio.Test(PageFlags.Buddy) || folio.RefCount <= 0)
@@ -141,7 +141,7 @@ internal static class DebugVm
                 CheckTablePage(kernel, arch.TablePfn(pmd), "pte");
                 return 0;
             }
-            CheckPmdLeaf(kernel, walk.Mm, addr, pmd, counts);
+            CheckPmdLeaf(kernel, walk.Mm, addr & ~(Arch.PmdSize - 1), pmd, counts);
             walk.Action = PageWalkAction.Continue;
             return 0;
         }
