@@ -247,6 +247,12 @@ public static class RangeFault
         }
         var ptes = mm.Table(arch.TablePfn(pmd)).Slice(first, count);
         var pfns = range.HmmPfns.AsSpan(Index(range, addr), count);
+        // pte_present, pte_protnone, pte_write and pte_special read only an entry's flag bits, never its
+        // PFN field, so neighbouring entries with the same flags (the common case: one VMA's pages) share
+        // one answer: it is worked out through the Arch seam once per distinct flag bits, not per page.
+        ulong flagBits = ~PtePfnField(arch);
+        ulong knownKey = 0, knownCpu = 0;
+        bool known = false, knownPresent = false, knownSpecial = false;
         ulong pte = 0;
         while (k < count)
         {
@@ -262,15 +268,21 @@ public static class RangeFault
                     pfns[k] = cur & HmmPfn.InoutFlags;
                     continue;
                 }
-                if (!arch.PtePresent(pte))
-                    break;
-                ulong cpuFlags = arch.PteProtNone(pte) ? 0 : HmmPfn.Valid | (arch.PteWrite(pte) ? HmmPfn.Write : 0);
-                if (HmmPteNeedFault((cur & mask) | defaults, cpuFlags) != HmmNeed.None)
+                ulong key = pte & flagBits;
+                if (!known || key != knownKey)
+                {
+                    knownKey = key;
+                    known = true;
+                    knownPresent = arch.PtePresent(pte);
+                    knownCpu = arch.PteProtNone(pte) ? 0 : HmmPfn.Valid | (arch.PteWrite(pte) ? HmmPfn.Write : 0);
+                    knownSpecial = arch.PteSpecial(pte);
+                }
+                if (!knownPresent || HmmPteNeedFault((cur & mask) | defaults, knownCpu) != HmmNeed.None)
                     break;
                 ulong pfn = arch.PtePfn(pte).Value;
-                if (pfn != zeroPfn && arch.PteSpecial(pte))
+                if (knownSpecial && pfn != zeroPfn)
                     break;
-                pfns[k] = (cur & HmmPfn.InoutFlags) | pfn | cpuFlags;
+                pfns[k] = (cur & HmmPfn.InoutFlags) | pfn | knownCpu;
             }
             if (k == count)
                 break;
@@ -293,6 +305,11 @@ public static class RangeFault
         mm.LocklessWalkEnd(token);
         return Errno.None;
     }
+
+    /// <summary>The bits of a PTE that hold its PFN: those that change between pfn_pte of the lowest and of
+    /// the highest PFN the architecture can address (constant bits pfn_pte adds cancel out).</summary>
+    private static ulong PtePfnField(Arch arch) =>
+        arch.PfnPte(new Pfn((1UL << (arch.MaxPhysmemBits - Arch.PageShift)) - 1), 0) ^ arch.PfnPte(new Pfn(0), 0);
 
     /// <summary>hmm_vma_handle_pmd.</summary>
     private static Errno HmmVmaHandlePmd(Arch arch, Vma vma, HmmRange range, ulong pmd, ulong addr, ulong end, ref ulong last)

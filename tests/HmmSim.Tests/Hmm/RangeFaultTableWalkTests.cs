@@ -9,8 +9,15 @@ public class RangeFaultTableWalkTests
     private const ulong Page = 4096;
     private const ulong Pmd = 2UL << 20;
 
-    public static TheoryData<HmmSim.DevicePrivateDesign> Designs =>
-        [HmmSim.DevicePrivateDesign.PhysicalAddressSpace, HmmSim.DevicePrivateDesign.DeviceAddressSpace];
+    /// <summary>Both designs on both page-table formats: the walk works out an entry's flags once per
+    /// distinct flag bits through the Arch seam, so each format's PFN field must be told apart from its flags.</summary>
+    public static TheoryData<HmmSim.DevicePrivateDesign, HmmSim.Architecture> Machines => new()
+    {
+        { HmmSim.DevicePrivateDesign.PhysicalAddressSpace, HmmSim.Architecture.X86_64 },
+        { HmmSim.DevicePrivateDesign.DeviceAddressSpace, HmmSim.Architecture.X86_64 },
+        { HmmSim.DevicePrivateDesign.PhysicalAddressSpace, HmmSim.Architecture.Arm64 },
+        { HmmSim.DevicePrivateDesign.DeviceAddressSpace, HmmSim.Architecture.Arm64 },
+    };
 
     private enum Kind { None, ZeroPage, Written, OnDevice }
 
@@ -58,10 +65,10 @@ public class RangeFaultTableWalkTests
     }
 
     [Theory]
-    [MemberData(nameof(Designs))]
-    public void EveryEntryKindInPartlyWalkedTablesIsReportedAsItsPteSays(HmmSim.DevicePrivateDesign design)
+    [MemberData(nameof(Machines))]
+    public void EveryEntryKindInPartlyWalkedTablesIsReportedAsItsPteSays(HmmSim.DevicePrivateDesign design, HmmSim.Architecture architecture)
     {
-        using var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design });
+        using var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design, Architecture = architecture });
         var p = m.CreateProcess();
         using var dev = p.OpenDmirror(0);
         var arch = m.Kernel.Arch;
