@@ -216,8 +216,8 @@ public static class RangeFault
     /// <summary>The PTE-table half of hmm_vma_walk_pmd: pte_offset_map, then ptep++/hmm_pfns++ over the
     /// table. The common entries (none without a fault asked for, present ones that need no fault and are
     /// not special) are reported here in one loop over the table's words and the caller's pfns; every other
-    /// entry leaves the lockless section and goes through <see cref="HmmVmaHandlePte"/> as before (which
-    /// reads it again under the page-table lock).
+    /// entry leaves the lockless section and goes through <see cref="HmmVmaHandlePte"/> as before, with
+    /// the value read.
     /// The table page is read without the page-table lock, inside the mm's lockless-walk section: the model's
     /// rcu_read_lock of pte_offset_map. A table unlinked while the mmap lock is held only for read (a THP
     /// installed over an empty table by migrate_vma, a collapse) is freed through SyncLocklessWalkers, which
@@ -301,6 +301,9 @@ public static class RangeFault
                 addr += (ulong)k << Arch.PageShift;
                 return addr < end ? Errno.EAGAIN : Errno.None;
             }
+            // The same PMD may name a table freed and allocated again meanwhile, whose bytes the model may
+            // keep elsewhere: map it afresh.
+            ptes = mm.Table(arch.TablePfn(pmd)).Slice(first, count);
         }
         mm.LocklessWalkEnd(token);
         return Errno.None;
