@@ -208,7 +208,7 @@ internal static class BenchCommand
     /// <summary>`hmmsim bench fault`: hmm_range_fault snapshot throughput.</summary>
     private static Command FaultCommand()
     {
-        var cmd = new Command("fault", "hmm_range_fault throughput (pages/s) over a populated range, by SNAPSHOT ioctl and by one call. Example: hmmsim bench fault --size 1GiB --design both");
+        var cmd = new Command("fault", "hmm_range_fault throughput (pages/s) over a populated range, by SNAPSHOT ioctl and by one call, beside a raw scan of the same PTE words. Example: hmmsim bench fault --size 1GiB --design both");
         var design = DesignOption();
         var size = CliOptions.Size("--size", "Size of the populated range.", 1UL << 30, 1UL << 20, 4UL << 30, 1UL << 20);
         var legacy = CliOptions.LegacySize("--size-mib", 20, 1UL << 20, 4UL << 30, 1UL << 20);
@@ -230,22 +230,26 @@ internal static class BenchCommand
             var designs = r.GetValue(design)!;
             var results = Progress.Run($"hmm_range_fault over {Units.Human(bytes)}", r.GetValue(json), output, () =>
             {
-                var list = new List<(DevicePrivateDesign Design, (double Median, double Min, double Max) Ioctl, (double Median, double Min, double Max) Call)>();
+                var list = new List<(DevicePrivateDesign Design, (double Median, double Min, double Max) Ioctl, (double Median, double Min, double Max) Call, (double Median, double Min, double Max) Raw, (double Median, double Min, double Max) OfRaw)>();
                 foreach (var d in designs)
                 {
                     HmmWorkloads.SnapshotThroughput(d, 1UL << 20);   // untimed warm-up
                     var ioctl = new List<double>();
                     var call = new List<double>();
+                    var raw = new List<double>();
+                    var ofRaw = new List<double>();
                     for (int i = 0; i < n && !Interrupt.Requested; i++)
                     {
                         Progress.Tick?.Invoke($"{d}: round {i + 1} of {n}");
-                        var (a, b) = HmmWorkloads.SnapshotThroughput(d, bytes);
-                        ioctl.Add(a);
-                        call.Add(b);
+                        var round = HmmWorkloads.SnapshotThroughput(d, bytes);
+                        ioctl.Add(round.IoctlPagesPerSec);
+                        call.Add(round.RangeFaultPagesPerSec);
+                        raw.Add(round.RawScanPagesPerSec);
+                        ofRaw.Add(round.RangeFaultOfRawScan);
                     }
                     if (ioctl.Count == 0)
                         break;
-                    list.Add((d, HmmWorkloads.Spread([.. ioctl]), HmmWorkloads.Spread([.. call])));
+                    list.Add((d, HmmWorkloads.Spread([.. ioctl]), HmmWorkloads.Spread([.. call]), HmmWorkloads.Spread([.. raw]), HmmWorkloads.Spread([.. ofRaw])));
                     if (Interrupt.Requested)
                         break;
                 }
@@ -253,7 +257,7 @@ internal static class BenchCommand
             });
             int exit = results.Count < designs.Length || Interrupt.Requested ? Interrupt.ExitCode : 0;
             foreach (var x in results)
-                if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench fault", designs.Length > 1 ? Suffixed(path, x.Design) : path, () => HtmlReport.ForFault(x.Design, (int)(bytes >> 20), x.Ioctl.Median, x.Call.Median), error))
+                if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench fault", designs.Length > 1 ? Suffixed(path, x.Design) : path, () => HtmlReport.ForFault(x.Design, (int)(bytes >> 20), x.Ioctl.Median, x.Call.Median, x.Raw.Median), error))
                     return 2;
             if (r.GetValue(json))
             {
@@ -272,14 +276,21 @@ internal static class BenchCommand
                         hmmRangeFaultPagesPerSec = x.Call.Median,
                         hmmRangeFaultMin = x.Call.Min,
                         hmmRangeFaultMax = x.Call.Max,
+                        rawPteScanPagesPerSec = x.Raw.Median,
+                        rawPteScanMin = x.Raw.Min,
+                        rawPteScanMax = x.Raw.Max,
+                        hmmRangeFaultOfRawScan = x.OfRaw.Median,
+                        hmmRangeFaultOfRawScanMin = x.OfRaw.Min,
+                        hmmRangeFaultOfRawScanMax = x.OfRaw.Max,
                     }),
                 }));
                 return exit;
             }
             var table = Title(new Table(), $"hmm_range_fault over {Units.Human(bytes)}, pages/s: median of {n} rounds (min-max), after an untimed warm-up", Machine(designs[0]))
-                .AddColumn(Terminal.Column("design")).AddColumn(Terminal.Column("SNAPSHOT ioctl (32-page windows)", right: true)).AddColumn(Terminal.Column("one hmm_range_fault call", right: true));
+                .AddColumn(Terminal.Column("design")).AddColumn(Terminal.Column("SNAPSHOT ioctl (32-page windows)", right: true)).AddColumn(Terminal.Column("one hmm_range_fault call", right: true))
+                .AddColumn(Terminal.Column("raw scan of the PTE words", right: true)).AddColumn(Terminal.Column("call ÷ raw scan", right: true));
             foreach (var x in results)
-                table.AddRow(CliOptions.Name(x.Design), Spread(x.Ioctl, "N0"), Spread(x.Call, "N0"));
+                table.AddRow(CliOptions.Name(x.Design), Spread(x.Ioctl, "N0"), Spread(x.Call, "N0"), Spread(x.Raw, "N0"), Spread(x.OfRaw, "P1"));
             RunCommand.Console(output).Write(table);
             return exit;
         });

@@ -86,6 +86,28 @@ public class SelftestAndBenchCommandTests
     }
 
     [Fact]
+    public void BenchFaultJsonReportsTheRawPteScanBesideTheCallForEachDesign()
+    {
+        var (exit, output, _) = Cli.Run("bench", "fault", "--size", "4MiB", "--iterations", "1", "--design", "both", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        var designs = doc.RootElement.GetProperty("designs").EnumerateArray().ToList();
+        Assert.Equal(2, designs.Count);
+        foreach (var d in designs)
+        {
+            double raw = d.GetProperty("rawPteScanPagesPerSec").GetDouble(), call = d.GetProperty("hmmRangeFaultPagesPerSec").GetDouble();
+            Assert.True(raw > 0);
+            Assert.True(d.GetProperty("rawPteScanMin").GetDouble() > 0);
+            Assert.True(d.GetProperty("rawPteScanMax").GetDouble() > 0);
+            // One round: the ratio is that round's call over that round's scan, and its spread is itself.
+            double ratio = d.GetProperty("hmmRangeFaultOfRawScan").GetDouble();
+            Assert.Equal(call / raw, ratio, 1e-9);
+            Assert.Equal(ratio, d.GetProperty("hmmRangeFaultOfRawScanMin").GetDouble());
+            Assert.Equal(ratio, d.GetProperty("hmmRangeFaultOfRawScanMax").GetDouble());
+        }
+    }
+
+    [Fact]
     public void BenchP2pJsonShowsTheAliasAvoidingRamOnlyBehindACommonSwitch()
     {
         var (exit, output, _) = Cli.Run("bench", "p2p", "--size-mib", "1", "--json");

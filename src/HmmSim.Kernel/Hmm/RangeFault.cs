@@ -188,32 +188,131 @@ public static class RangeFault
             Set(range, Index(range, a), pfn | cpu | HmmPfn.FromOrder(Arch.HpagePmdOrder));
     }
 
-    /// <summary>hmm_vma_walk_pmd: a huge or non-present PMD is reported whole; a PTE table page by page.</summary>
+    /// <summary>hmm_vma_walk_pmd: a huge or non-present PMD is reported whole; a PTE table page by page.
+    /// As in the kernel, the PMD is read without the page-table lock (pmdp_get_lockless) and the PTE table
+    /// is mapped once (pte_offset_map) and read entry by entry without the lock; see <see cref="HmmWalkPteTable"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Errno HmmVmaWalkPmd(MmStruct mm, Vma vma, HmmRange range, ref ulong pmdp, ulong addr, ulong end, ref ulong last)
     {
-        var kernel = mm.Kernel;
-        var arch = kernel.Arch;
-        ulong pmd;
-        lock (mm.PageTableLock)
-            pmd = pmdp;
-        if (pmd == 0)
-            return HmmVmaWalkHole(vma, range, addr, end, ref last);
-        if (!arch.IsTable(pmd))
+        var arch = mm.Kernel.Arch;
+        while (true)
         {
-            if (arch.PmdPresent(pmd))
-                return HmmVmaHandlePmd(arch, vma, range, pmd, addr, end, ref last);
-            return HmmVmaHandleAbsentPmd(kernel, vma, range, pmd, addr, end, ref last);
-        }
-        var pteTable = arch.TablePfn(pmd);
-        for (ulong a = addr; a < end; a += Arch.PageSize)
-        {
-            var ret = HmmVmaHandlePte(mm, vma, range, pteTable, a, end, ref last);
-            if (ret != Errno.None)
+            // again: a PMD that changed under the walk is read and handled afresh from where the walk is.
+            ulong pmd = Volatile.Read(ref pmdp);
+            if (pmd == 0)
+                return HmmVmaWalkHole(vma, range, addr, end, ref last);
+            if (!arch.IsTable(pmd))
+            {
+                if (arch.PmdPresent(pmd))
+                    return HmmVmaHandlePmd(arch, vma, range, pmd, addr, end, ref last);
+                return HmmVmaHandleAbsentPmd(mm.Kernel, vma, range, pmd, addr, end, ref last);
+            }
+            var ret = HmmWalkPteTable(mm, vma, range, ref pmdp, pmd, ref addr, end, ref last);
+            if (ret != Errno.EAGAIN)
                 return ret;
         }
+    }
+
+    /// <summary>The PTE-table half of hmm_vma_walk_pmd: pte_offset_map, then ptep++/hmm_pfns++ over the
+    /// table. The common entries (none without a fault asked for, present ones that need no fault and are
+    /// not special) are reported here in one loop over the table's words and the caller's pfns; every other
+    /// entry leaves the lockless section and goes through <see cref="HmmVmaHandlePte"/> as before, with
+    /// the value read.
+    /// The table page is read without the page-table lock, inside the mm's lockless-walk section: the model's
+    /// rcu_read_lock of pte_offset_map. A table unlinked while the mmap lock is held only for read (a THP
+    /// installed over an empty table by migrate_vma, a collapse) is freed through SyncLocklessWalkers, which
+    /// waits for this section, so the words read stay the table's; an entry changed under the walk is caught
+    /// by the caller's notifier sequence, as in the kernel. After a slow entry the PMD is read again when the
+    /// section is re-entered; a different PMD returns EAGAIN with <paramref name="addr"/> at the next page,
+    /// and the PMD is handled again from there (pte_offset_map returning NULL: goto again).
+    /// Nothing in the section takes the page-table lock, faults or waits: a table free holding that lock
+    /// waits for the section to end.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Errno HmmWalkPteTable(MmStruct mm, Vma vma, HmmRange range, ref ulong pmdp, ulong pmd, ref ulong addr, ulong end, ref ulong last)
+    {
+        var kernel = mm.Kernel;
+        var arch = kernel.Arch;
+        ulong zeroPfn = kernel.ZeroPfn.Value;
+        ulong mask = range.PfnFlagsMask, defaults = range.DefaultFlags;
+        // When no entry can ask for a fault, a none entry never needs one (hmm_range_need_fault's early out).
+        bool mayFault = ((defaults | mask) & HmmPfn.ReqFault) != 0;
+        int first = MmStruct.PteIndex(addr);
+        int count = (int)((end - addr) >> Arch.PageShift);
+        int k = 0;
+        int token = mm.LocklessWalkBegin();
+        if (Volatile.Read(ref pmdp) != pmd)
+        {
+            mm.LocklessWalkEnd(token);
+            return Errno.EAGAIN;
+        }
+        var ptes = mm.Table(arch.TablePfn(pmd)).Slice(first, count);
+        var pfns = range.HmmPfns.AsSpan(Index(range, addr), count);
+        // pte_present, pte_protnone, pte_write and pte_special read only an entry's flag bits, never its
+        // PFN field, so neighbouring entries with the same flags (the common case: one VMA's pages) share
+        // one answer: it is worked out through the Arch seam once per distinct flag bits, not per page.
+        ulong flagBits = ~PtePfnField(arch);
+        ulong knownKey = 0, knownCpu = 0;
+        bool known = false, knownPresent = false, knownSpecial = false;
+        ulong pte = 0;
+        while (k < count)
+        {
+            // The fast loop: ptep_get (one atomic 64-bit read) and hmm_pfns[k], no lock, no bounds checks past the slices.
+            for (; k < count; k++)
+            {
+                pte = Volatile.Read(ref ptes[k]);
+                ulong cur = pfns[k];
+                if (pte == 0)
+                {
+                    if (mayFault && (((cur & mask) | defaults) & HmmPfn.ReqFault) != 0)
+                        break;
+                    pfns[k] = cur & HmmPfn.InoutFlags;
+                    continue;
+                }
+                ulong key = pte & flagBits;
+                if (!known || key != knownKey)
+                {
+                    knownKey = key;
+                    known = true;
+                    knownPresent = arch.PtePresent(pte);
+                    knownCpu = arch.PteProtNone(pte) ? 0 : HmmPfn.Valid | (arch.PteWrite(pte) ? HmmPfn.Write : 0);
+                    knownSpecial = arch.PteSpecial(pte);
+                }
+                if (!knownPresent || HmmPteNeedFault((cur & mask) | defaults, knownCpu) != HmmNeed.None)
+                    break;
+                ulong pfn = arch.PtePfn(pte).Value;
+                if (knownSpecial && pfn != zeroPfn)
+                    break;
+                pfns[k] = (cur & HmmPfn.InoutFlags) | pfn | knownCpu;
+            }
+            if (k == count)
+                break;
+            // pte_unmap before anything that may lock, fault, wait or call a driver; hmm_vma_handle_pte
+            // handles the entry as read (as the kernel's does with its ptep_get) and as it always has.
+            mm.LocklessWalkEnd(token);
+            ulong a = addr + ((ulong)k << Arch.PageShift);
+            var ret = HmmVmaHandlePte(mm, vma, range, pte, a, end, ref last);
+            if (ret != Errno.None)
+                return ret;
+            k++;
+            token = mm.LocklessWalkBegin();
+            if (Volatile.Read(ref pmdp) != pmd)
+            {
+                mm.LocklessWalkEnd(token);
+                addr += (ulong)k << Arch.PageShift;
+                return addr < end ? Errno.EAGAIN : Errno.None;
+            }
+            // The same PMD may name a table freed and allocated again meanwhile, whose bytes the model may
+            // keep elsewhere: map it afresh.
+            ptes = mm.Table(arch.TablePfn(pmd)).Slice(first, count);
+        }
+        mm.LocklessWalkEnd(token);
         return Errno.None;
     }
+
+    /// <summary>The bits of a PTE that hold its PFN: those that change between pfn_pte of the lowest and of
+    /// the highest PFN the architecture can address (constant bits pfn_pte adds cancel out).</summary>
+    private static ulong PtePfnField(Arch arch) =>
+        arch.PfnPte(new Pfn((1UL << (arch.MaxPhysmemBits - Arch.PageShift)) - 1), 0) ^ arch.PfnPte(new Pfn(0), 0);
 
     /// <summary>hmm_vma_handle_pmd.</summary>
     private static Errno HmmVmaHandlePmd(Arch arch, Vma vma, HmmRange range, ulong pmd, ulong addr, ulong end, ref ulong last)
@@ -285,18 +384,16 @@ public static class RangeFault
         return Errno.None;
     }
 
-    /// <summary>hmm_vma_handle_pte.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Errno HmmVmaHandlePte(MmStruct mm, Vma vma, HmmRange range, Pfn pteTable, ulong addr, ulong end, ref ulong last)
+    /// <summary>hmm_vma_handle_pte for an entry the walk read (ptep_get, without the page-table lock)
+    /// and is no longer in its lockless section for: the entries the fast loop of
+    /// <see cref="HmmWalkPteTable"/> does not report itself.</summary>
+    private static Errno HmmVmaHandlePte(MmStruct mm, Vma vma, HmmRange range, ulong pte, ulong addr, ulong end, ref ulong last)
     {
         var kernel = mm.Kernel;
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
         int i = Index(range, addr);
         ulong req = Req(range, i);
-        ulong pte;
-        lock (mm.PageTableLock)
-            pte = mm.PteRef(pteTable, addr);
         if (pte == 0)
         {
             var required = HmmPteNeedFault(req, 0);
