@@ -145,7 +145,9 @@ public class SelftestAndBenchCommandTests
             Assert.Equal(2 * pages, m.GetProperty("pagesVerified").GetUInt64());
             Assert.True(m.GetProperty("sysToDevPagesPerSec").GetDouble() > 0);
             Assert.True(m.GetProperty("devToSysPagesPerSec").GetDouble() > 0);
-            Assert.True(m.GetProperty("peakRssBytes").GetInt64() >= m.GetProperty("baseRssBytes").GetInt64());
+            Assert.True(m.GetProperty("peakRssBytes").GetInt64() >= m.GetProperty("peakRssBeforeTeardownBytes").GetInt64());
+            Assert.True(m.GetProperty("peakRssBeforeTeardownBytes").GetInt64() >= m.GetProperty("baseRssBytes").GetInt64());
+            Assert.True(m.GetProperty("teardownSeconds").GetDouble() <= m.GetProperty("modelSeconds").GetDouble());
             // The model built struct pages for at least the working set on each side.
             Assert.True(m.GetProperty("structPagesInitialisedModel").GetUInt64() >= 2 * pages);
             Assert.True(m.GetProperty("sameFilledPages").GetInt64() >= (long)pages);

@@ -21,12 +21,15 @@ public static class ScaleWorkload
         ulong KernelMemmapPagesInitialised, long ModelMemmapBytes, ulong ModelMemmapPagesInitialised);
 
     /// <summary>One design's migration of the working set. <paramref name="PeakRssBytes"/> is this design's
-    /// peak (VmHWM, reset after a full collection before the machine is built), <paramref name="BaseRssBytes"/>
-    /// the resident set at that reset (the runtime, the CLI, the window buffers), so
-    /// (peak - base) / pages is what the model spends per working-set page.</summary>
+    /// peak from building the machine to disposing it (VmHWM, reset after a full collection before the
+    /// machine is built), <paramref name="PeakRssBeforeTeardownBytes"/> the peak with every page migrated
+    /// and back (before munmap, close and machine teardown), <paramref name="BaseRssBytes"/> the resident
+    /// set at the reset (the runtime, the CLI, the window buffers), so (peak - base) / pages is what the
+    /// model spends per working-set page. <paramref name="ModelSeconds"/> covers the whole design,
+    /// <paramref name="TeardownSeconds"/> its munmap, close and machine dispose.</summary>
     public sealed record Migration(DevicePrivateDesign Design, ulong Bytes, ulong Pages, double SysToDevPagesPerSec, (double Median, double Min, double Max) SysToDevWindow,
         double DevToSysPagesPerSec, (double Median, double Min, double Max) DevToSysWindow, (double Median, double Min, double Max) FillOfMigrateToDev,
-        double ModelSeconds, long PeakRssBytes, long BaseRssBytes, bool PeakRssReset, long PageDataBytes, long SameFilledPages, long StructPageBytesKernel,
+        double ModelSeconds, double TeardownSeconds, long PeakRssBytes, long PeakRssBeforeTeardownBytes, long BaseRssBytes, bool PeakRssReset, long PageDataBytes, long SameFilledPages, long StructPageBytesKernel,
         long ModelMemmapBytes, ulong ModelMemmapPagesInitialised, ulong PagesVerified)
     {
         /// <summary>Model bytes of peak RSS per working-set page, above the base.</summary>
@@ -76,8 +79,6 @@ public static class ScaleWorkload
         // words, so stale bytes from the previous window cannot pass as this one's).
         var source = GC.AllocateUninitializedArray<byte>((int)WindowBytes);
         var returned = GC.AllocateUninitializedArray<byte>((int)WindowBytes);
-        var sourceWords = MemoryMarshal.Cast<byte, ulong>(source.AsSpan());
-        var returnedWords = MemoryMarshal.Cast<byte, ulong>(returned.AsSpan());
         // Touch both buffers so the base resident set includes them.
         source.AsSpan().Clear();
         returned.AsSpan().Clear();
@@ -85,7 +86,29 @@ public static class ScaleWorkload
         long baseRss = HmmWorkloads.Sample(0).RssBytes;
 
         var total = Stopwatch.StartNew();
-        using var m = new Machine(new MachineConfig { DevicePrivateDesign = design, RamBytes = RamBytes, CheckInvariants = false, HugetlbPages = 0 });
+        Migration result;
+        double teardownStart;
+        using (var m = new Machine(new MachineConfig { DevicePrivateDesign = design, RamBytes = RamBytes, CheckInvariants = false, HugetlbPages = 0 }))
+        {
+            result = MigrateWorkingSet(m, design, bytes, source, returned, progress);
+            teardownStart = total.Elapsed.TotalSeconds;
+        }
+        var after = HmmWorkloads.Sample(0);
+        return result with
+        {
+            ModelSeconds = total.Elapsed.TotalSeconds,
+            TeardownSeconds = total.Elapsed.TotalSeconds - teardownStart + result.TeardownSeconds,
+            PeakRssBytes = Math.Max(after.PeakRssBytes, result.PeakRssBeforeTeardownBytes),
+            BaseRssBytes = baseRss,
+            PeakRssReset = reset,
+        };
+    }
+
+    /// <summary>The working set to the device and back on <paramref name="m"/>, then munmap (timed as teardown).</summary>
+    private static Migration MigrateWorkingSet(Machine m, DevicePrivateDesign design, ulong bytes, byte[] source, byte[] returned, Action<string, double>? progress)
+    {
+        var sourceWords = MemoryMarshal.Cast<byte, ulong>(source.AsSpan());
+        var returnedWords = MemoryMarshal.Cast<byte, ulong>(returned.AsSpan());
         var p = m.CreateProcess();
         using var dev = p.OpenDmirror(0);
         ulong pmd = 2UL << 20;
@@ -138,10 +161,11 @@ public static class ScaleWorkload
         }
         var sample = HmmWorkloads.Sample(0);
         var result = new Migration(design, bytes, pages, pages / toDevSeconds, HmmWorkloads.Spread(toDev), pages / toSysSeconds, HmmWorkloads.Spread(toSys),
-            HmmWorkloads.Spread(fill), 0, sample.PeakRssBytes, baseRss, reset, m.VmStat["page_data_bytes_model"], m.VmStat["page_data_same_filled_pages_model"],
+            HmmWorkloads.Spread(fill), 0, 0, 0, sample.PeakRssBytes, 0, false, m.VmStat["page_data_bytes_model"], m.VmStat["page_data_same_filled_pages_model"],
             m.VmStat["struct_page_bytes_kernel"], m.VmStat["struct_page_bytes_model"], MaterialisedPages(m), verified);
+        var munmap = Stopwatch.StartNew();
         Check(p.Munmap(raw, bytes + pmd));
-        return result with { ModelSeconds = total.Elapsed.TotalSeconds };
+        return result with { TeardownSeconds = munmap.Elapsed.TotalSeconds };
     }
 
     /// <summary>Resets the process's peak resident set (VmHWM) to its current size, so each design's peak
