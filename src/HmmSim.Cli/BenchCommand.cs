@@ -530,11 +530,17 @@ internal static class BenchCommand
                         fillOfMigrateToDevMin = x.FillOfMigrateToDev.Min,
                         fillOfMigrateToDevMax = x.FillOfMigrateToDev.Max,
                         modelSeconds = x.ModelSeconds,
+                        teardownSeconds = x.TeardownSeconds,
                         peakRssBytes = x.PeakRssBytes,
+                        peakRssBeforeTeardownBytes = x.PeakRssBeforeTeardownBytes,
+                        baseRssBytes = x.BaseRssBytes,
+                        peakRssBytesPerPage = x.PeakRssBytesPerPage,
+                        peakRssIsPerDesign = x.PeakRssReset,
                         pageDataBytes = x.PageDataBytes,
                         sameFilledPages = x.SameFilledPages,
                         structPageBytesKernel = x.StructPageBytesKernel,
                         structPageBytesModel = x.ModelMemmapBytes,
+                        structPagesInitialisedModel = x.ModelMemmapPagesInitialised,
                         pagesVerified = x.PagesVerified,
                     }),
                 }));
@@ -549,10 +555,12 @@ internal static class BenchCommand
                     x.KernelMemmapPagesInitialised.ToString("N0"), (x.ModelMemmapBytes / 1048576.0).ToString("N1"), x.ModelMemmapPagesInitialised.ToString("N0"));
             var mig = new Table().Title($"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per 64 MiB window: median (min-max))")
                 .AddColumn("design").AddColumn(new TableColumn("sys->dev pages/s").RightAligned()).AddColumn(new TableColumn("dev->sys pages/s").RightAligned())
-                .AddColumn(new TableColumn("model s").RightAligned()).AddColumn(new TableColumn("peak RSS MiB").RightAligned()).AddColumn(new TableColumn("verified").RightAligned());
+                .AddColumn(new TableColumn("model s").RightAligned()).AddColumn(new TableColumn("peak RSS MiB").RightAligned())
+                .AddColumn(new TableColumn("B/page").RightAligned()).AddColumn(new TableColumn("verified").RightAligned());
             foreach (var x in migrations)
                 mig.AddRow(x.Design.ToString(), $"{x.SysToDevWindow.Median:N0} ({x.SysToDevWindow.Min:N0}-{x.SysToDevWindow.Max:N0})",
-                    $"{x.DevToSysWindow.Median:N0} ({x.DevToSysWindow.Min:N0}-{x.DevToSysWindow.Max:N0})", x.ModelSeconds.ToString("N1"), (x.PeakRssBytes >> 20).ToString("N0"), x.PagesVerified.ToString("N0"));
+                    $"{x.DevToSysWindow.Median:N0} ({x.DevToSysWindow.Min:N0}-{x.DevToSysWindow.Max:N0})", x.ModelSeconds.ToString("N1"), (x.PeakRssBytes >> 20).ToString("N0"),
+                    x.PeakRssBytesPerPage.ToString("N0"), x.PagesVerified.ToString("N0"));
             var console = RunCommand.Console(output);
             console.Write(reg);
             console.Write(mig);

@@ -14,7 +14,7 @@ internal sealed class DmirrorFile : IDisposable
     private const int RangeFaultRetries = 10_000; // stands in for HMM_RANGE_DEFAULT_TIMEOUT (no wall clock in the model)
 
     private readonly Lock _mutex = new();
-    private readonly Dictionary<ulong, (Page Page, byte Tag)> _pt = [];
+    private readonly DmirrorPt _pt = new();
     private readonly MmuIntervalNotifier _notifier;
     private bool _closed;
 
@@ -46,37 +46,22 @@ internal sealed class DmirrorFile : IDisposable
         return true;
     }
 
-    /// <summary>xa_for_each_range over [first, last], inclusive as the kernel's is.</summary>
-    private void EraseRangeLocked(ulong first, ulong last)
-    {
-        if (last - first < (ulong)_pt.Count)
-        {
-            for (ulong v = first; ; v++)
-            {
-                _pt.Remove(v);
-                if (v == last)
-                    break;
-            }
-            return;
-        }
-        foreach (ulong key in _pt.Keys.Where(k => k >= first && k <= last).ToArray())
-            _pt.Remove(key);
-    }
+    /// <summary>xa_for_each_range over [first, last], inclusive as the kernel's is, erasing each entry.</summary>
+    private void EraseRangeLocked(ulong first, ulong last) => _pt.EraseRange(first, last);
 
     internal void Erase(ulong vpfn)
     {
         lock (_mutex)
-            _pt.Remove(vpfn);
+            _pt.Erase(vpfn);
     }
 
     /// <summary>xa_erase of <paramref name="count"/> consecutive entries under one lock (a folio's worth).</summary>
     internal void EraseRange(ulong vpfn, int count)
     {
+        if (count <= 0)
+            return;
         lock (_mutex)
-        {
-            for (int i = 0; i < count; i++)
-                _pt.Remove(vpfn + (ulong)i);
-        }
+            _pt.EraseRange(vpfn, vpfn + (ulong)count - 1);
     }
 
     // --- the ioctls ---------------------------------------------------------------------------
@@ -176,11 +161,11 @@ internal sealed class DmirrorFile : IDisposable
     {
         for (ulong vpfn = start >> Arch.PageShift; vpfn < end >> Arch.PageShift; vpfn++)
         {
-            if (!_pt.TryGetValue(vpfn, out var e))
+            if (!_pt.TryLoad(vpfn, out var page, out _))
                 return Errno.ENOENT;
             ulong off = (vpfn << Arch.PageShift) - userAddr;
             if (off + Arch.PageSize <= (ulong)user.Length)
-                MemcpyFromPage(user.Slice((int)off, (int)Arch.PageSize), DataPage(e.Page));
+                MemcpyFromPage(user.Slice((int)off, (int)Arch.PageSize), DataPage(page));
             cpages++;
         }
         return Errno.None;
@@ -191,10 +176,10 @@ internal sealed class DmirrorFile : IDisposable
     {
         for (ulong vpfn = start >> Arch.PageShift; vpfn < end >> Arch.PageShift; vpfn++)
         {
-            if (!_pt.TryGetValue(vpfn, out var e) || e.Tag != TagWrite)
+            if (!_pt.TryLoad(vpfn, out var page, out byte tag) || tag != TagWrite)
                 return Errno.ENOENT;
             int off = (int)((vpfn << Arch.PageShift) - userAddr);
-            MemcpyToPage(DataPage(e.Page), 0, user.Slice(off, (int)Arch.PageSize));
+            MemcpyToPage(DataPage(page), 0, user.Slice(off, (int)Arch.PageSize));
             cpages++;
         }
         return Errno.None;
@@ -332,7 +317,7 @@ internal sealed class DmirrorFile : IDisposable
                 return Errno.EFAULT;
             if (page.IsPciP2pDma)
                 CountVmEvent(Kernel, VmStatItem.P2pAliasPages);
-            _pt[(range.Start >> Arch.PageShift) + i] = (page, tag);
+            _pt.Store((range.Start >> Arch.PageShift) + i, page, tag);
         }
         return Errno.None;
     }
@@ -489,8 +474,9 @@ internal sealed class DmirrorFile : IDisposable
                     continue;
                 int nr = (args.Dst[i] & MigratePfn.Compound) != 0 ? dpage.Folio.NrPages : 1;
                 var rpage = DmirrorDevice.BackingPage(dpage);
+                byte tag = (args.Dst[i] & MigratePfn.Write) != 0 ? TagWrite : (byte)0;
                 for (int k = 0; k < nr; k++)
-                    _pt[pfn + (ulong)k] = (rpage.Nth(k), (args.Dst[i] & MigratePfn.Write) != 0 ? TagWrite : (byte)0);
+                    _pt.Store(pfn + (ulong)k, rpage.Nth(k), tag);
             }
         }
     }
@@ -639,7 +625,7 @@ internal sealed class DmirrorFile : IDisposable
                 if (ret != Errno.None)
                     break;
                 lock (_mutex)
-                    _pt[addr >> Arch.PageShift] = (page, TagAtomic);
+                    _pt.Store(addr >> Arch.PageShift, page, TagAtomic);
                 page.Folio.Unlock();
                 page.Folio.Put();
             }
@@ -665,18 +651,13 @@ internal sealed class DmirrorFile : IDisposable
         ulong first = start >> Arch.PageShift, last = end >> Arch.PageShift;
         lock (_mutex)
         {
-            // xa_for_each_range visits only the entries present, so a huge range costs what the mirror
-            // holds, not one step per page number; a small range is cheaper looked up page by page.
-            if (last - first > (ulong)_pt.Count)
+            // xa_for_each_range visits only the entries present, so a huge range costs what the mirror holds.
+            if (last > first)
             {
-                foreach (var (vpfn, e) in _pt)
-                    if (vpfn >= first && vpfn < last && e.Tag == TagAtomic)
+                foreach (var e in _pt.ForEachRange(first, last - 1))
+                    if (e.Tag == TagAtomic)
                         return Errno.EPERM;
-                return Errno.None;
             }
-            for (ulong vpfn = first; vpfn < last; vpfn++)
-                if (_pt.TryGetValue(vpfn, out var e) && e.Tag == TagAtomic)
-                    return Errno.EPERM;
         }
         return Errno.None;
     }

@@ -49,6 +49,7 @@ public class SelftestAndBenchCommandTests
     [InlineData("bench", "fault", "--size-mib", "99999999999")]
     [InlineData("bench", "fault", "--size", "99999999999TiB")]
     [InlineData("bench", "register", "--size", "17TiB")]
+    [InlineData("bench", "scale", "--working-set-gib", "0")]
     public void BadInputExitsTwoWithOneMessage(params string[] args)
     {
         var (exit, output, error) = Cli.Run(args);
@@ -145,5 +146,33 @@ public class SelftestAndBenchCommandTests
         using var doc = JsonDocument.Parse(output);
         Assert.True(doc.RootElement.GetProperty("memcpyGBs").GetDouble() > 0);
         Assert.Equal(14, doc.RootElement.GetProperty("designs")[0].GetProperty("rows").GetArrayLength());
+    }
+
+    [Fact]
+    public void BenchScaleJsonVerifiesEveryPageBothWaysAndReportsEachDesignsCost()
+    {
+        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set-gib", "1", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        var registrations = doc.RootElement.GetProperty("registrations").EnumerateArray().ToList();
+        Assert.Equal(4, registrations.Count);
+        Assert.All(registrations, r => Assert.Equal(
+            (long)(r.GetProperty("deviceBytes").GetUInt64() >> 12) * 64, r.GetProperty("kernelStructPageBytes").GetInt64()));
+        var migrations = doc.RootElement.GetProperty("migrations").EnumerateArray().ToList();
+        Assert.Equal(["PhysicalAddressSpace", "DeviceAddressSpace"], migrations.Select(m => m.GetProperty("design").GetString()));
+        Assert.All(migrations, m =>
+        {
+            ulong pages = m.GetProperty("pages").GetUInt64();
+            Assert.Equal(1UL << 18, pages);
+            Assert.Equal(2 * pages, m.GetProperty("pagesVerified").GetUInt64());
+            Assert.True(m.GetProperty("sysToDevPagesPerSec").GetDouble() > 0);
+            Assert.True(m.GetProperty("devToSysPagesPerSec").GetDouble() > 0);
+            Assert.True(m.GetProperty("peakRssBytes").GetInt64() >= m.GetProperty("peakRssBeforeTeardownBytes").GetInt64());
+            Assert.True(m.GetProperty("peakRssBeforeTeardownBytes").GetInt64() >= m.GetProperty("baseRssBytes").GetInt64());
+            Assert.True(m.GetProperty("teardownSeconds").GetDouble() <= m.GetProperty("modelSeconds").GetDouble());
+            // The model built struct pages for at least the working set on each side.
+            Assert.True(m.GetProperty("structPagesInitialisedModel").GetUInt64() >= 2 * pages);
+            Assert.True(m.GetProperty("sameFilledPages").GetInt64() >= (long)pages);
+        });
     }
 }

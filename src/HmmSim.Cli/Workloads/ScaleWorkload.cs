@@ -20,9 +20,21 @@ public static class ScaleWorkload
     public sealed record Registration(DevicePrivateDesign Design, string Shape, ulong DeviceBytes, double Ms, long KernelStructPageBytes,
         ulong KernelMemmapPagesInitialised, long ModelMemmapBytes, ulong ModelMemmapPagesInitialised);
 
+    /// <summary>One design's migration of the working set. <paramref name="PeakRssBytes"/> is this design's
+    /// peak from building the machine to disposing it (VmHWM, reset after a full collection before the
+    /// machine is built), <paramref name="PeakRssBeforeTeardownBytes"/> the peak with every page migrated
+    /// and back (before munmap, close and machine teardown), <paramref name="BaseRssBytes"/> the resident
+    /// set at the reset (the runtime, the CLI, the window buffers), so (peak - base) / pages is what the
+    /// model spends per working-set page. <paramref name="ModelSeconds"/> covers the whole design,
+    /// <paramref name="TeardownSeconds"/> its munmap, close and machine dispose.</summary>
     public sealed record Migration(DevicePrivateDesign Design, ulong Bytes, ulong Pages, double SysToDevPagesPerSec, (double Median, double Min, double Max) SysToDevWindow,
         double DevToSysPagesPerSec, (double Median, double Min, double Max) DevToSysWindow, (double Median, double Min, double Max) FillOfMigrateToDev,
-        double ModelSeconds, long PeakRssBytes, long PageDataBytes, long SameFilledPages, long StructPageBytesKernel, long ModelMemmapBytes, ulong PagesVerified);
+        double ModelSeconds, double TeardownSeconds, long PeakRssBytes, long PeakRssBeforeTeardownBytes, long BaseRssBytes, bool PeakRssReset, long PageDataBytes, long SameFilledPages, long StructPageBytesKernel,
+        long ModelMemmapBytes, ulong ModelMemmapPagesInitialised, ulong PagesVerified)
+    {
+        /// <summary>Model bytes of peak RSS per working-set page, above the base.</summary>
+        public double PeakRssBytesPerPage => Pages == 0 ? 0 : (double)(PeakRssBytes - BaseRssBytes) / Pages;
+    }
 
     public const ulong WindowBytes = 64UL << 20;
 
@@ -63,51 +75,78 @@ public static class ScaleWorkload
 
     public static Migration Migrate(DevicePrivateDesign design, ulong bytes, Action<string, double>? progress = null)
     {
+        // Two window buffers: what the CPU writes, and what MIGRATE_TO_DEV returns (checked against the
+        // words, so stale bytes from the previous window cannot pass as this one's).
+        var source = GC.AllocateUninitializedArray<byte>((int)WindowBytes);
+        var returned = GC.AllocateUninitializedArray<byte>((int)WindowBytes);
+        // Touch both buffers so the base resident set includes them.
+        source.AsSpan().Clear();
+        returned.AsSpan().Clear();
+        bool reset = ResetPeakRss();
+        long baseRss = HmmWorkloads.Sample(0).RssBytes;
+
         var total = Stopwatch.StartNew();
-        using var m = new Machine(new MachineConfig { DevicePrivateDesign = design, RamBytes = RamBytes, CheckInvariants = false, HugetlbPages = 0 });
+        Migration result;
+        double teardownStart;
+        using (var m = new Machine(new MachineConfig { DevicePrivateDesign = design, RamBytes = RamBytes, CheckInvariants = false, HugetlbPages = 0 }))
+        {
+            result = MigrateWorkingSet(m, design, bytes, source, returned, progress);
+            teardownStart = total.Elapsed.TotalSeconds;
+        }
+        var after = HmmWorkloads.Sample(0);
+        return result with
+        {
+            ModelSeconds = total.Elapsed.TotalSeconds,
+            TeardownSeconds = total.Elapsed.TotalSeconds - teardownStart + result.TeardownSeconds,
+            PeakRssBytes = Math.Max(after.PeakRssBytes, result.PeakRssBeforeTeardownBytes),
+            BaseRssBytes = baseRss,
+            PeakRssReset = reset,
+        };
+    }
+
+    /// <summary>The working set to the device and back on <paramref name="m"/>, then munmap (timed as teardown).</summary>
+    private static Migration MigrateWorkingSet(Machine m, DevicePrivateDesign design, ulong bytes, byte[] source, byte[] returned, Action<string, double>? progress)
+    {
+        var sourceWords = MemoryMarshal.Cast<byte, ulong>(source.AsSpan());
+        var returnedWords = MemoryMarshal.Cast<byte, ulong>(returned.AsSpan());
         var p = m.CreateProcess();
         using var dev = p.OpenDmirror(0);
         ulong pmd = 2UL << 20;
         Check(p.Mmap(0, bytes + pmd, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong raw));
         ulong a = (raw + pmd - 1) & ~(pmd - 1);
         Check(p.Madvise(a, bytes, Advice.HugePage));
-        var buffer = GC.AllocateUninitializedArray<byte>((int)WindowBytes);
-        var words = MemoryMarshal.Cast<byte, ulong>(buffer.AsSpan());
         ulong windows = (bytes + WindowBytes - 1) / WindowBytes, pages = bytes >> 12, verified = 0;
         var toDev = new double[windows];
         var toSys = new double[windows];
         var fill = new double[windows];
         double toDevSeconds = 0, toSysSeconds = 0;
         var sw = new Stopwatch();
+        var fillWatch = new Stopwatch();
         for (ulong w = 0; w < windows; w++)
         {
             ulong off = w * WindowBytes, len = Math.Min(WindowBytes, bytes - off), first = off >> 12, n = len >> 12;
+            // The CPU writing the window's bytes at memory speed: the baseline MIGRATE_TO_DEV is compared with.
+            fillWatch.Restart();
             for (ulong i = 0; i < n; i++)
-                words.Slice((int)(i * 512), 512).Fill(WordOf(first + i));
-            p.Write(a + off, buffer.AsSpan(0, (int)len));
-            buffer.AsSpan(0, (int)len).Clear();
+                sourceWords.Slice((int)(i * 512), 512).Fill(WordOf(first + i));
+            fillWatch.Stop();
+            p.Write(a + off, source.AsSpan(0, (int)len));
             sw.Restart();
-            var r = dev.MigrateToDevice(a + off, n, buffer.AsSpan(0, (int)len));
+            var r = dev.MigrateToDevice(a + off, n, returned.AsSpan(0, (int)len));
             sw.Stop();
             if (r.Error != Errno.None)
                 throw new InvalidOperationException($"migrate to device of window {w} failed: {r}");
             toDevSeconds += sw.Elapsed.TotalSeconds;
             toDev[w] = n / sw.Elapsed.TotalSeconds;
-            // The same bytes written by the CPU at memory speed: the floor for what the ioctl returns.
-            var fillWatch = Stopwatch.StartNew();
-            for (ulong i = 0; i < n; i++)
-                words.Slice((int)(i * 512), 512).Fill(WordOf(first + i));
-            fillWatch.Stop();
             fill[w] = fillWatch.Elapsed.TotalSeconds / sw.Elapsed.TotalSeconds;
+            // MIGRATE_TO_DEV reads every page back through the device's mirror after the migration
+            // (dmirror_do_read of the new device pages): the check on the device.
+            verified += Verify(returnedWords, first, n, "on the device");
             progress?.Invoke("to the device", (double)(w + 1) / windows / 2);
         }
-        // The device now holds every page; MIGRATE_TO_DEV returned each window's bytes, checked here
-        // by reading them all back through the device before they go home.
         for (ulong w = 0; w < windows; w++)
         {
             ulong off = w * WindowBytes, len = Math.Min(WindowBytes, bytes - off), first = off >> 12, n = len >> 12;
-            Check(dev.Read(a + off, n, buffer.AsSpan(0, (int)len)).Error);
-            verified += Verify(words, first, n, "on the device");
             sw.Restart();
             var r = dev.MigrateToSystem(a + off, n);
             sw.Stop();
@@ -115,16 +154,39 @@ public static class ScaleWorkload
                 throw new InvalidOperationException($"migrate to system of window {w} failed: {r}");
             toSysSeconds += sw.Elapsed.TotalSeconds;
             toSys[w] = n / sw.Elapsed.TotalSeconds;
-            p.Read(a + off, buffer.AsSpan(0, (int)len));
-            verified += Verify(words, first, n, "back in RAM");
+            // Every page came back through the device's copy: a CPU read checks what it held.
+            p.Read(a + off, returned.AsSpan(0, (int)len));
+            verified += Verify(returnedWords, first, n, "back in RAM");
             progress?.Invoke("back to RAM", 0.5 + (double)(w + 1) / windows / 2);
         }
         var sample = HmmWorkloads.Sample(0);
         var result = new Migration(design, bytes, pages, pages / toDevSeconds, HmmWorkloads.Spread(toDev), pages / toSysSeconds, HmmWorkloads.Spread(toSys),
-            HmmWorkloads.Spread(fill), 0, sample.PeakRssBytes, m.VmStat["page_data_bytes_model"], m.VmStat["page_data_same_filled_pages_model"],
-            m.VmStat["struct_page_bytes_kernel"], m.VmStat["struct_page_bytes_model"], verified);
+            HmmWorkloads.Spread(fill), 0, 0, 0, sample.PeakRssBytes, 0, false, m.VmStat["page_data_bytes_model"], m.VmStat["page_data_same_filled_pages_model"],
+            m.VmStat["struct_page_bytes_kernel"], m.VmStat["struct_page_bytes_model"], MaterialisedPages(m), verified);
+        var munmap = Stopwatch.StartNew();
         Check(p.Munmap(raw, bytes + pmd));
-        return result with { ModelSeconds = total.Elapsed.TotalSeconds };
+        return result with { TeardownSeconds = munmap.Elapsed.TotalSeconds };
+    }
+
+    /// <summary>Resets the process's peak resident set (VmHWM) to its current size, so each design's peak
+    /// is its own (proc(5): writing 5 to /proc/self/clear_refs). False where that is not available; the
+    /// peak is then the process's since it started.</summary>
+    private static bool ResetPeakRss()
+    {
+        // Aggressive: compact and give the freed heap back to the OS, so the previous design's machine
+        // does not stay resident and hide this one's cost.
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        try
+        {
+            File.WriteAllText("/proc/self/clear_refs", "5");
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DirectoryNotFoundException or NotSupportedException)
+        {
+            return false;
+        }
     }
 
     private static ulong Verify(Span<ulong> words, ulong first, ulong n, string where)
