@@ -6,7 +6,7 @@ namespace HmmSim.Drivers.TestHmm;
 /// struct page pointers tagged with xa_tag_pointer (0 = read-only, DPT_XA_TAG_ATOMIC, DPT_XA_TAG_WRITE).
 /// Like the xarray's leaf nodes it keeps entries in fixed arrays, one leaf of 512 slots per 2 MiB of
 /// address (a Page handle plus a tag byte, about 17 B per entry), found through a map of leaves; a leaf
-/// is freed when its last entry is erased, as the xarray frees an empty node. Not thread-safe: the
+/// is freed when its last entry is erased, as the xarray frees an empty node (a few are kept for reuse). Not thread-safe: the
 /// caller holds dmirror-&gt;mutex, as test_hmm does around every xa_* call on the mirror.</summary>
 internal sealed class DmirrorPt
 {
@@ -25,6 +25,10 @@ internal sealed class DmirrorPt
     }
 
     private readonly Dictionary<ulong, Leaf> _leaves = [];
+    // Emptied leaves kept for reuse, as the xarray's nodes go back to their slab cache: a migration to the
+    // device and back empties and refills the same leaves every round, and must not make garbage doing it.
+    private const int SpareLeaves = 16;
+    private readonly Stack<Leaf> _spare = new(SpareLeaves);
     // The leaf of the last access: the driver walks the table in address order, so most lookups hit it.
     private ulong _cachedKey = ulong.MaxValue;
     private Leaf? _cached;
@@ -60,7 +64,7 @@ internal sealed class DmirrorPt
         var leaf = Find(key);
         if (leaf is null)
         {
-            leaf = new Leaf();
+            leaf = _spare.Count > 0 ? _spare.Pop() : new Leaf();
             _leaves.Add(key, leaf);
             _cachedKey = key;
             _cached = leaf;
@@ -251,6 +255,12 @@ internal sealed class DmirrorPt
         if (leaf.Count == 0)
         {
             _leaves.Remove(key);
+            if (_spare.Count < SpareLeaves)
+            {
+                Array.Clear(leaf.Pages);
+                Array.Clear(leaf.Tags);
+                _spare.Push(leaf);
+            }
             if (_cachedKey == key)
             {
                 _cached = null;
