@@ -417,10 +417,33 @@ internal sealed class DmirrorDevice
     /// <summary>dmirror_device_evict_chunk: every in-use page of the chunk goes back to system memory.</summary>
     public void EvictChunk(DmirrorChunk chunk)
     {
+        lock (_lock)
+        {
+            // No page of the chunk is allocated: migrate_device_range would find every one free (refcount
+            // 0) and skip it. At GPU-memory scale the walk over every page of every chunk was most of close().
+            if (chunk.Used == 0)
+                return;
+        }
         var pgmap = chunk.Pgmap;
         ulong npages = pgmap.NrPages;
-        var src = new ulong[npages];
-        var dst = new ulong[npages];
+        var src = ArrayPool<ulong>.Shared.Rent((int)npages);
+        var dst = ArrayPool<ulong>.Shared.Rent((int)npages);
+        try
+        {
+            EvictChunk(pgmap, npages, src, dst);
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(src);
+            ArrayPool<ulong>.Shared.Return(dst);
+        }
+    }
+
+    private void EvictChunk(DevPagemap pgmap, ulong npages, ulong[] src, ulong[] dst)
+    {
+        // Rented: zero both, as kvcalloc does (migrate_device_range skips a large folio's tail entries).
+        Array.Clear(src, 0, (int)npages);
+        Array.Clear(dst, 0, (int)npages);
         var first = Memremap.PageOf(Kernel, pgmap, 0);
         MigrateDevice.MigrateDeviceRange(Kernel, src, MigratePfn.FromPage(first), npages);
         for (ulong i = 0; i < npages; i++)
