@@ -303,14 +303,18 @@ internal sealed class DmirrorDevice
     private static MigrateVma? _spareMigrateVma;
 
     /// <summary>A struct migrate_vma with src/dst arrays of at least <paramref name="npages"/> entries,
-    /// zeroed: the kernel's lives on the stack of the ioctl or the fault, so the model reuses one per
-    /// thread (a nested one gets its own) and rents the arrays, allocating nothing per migrated page.</summary>
+    /// zeroed: the kernel's lives on the stack of the ioctl or the fault, so the model keeps one per
+    /// thread with its arrays (a nested one gets its own), allocating nothing per migrated page. Not
+    /// ArrayPool: its per-core stacks hand a thread that moved to another core a new array.</summary>
     internal static MigrateVma RentMigrateVma(int npages)
     {
         var args = _spareMigrateVma ?? new MigrateVma();
         _spareMigrateVma = null;
-        args.Src = ArrayPool<ulong>.Shared.Rent(npages);
-        args.Dst = ArrayPool<ulong>.Shared.Rent(npages);
+        if (args.Src.Length < npages)
+        {
+            args.Src = new ulong[Math.Max(npages, Arch.PtrsPerTable)];
+            args.Dst = new ulong[args.Src.Length];
+        }
         Array.Clear(args.Src, 0, npages);
         Array.Clear(args.Dst, 0, npages);
         return args;
@@ -318,10 +322,6 @@ internal sealed class DmirrorDevice
 
     internal static void ReturnMigrateVma(MigrateVma args)
     {
-        ArrayPool<ulong>.Shared.Return(args.Src);
-        ArrayPool<ulong>.Shared.Return(args.Dst);
-        args.Src = [];
-        args.Dst = [];
         args.Vma = null;
         args.PgmapOwner = null;
         args.FaultPage = default;

@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace HmmSim.Kernel;
 
 /// <summary>enum mmu_notifier_event (include/linux/mmu_notifier.h), with the kernel's values.</summary>
@@ -121,8 +119,9 @@ internal sealed class MmuNotifierSubscriptions
             _active.Add(range);
             _seq += 2;
             seq = _seq;   // odd while invalidating
-            // Rented: an invalidation runs per migration window and per CPU page-table change.
-            hits = ArrayPool<MmuIntervalNotifier>.Shared.Rent(Math.Max(1, _intervals.Count));
+            // Reused per thread: an invalidation runs per migration window and per CPU page-table change.
+            hits = _hitsScratch is { } spare && spare.Length >= _intervals.Count ? spare : new MmuIntervalNotifier[Math.Max(4, _intervals.Count)];
+            _hitsScratch = null;
             foreach (var n in _intervals)
                 if (n.Start < range.End && range.Start < n.End)
                     hits[count++] = n;
@@ -134,9 +133,13 @@ internal sealed class MmuNotifierSubscriptions
         }
         finally
         {
-            ArrayPool<MmuIntervalNotifier>.Shared.Return(hits, clearArray: true);
+            Array.Clear(hits, 0, count);
+            _hitsScratch = hits;   // a nested invalidation on this thread made its own
         }
     }
+
+    [ThreadStatic]
+    private static MmuIntervalNotifier[]? _hitsScratch;
 
     internal void End(MmuNotifierRange range)
     {

@@ -233,10 +233,9 @@ public readonly struct Page : IEquatable<Page>
             ref int slot = ref Desc.Private;
             if (slot <= 0)
                 Memmap.Data.AllocateFor(ref slot, zero: false);
-            var to = Memmap.Data.Get(slot - 1);
-            from.CopyTo(to);
-            // Probed after the copy, while the page is in the cache (see PageDataPool.AllocateForCopy).
-            if (PageDataPool.IsSameFilled(to, out ulong w))
+            from.CopyTo(Memmap.Data.Get(slot - 1));
+            // Probed after the copy, on the source it just read (see CopyDataFrom(Page, int)).
+            if (PageDataPool.IsSameFilled(from, out ulong w))
                 CopyWord(w);
             return;
         }
@@ -274,10 +273,11 @@ public readonly struct Page : IEquatable<Page>
             int d = dst[i].Private, s = from[i].Private;
             if (d > 0 && s > 0)
             {
-                var to = data.Get(d - 1);
-                data.Get(s - 1).CopyTo(to);
-                // Probed after the copy, while the page is in the cache.
-                sameFilled |= PageDataPool.IsSameFilled(to, out _);
+                var bytes = data.Get(s - 1);
+                bytes.CopyTo(data.Get(d - 1));
+                // Probed after the copy, on the source the copy just read (in the cache, and not behind
+                // the copy's stores as the destination would be).
+                sameFilled |= PageDataPool.IsSameFilled(bytes, out _);
             }
         }
         if (sameFilled)

@@ -22,6 +22,10 @@ internal sealed class PageDataPool
     private int _chunkCount;
     private int[] _free = new int[1024];
     private int _freeCount;
+    // Chunks none of whose slots is in use or on the free stack: a folio-sized copy takes one whole, so
+    // a THP's 512 pages lie in order in 2 MiB and the copies stream through memory as one block.
+    private int[] _wholeChunks = new int[16];
+    private int _wholeCount;
     private long _inUse;
     private ulong[][] _wordChunks = new ulong[4][];
     private int _wordCount;
@@ -157,6 +161,18 @@ internal sealed class PageDataPool
     {
         lock (_lock)
         {
+            if (NeedsWholeChunk(dst, src))
+            {
+                int first = TakeWholeChunkLocked() << SlotsPerChunkShift;
+                for (int i = 0; i < dst.Length; i++)
+                {
+                    if (dst[i].Private < 0)
+                        FreeWordLocked(-dst[i].Private - 1);
+                    Volatile.Write(ref dst[i].Private, first + i + 1);
+                }
+                _inUse += dst.Length;
+                return;
+            }
             for (int i = 0; i < dst.Length; i++)
             {
                 int s = src[i].Private;
@@ -176,6 +192,17 @@ internal sealed class PageDataPool
                 Volatile.Write(ref dst[i].Private, _free[--_freeCount] + 1);
             }
         }
+    }
+
+    /// <summary>A copy of a whole chunk's worth of pages that all hold bytes, into pages none of which has a slot.</summary>
+    private static bool NeedsWholeChunk(ReadOnlySpan<PageDesc> dst, ReadOnlySpan<PageDesc> src)
+    {
+        if (dst.Length != SlotsPerChunk)
+            return false;
+        for (int i = 0; i < dst.Length; i++)
+            if (src[i].Private <= 0 || dst[i].Private > 0)
+                return false;
+        return true;
     }
 
     /// <summary>After a folio-sized copy: every page whose bytes are one word repeated keeps only the word.</summary>
@@ -200,6 +227,14 @@ internal sealed class PageDataPool
             return;
         lock (_lock)
         {
+            if (IsWholeChunk(pages))
+            {
+                PushWholeChunk((pages[0].Private - 1) >> SlotsPerChunkShift);
+                _inUse -= pages.Length;
+                foreach (ref var d in pages)
+                    d.Private = 0;
+                return;
+            }
             foreach (ref var d in pages)
             {
                 if (d.Private == 0)
@@ -218,16 +253,47 @@ internal sealed class PageDataPool
         }
     }
 
-    /// <summary>A new 2 MiB chunk: all its slots go on the free stack.</summary>
+    /// <summary>Pages holding exactly the slots of one chunk, in order (a folio copied into a whole chunk).</summary>
+    private static bool IsWholeChunk(ReadOnlySpan<PageDesc> pages)
+    {
+        if (pages.Length != SlotsPerChunk)
+            return false;
+        int first = pages[0].Private - 1;
+        if (first < 0 || (first & (SlotsPerChunk - 1)) != 0)
+            return false;
+        for (int i = 1; i < pages.Length; i++)
+            if (pages[i].Private != first + i + 1)
+                return false;
+        return true;
+    }
+
+    /// <summary>The free stack is empty: a whole chunk's slots go on it (a new chunk if none is whole).</summary>
     private void GrowLocked()
     {
-        if (_chunkCount == _chunks.Length)
-            Array.Resize(ref _chunks, _chunks.Length * 2);
-        _chunks[_chunkCount] = GC.AllocateUninitializedArray<byte>(SlotsPerChunk * PageSize);
-        _chunks[_chunkCount].AsSpan().Clear();
+        int chunk = TakeWholeChunkLocked();
         for (int i = SlotsPerChunk - 1; i >= 0; i--)
-            PushFree((_chunkCount << SlotsPerChunkShift) + i);
-        _chunkCount++;
+            PushFree((chunk << SlotsPerChunkShift) + i);
+    }
+
+    private int TakeWholeChunkLocked()
+    {
+        if (_wholeCount == 0)
+        {
+            // A new 2 MiB chunk, zeroed.
+            if (_chunkCount == _chunks.Length)
+                Array.Resize(ref _chunks, _chunks.Length * 2);
+            _chunks[_chunkCount] = GC.AllocateUninitializedArray<byte>(SlotsPerChunk * PageSize);
+            _chunks[_chunkCount].AsSpan().Clear();
+            PushWholeChunk(_chunkCount++);
+        }
+        return _wholeChunks[--_wholeCount];
+    }
+
+    private void PushWholeChunk(int chunk)
+    {
+        if (_wholeCount == _wholeChunks.Length)
+            Array.Resize(ref _wholeChunks, _wholeChunks.Length * 2);
+        _wholeChunks[_wholeCount++] = chunk;
     }
 
     public void Release(ref int slotPlusOne)
