@@ -781,6 +781,7 @@ public static class MigrateDevice
 
     private static void FinalizeEntries(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage, List<Rmap.Mapping> scratch)
     {
+        var stats = new FinalizeStats();
         for (ulong i = 0; i < npages; i++)
         {
             var dpage = MigratePfn.ToPage(kernel, dst[i]);
@@ -820,15 +821,31 @@ public static class MigrateDevice
                 df.Unlock();
                 df.Put();
                 bool toDevice = df.IsZoneDevice;
-                kernel.VmStat.Add(toDevice ? VmStatItem.DeviceMigrateToDevice : VmStatItem.DeviceMigrateToRam, df.NrPages);
+                (toDevice ? ref stats.ToDevice : ref stats.ToRam) += df.NrPages;
                 if (df.IsLarge)
-                {
-                    kernel.VmStat.Inc(toDevice ? VmStatItem.DeviceMigrateToDeviceThp : VmStatItem.DeviceMigrateToRamThp);
-                    kernel.VmStat.Inc(VmStatItem.ThpMigrationSuccess);
-                }
-                kernel.VmStat.Add(VmStatItem.PgMigrateSuccess, df.NrPages);
+                    (toDevice ? ref stats.ToDeviceThp : ref stats.ToRamThp)++;
             }
             sf.Put();
+        }
+        stats.AddTo(kernel.VmStat);
+    }
+
+    /// <summary>The vmstat events of one finalize, added once at its end (as the kernel's per-CPU
+    /// vm_event counters fold into the global ones later, not per page).</summary>
+    private struct FinalizeStats
+    {
+        public long ToDevice, ToRam, ToDeviceThp, ToRamThp;
+
+        public readonly void AddTo(VmStat vs)
+        {
+            if (ToDevice + ToRam == 0)
+                return;
+            vs.Add(VmStatItem.DeviceMigrateToDevice, ToDevice);
+            vs.Add(VmStatItem.DeviceMigrateToRam, ToRam);
+            vs.Add(VmStatItem.DeviceMigrateToDeviceThp, ToDeviceThp);
+            vs.Add(VmStatItem.DeviceMigrateToRamThp, ToRamThp);
+            vs.Add(VmStatItem.ThpMigrationSuccess, ToDeviceThp + ToRamThp);
+            vs.Add(VmStatItem.PgMigrateSuccess, ToDevice + ToRam);
         }
     }
 

@@ -78,10 +78,14 @@ internal sealed class AddressSpace
     public void CollectMappings(ulong index, ulong span, List<Rmap.Mapping> result)
     {
         lock (_lock)
-        {
-            foreach (var vma in _mmap)
-                Rmap.AddIfOverlaps(result, vma, index, span);
-        }
+            CollectMappingsLocked(index, span, result);
+    }
+
+    /// <summary><see cref="CollectMappings"/> for a caller already holding <see cref="Lock"/> (an rmap walk).</summary>
+    public void CollectMappingsLocked(ulong index, ulong span, List<Rmap.Mapping> result)
+    {
+        foreach (var vma in _mmap)
+            Rmap.AddIfOverlaps(result, vma, index, span);
     }
 
     public Vma[] MmapVmas()

@@ -37,10 +37,14 @@ internal sealed class AnonVma
     public void CollectMappings(ulong index, ulong span, List<Rmap.Mapping> result)
     {
         lock (Lock)
-        {
-            foreach (var vma in _vmas)
-                Rmap.AddIfOverlaps(result, vma, index, span);
-        }
+            CollectMappingsLocked(index, span, result);
+    }
+
+    /// <summary><see cref="CollectMappings"/> for a caller already holding <see cref="Lock"/> (an rmap walk).</summary>
+    public void CollectMappingsLocked(ulong index, ulong span, List<Rmap.Mapping> result)
+    {
+        foreach (var vma in _vmas)
+            Rmap.AddIfOverlaps(result, vma, index, span);
     }
 
     public void Link(Vma vma)

@@ -111,11 +111,12 @@ internal static class Migrate
     {
         scratch ??= [];
         // rmap_walk_anon: the anon_vma lock is held until the last migration entry is in place.
-        var rmapLock = Rmap.WalkLock(folio);
+        var owner = Rmap.Owner(folio);
+        var rmapLock = Rmap.WalkLock(owner);
         rmapLock?.Enter();
         try
         {
-            TryToMigrateLocked(kernel, folio, scratch);
+            TryToMigrateLocked(kernel, folio, owner, scratch);
         }
         finally
         {
@@ -123,12 +124,12 @@ internal static class Migrate
         }
     }
 
-    private static void TryToMigrateLocked(KernelState kernel, Folio folio, List<Rmap.Mapping> scratch)
+    private static void TryToMigrateLocked(KernelState kernel, Folio folio, object? owner, List<Rmap.Mapping> scratch)
     {
         var arch = kernel.Arch;
         var sw = kernel.Swapops;
         var pvmw = PageVmaMapped.ForFolio(sw, folio, PvmwFlags.None);
-        Rmap.Walk(folio, scratch);
+        Rmap.WalkLocked(owner, folio, scratch);
         foreach (var m in scratch)
         {
             var vma = m.Vma;
@@ -185,11 +186,12 @@ internal static class Migrate
     public static void RemoveMigrationPtes(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping>? scratch = null)
     {
         scratch ??= [];
-        var rmapLock = Rmap.WalkLock(dst);
+        var owner = Rmap.Owner(dst);
+        var rmapLock = Rmap.WalkLock(owner);
         rmapLock?.Enter();
         try
         {
-            RemoveMigrationPtesLocked(kernel, src, dst, scratch);
+            RemoveMigrationPtesLocked(kernel, src, dst, owner, scratch);
         }
         finally
         {
@@ -197,12 +199,12 @@ internal static class Migrate
         }
     }
 
-    private static void RemoveMigrationPtesLocked(KernelState kernel, Folio src, Folio dst, List<Rmap.Mapping> scratch)
+    private static void RemoveMigrationPtesLocked(KernelState kernel, Folio src, Folio dst, object? owner, List<Rmap.Mapping> scratch)
     {
         var arch = kernel.Arch;
         // remove_migration_pte's DEFINE_FOLIO_VMA_WALK(pvmw, src, vma, addr, PVMW_SYNC | PVMW_MIGRATION).
         var pvmw = PageVmaMapped.ForFolio(kernel.Swapops, src, PvmwFlags.Sync | PvmwFlags.Migration);
-        Rmap.Walk(dst, scratch);
+        Rmap.WalkLocked(owner, dst, scratch);
         foreach (var m in scratch)
         {
             var vma = m.Vma;
