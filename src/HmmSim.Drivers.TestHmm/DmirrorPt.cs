@@ -27,8 +27,10 @@ internal sealed class DmirrorPt
     private readonly Dictionary<ulong, Leaf> _leaves = [];
     // Emptied leaves kept for reuse, as the xarray's nodes go back to their slab cache: a migration to the
     // device and back empties and refills the same leaves every round, and must not make garbage doing it.
-    private const int SpareLeaves = 16;
-    private readonly Stack<Leaf> _spare = new(SpareLeaves);
+    // Up to 4,096 (8 GiB of mirrored address, 35 MiB of leaves), so a round trip of any size a benchmark
+    // uses refills from them.
+    private const int SpareLeaves = 4096;
+    private readonly Stack<Leaf> _spare = new();
     // The leaf of the last access: the driver walks the table in address order, so most lookups hit it.
     private ulong _cachedKey = ulong.MaxValue;
     private Leaf? _cached;
