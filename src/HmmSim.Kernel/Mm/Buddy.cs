@@ -80,7 +80,10 @@ internal sealed class Buddy
             }
             else
             {
-                if (!TryRmqueueLocked(order, out uint pfn))
+                uint pfn;
+                // Out of blocks this large: drain the per-CPU list and try again (the allocator's
+                // drain_all_pages before it gives up), so pages waiting there still merge.
+                if (!TryRmqueueLocked(order, out pfn) && (_pcpCount == 0 || !DrainAndRetryLocked(order, out pfn)))
                     return default;
                 _freePages -= 1L << order;
                 page = _memmap.PfnToPage(new Pfn(pfn));
@@ -121,7 +124,7 @@ internal sealed class Buddy
     {
         while (_pcpCount < PcpBatch && TryRmqueueLocked(0, out uint pfn))
             _pcp[_pcpCount++] = pfn;
-        // Taken from the highest address first so the list hands pages out in ascending order.
+        // Reversed so the list hands the pages out in the order the buddy gave them.
         _pcp.AsSpan(0, _pcpCount).Reverse();
         return _pcpCount > 0;
     }
@@ -131,6 +134,12 @@ internal sealed class Buddy
     {
         for (int i = 0; i < count && _pcpCount > 0; i++)
             FreeOneLocked(_pcp[--_pcpCount], 0);
+    }
+
+    private bool DrainAndRetryLocked(int order, out uint pfn)
+    {
+        DrainPagesLocked();
+        return TryRmqueueLocked(order, out pfn);
     }
 
     /// <summary>drain_all_pages: the per-CPU list back into the buddy, so the free lists show every free page.</summary>

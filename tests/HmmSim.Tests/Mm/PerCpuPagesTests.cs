@@ -57,4 +57,30 @@ public class PerCpuPagesTests
         p.Dispose();
         m.Dispose();   // the teardown check: free + kept == free at boot
     }
+
+    [Fact]
+    public void ALargeAllocationDrainsTheListBeforeItFails()
+    {
+        // Every page allocated one by one and freed again: most of them wait on the per-CPU list, and
+        // the THP-sized blocks they make up exist only once the list is drained (drain_all_pages).
+        using var m = new Machine(new MachineConfig { RamBytes = 64UL << 20, HugetlbPages = 0 });
+        var buddy = m.Kernel.Buddy;
+        int Thps()
+        {
+            var got = new List<HmmSim.Kernel.Page>();
+            for (var p = buddy.Alloc(9, compound: true); !p.IsNull; p = buddy.Alloc(9, compound: true))
+                got.Add(p);
+            foreach (var p in got)
+                p.Folio.Put();
+            return got.Count;
+        }
+        int fresh = Thps();
+        Assert.True(fresh > 0);
+        var pages = new List<HmmSim.Kernel.Page>();
+        for (var p = buddy.Alloc(0, compound: false); !p.IsNull; p = buddy.Alloc(0, compound: false))
+            pages.Add(p);
+        foreach (var p in pages)
+            p.Folio.Put();
+        Assert.Equal(fresh, Thps());
+    }
 }
