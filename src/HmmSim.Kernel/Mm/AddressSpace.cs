@@ -74,14 +74,7 @@ internal sealed class AddressSpace
             _mmap.Remove(vma);
     }
 
-    /// <summary>The rmap walk over i_mmap, under the mapping's lock (i_mmap_lock_read).</summary>
-    public void CollectMappings(ulong index, ulong span, List<Rmap.Mapping> result)
-    {
-        lock (_lock)
-            CollectMappingsLocked(index, span, result);
-    }
-
-    /// <summary><see cref="CollectMappings"/> for a caller already holding <see cref="Lock"/> (an rmap walk).</summary>
+    /// <summary>The rmap walk over i_mmap, for a caller holding the mapping's <see cref="Lock"/> (i_mmap_lock_read).</summary>
     public void CollectMappingsLocked(ulong index, ulong span, List<Rmap.Mapping> result)
     {
         foreach (var vma in _mmap)

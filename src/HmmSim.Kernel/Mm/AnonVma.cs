@@ -33,14 +33,7 @@ internal sealed class AnonVma
             return [.. _vmas];
     }
 
-    /// <summary>The rmap walk over this anon_vma's VMAs, under its lock (anon_vma_lock_read).</summary>
-    public void CollectMappings(ulong index, ulong span, List<Rmap.Mapping> result)
-    {
-        lock (Lock)
-            CollectMappingsLocked(index, span, result);
-    }
-
-    /// <summary><see cref="CollectMappings"/> for a caller already holding <see cref="Lock"/> (an rmap walk).</summary>
+    /// <summary>The rmap walk over this anon_vma's VMAs, for a caller holding <see cref="Lock"/> (anon_vma_lock_read).</summary>
     public void CollectMappingsLocked(ulong index, ulong span, List<Rmap.Mapping> result)
     {
         foreach (var vma in _vmas)

@@ -214,12 +214,17 @@ internal static partial class Rmap
     /// <summary>rmap_walk into a caller-owned list (cleared first), so a migration walks without allocating per page.</summary>
     public static void Walk(Folio folio, List<Mapping> result)
     {
-        result.Clear();
-        var owner = folio.Memmap.Mappings.Get(folio.Mapping);
-        if (owner is AnonVma anonVma)
-            anonVma.CollectMappings(folio.PgIndex, folio.Size, result);
-        else if (owner is AddressSpace mapping)
-            mapping.CollectMappings(folio.PgIndex, folio.Size, result);
+        var owner = Owner(folio);
+        var rmapLock = WalkLock(owner);
+        rmapLock?.Enter();
+        try
+        {
+            WalkLocked(owner, folio, result);
+        }
+        finally
+        {
+            rmapLock?.Exit();
+        }
     }
 
     internal static void AddIfOverlaps(List<Mapping> result, Vma vma, ulong index, ulong span)
