@@ -7,7 +7,10 @@ namespace HmmSim.Kernel;
 /// sets the accessed and dirty bits as it goes.</summary>
 internal static class UserAccess
 {
-    /// <summary>Copies between user memory and a buffer, page by page, faulting as needed.</summary>
+    /// <summary>Copies between user memory and a buffer, page by page, faulting as needed. The walk goes a
+    /// PMD at a time: one mmap read lock and one page-table lock cover every present page of the span, as
+    /// the MMU reuses one walk for the pages behind a PMD (the kernel's CPU access takes no lock at all;
+    /// the model's locks only keep the tables still while it reads them).</summary>
     public static void Access(MmStruct mm, ulong addr, Span<byte> buffer, bool write)
     {
         int done = 0;
@@ -19,16 +22,20 @@ internal static class UserAccess
             // before any table index is taken from the address, so high bits never alias a mapping.
             if (a >= mm.Arch.TaskSize)
                 ThrowHelper.Segv(addr + (ulong)done, "not a user address (general protection / SEGV_MAPERR)");
-            int inPage = (int)(a & (Arch.PageSize - 1));
-            int n = Math.Min(buffer.Length - done, (int)Arch.PageSize - inPage);
-            var chunk = buffer.Slice(done, n);
+            ulong pmdEnd = (a | (Arch.PmdSize - 1)) + 1;
+            int n = (int)Math.Min((ulong)(buffer.Length - done), Math.Min(pmdEnd, mm.Arch.TaskSize) - a);
+            var span = buffer.Slice(done, n);
             mm.MmapLock.EnterReadLock();
             try
             {
                 for (int attempt = 0; ; attempt++)
                 {
-                    if (TryAccessPage(mm, a, chunk, inPage, write))
+                    int got = TryAccessPmd(mm, a, span, write);
+                    if (got > 0)
+                    {
+                        done += got;
                         break;
+                    }
                     if (attempt > 8)
                         ThrowHelper.KernelBug($"user access at 0x{a:x} kept faulting without making progress");
                     DoUserAddrFault(mm, a, write);
@@ -38,49 +45,65 @@ internal static class UserAccess
             {
                 mm.MmapLock.ExitReadLock();
             }
-            done += n;
         }
     }
 
-    /// <summary>The MMU: a present, permitted translation completes the access; anything else faults.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TryAccessPage(MmStruct mm, ulong addr, Span<byte> chunk, int inPage, bool write)
+    /// <summary>The MMU over the pages of <paramref name="span"/>, all behind one PMD: each present, permitted
+    /// translation completes its part of the access; it stops at the first that would fault. Returns the
+    /// bytes done (0: the first page faults).</summary>
+    private static int TryAccessPmd(MmStruct mm, ulong addr, Span<byte> span, bool write)
     {
         var arch = mm.Arch;
         if (!mm.PmdTable(addr, alloc: false, out var pmdTable))
-            return false;
+            return 0;
+        int done = 0;
         lock (mm.PageTableLock)
         {
             ref ulong pmd = ref mm.PmdRef(pmdTable, addr);
             ulong p = pmd;
             if (p == 0)
-                return false;
-            Page page;
+                return 0;
             if (!arch.IsTable(p))
             {
                 // A PROT_NONE huge PMD has the hardware present bit clear: the access faults.
                 if (!arch.PmdPresent(p) || arch.PmdProtNone(p) || write && !arch.PmdWrite(p))
-                    return false;
-                page = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(p)).Nth(MmStruct.PteIndex(addr));
+                    return 0;
+                var head = mm.Kernel.Memmap.PfnToPage(arch.PmdPfn(p));
                 pmd = write ? arch.PmdMkdirty(arch.PmdMkyoung(p)) : arch.PmdMkyoung(p);
+                while (done < span.Length)
+                    done += AccessPage(head.Nth(MmStruct.PteIndex(addr + (ulong)done)), addr + (ulong)done, span[done..], write);
+                return done;
             }
-            else
+            var table = mm.Table(arch.TablePfn(p));
+            while (done < span.Length)
             {
-                ref ulong pte = ref mm.Table(arch.TablePfn(p))[MmStruct.PteIndex(addr)];
+                ulong a = addr + (ulong)done;
+                ref ulong pte = ref table[MmStruct.PteIndex(a)];
                 ulong e = pte;
                 if (e == 0 || !arch.PtePresent(e) || arch.PteProtNone(e) || write && !arch.PteWrite(e))
-                    return false;
-                page = mm.Kernel.Memmap.PfnToPage(arch.PtePfn(e));
+                    break;
+                var page = mm.Kernel.Memmap.PfnToPage(arch.PtePfn(e));
                 pte = write ? arch.PteMkdirty(arch.PteMkyoung(e)) : arch.PteMkyoung(e);
+                done += AccessPage(page, a, span[done..], write);
             }
-            if (write && chunk.Length == (int)Arch.PageSize)
-                page.WriteWholePage(chunk);
-            else if (write)
-                chunk.CopyTo(page.WriteData()[inPage..]);
-            else
-                page.CopyDataTo(inPage, chunk);
-            return true;
         }
+        return done;
+    }
+
+    /// <summary>One page's part of the access at <paramref name="addr"/>; returns the bytes it took.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int AccessPage(Page page, ulong addr, Span<byte> rest, bool write)
+    {
+        int inPage = (int)(addr & (Arch.PageSize - 1));
+        int n = Math.Min(rest.Length, (int)Arch.PageSize - inPage);
+        var chunk = rest[..n];
+        if (write && n == (int)Arch.PageSize)
+            page.WriteWholePage(chunk);
+        else if (write)
+            chunk.CopyTo(page.WriteData()[inPage..]);
+        else
+            page.CopyDataTo(inPage, chunk);
+        return n;
     }
 
     /// <summary>do_user_addr_fault: find the VMA, check the access against it, handle the fault.</summary>
