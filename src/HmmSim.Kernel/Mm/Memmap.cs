@@ -204,6 +204,11 @@ internal sealed class Memmap
             for (ulong n = lo; n < hi; n += 1UL << MemSection.SubsectionShift)
                 sec.SubsectionPgmap![(int)(n - sec.FirstNumber) >> MemSection.SubsectionShift] = r.Pgmap;
             int order = r.Pgmap.VmemmapShift;
+            // A new section's descriptors are all zero, which is what __init_zone_device_page leaves in
+            // an order-0 page of every type but GENERIC: with no census to count the stores, there is
+            // nothing to write (and the memmap's memory is first touched when a page is allocated).
+            if (order == 0 && r.Pgmap.Type != MemoryType.Generic && Volatile.Read(ref DevicePageCensus.Active) == 0)
+                continue;
             for (ulong n = lo; n < hi; n++)
             {
                 int i = (int)(n - sec.FirstNumber);
