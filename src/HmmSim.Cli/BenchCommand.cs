@@ -471,8 +471,10 @@ internal static class BenchCommand
     {
         var cmd = new Command("scale", "GPU memory of real shapes (8 x 141 GiB H200-class, 8 x 192 GiB MI300X-class) registered beside 2 TiB of RAM in both designs; a same-filled working set migrated to the device and back, every page verified. Example: hmmsim bench scale --working-set-gib 16");
         var size = new Option<int>("--working-set-gib") { Description = "GiB migrated to the device and back (one word per page).", DefaultValueFactory = _ => 256 };
+        var window = new Option<int>("--window-mib") { Description = "MiB per MIGRATE_TO_DEV / MIGRATE_TO_SYS ioctl: a whole number of 2 MiB PMDs, 2..1024.", DefaultValueFactory = _ => (int)(ScaleWorkload.DefaultWindowBytes >> 20) };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         cmd.Options.Add(size);
+        cmd.Options.Add(window);
         cmd.Options.Add(json);
         cmd.SetAction(r =>
         {
@@ -484,6 +486,13 @@ internal static class BenchCommand
                 error.WriteLine("hmmsim bench scale: --working-set-gib must be 1..1024");
                 return 2;
             }
+            int windowMib = r.GetValue(window);
+            if (windowMib is < 2 or > 1024 || windowMib % 2 != 0)
+            {
+                error.WriteLine("hmmsim bench scale: --window-mib must be an even number of MiB, 2..1024 (whole 2 MiB PMDs)");
+                return 2;
+            }
+            ulong windowBytes = (ulong)windowMib << 20;
             var registrations = new List<ScaleWorkload.Registration>();
             var migrations = new List<ScaleWorkload.Migration>();
             // The CLI's progress line (live on a terminal, every ten seconds otherwise), as every long verb has.
@@ -493,7 +502,7 @@ internal static class BenchCommand
                 {
                     Progress.Tick?.Invoke($"{d}: registering");
                     registrations.AddRange(ScaleWorkload.Register(d));
-                    migrations.Add(ScaleWorkload.Migrate(d, (ulong)gib << 30, (what, f) => Progress.Tick?.Invoke($"{d}: {what} {f:P0}")));
+                    migrations.Add(ScaleWorkload.Migrate(d, (ulong)gib << 30, windowBytes, (what, f) => Progress.Tick?.Invoke($"{d}: {what} {f:P0}")));
                 }
                 return 0;
             });
@@ -502,6 +511,7 @@ internal static class BenchCommand
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
                     ramBytes = ScaleWorkload.RamBytes,
+                    windowBytes,
                     registrations = registrations.Select(x => new
                     {
                         design = x.Design.ToString(),
@@ -531,6 +541,8 @@ internal static class BenchCommand
                         fillOfMigrateToDevMax = x.FillOfMigrateToDev.Max,
                         modelSeconds = x.ModelSeconds,
                         teardownSeconds = x.TeardownSeconds,
+                        gcGen2Collections = x.GcGen2Collections,
+                        gcPauseSeconds = x.GcPauseSeconds,
                         peakRssBytes = x.PeakRssBytes,
                         peakRssBeforeTeardownBytes = x.PeakRssBeforeTeardownBytes,
                         baseRssBytes = x.BaseRssBytes,
@@ -553,7 +565,7 @@ internal static class BenchCommand
             foreach (var x in registrations)
                 reg.AddRow(x.Design.ToString(), x.Shape, (x.DeviceBytes >> 30).ToString("N0"), x.Ms.ToString("N1"), (x.KernelStructPageBytes >> 20).ToString("N0"),
                     x.KernelMemmapPagesInitialised.ToString("N0"), (x.ModelMemmapBytes / 1048576.0).ToString("N1"), x.ModelMemmapPagesInitialised.ToString("N0"));
-            var mig = new Table().Title($"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per 64 MiB window: median (min-max))")
+            var mig = new Table().Title($"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per {windowMib} MiB window: median (min-max))")
                 .AddColumn("design").AddColumn(new TableColumn("sys->dev pages/s").RightAligned()).AddColumn(new TableColumn("dev->sys pages/s").RightAligned())
                 .AddColumn(new TableColumn("model s").RightAligned()).AddColumn(new TableColumn("peak RSS MiB").RightAligned())
                 .AddColumn(new TableColumn("B/page").RightAligned()).AddColumn(new TableColumn("verified").RightAligned());

@@ -50,6 +50,8 @@ public class SelftestAndBenchCommandTests
     [InlineData("bench", "fault", "--size", "99999999999TiB")]
     [InlineData("bench", "register", "--size", "17TiB")]
     [InlineData("bench", "scale", "--working-set-gib", "0")]
+    [InlineData("bench", "scale", "--working-set-gib", "1", "--window-mib", "3")]
+    [InlineData("bench", "scale", "--working-set-gib", "1", "--window-mib", "0")]
     public void BadInputExitsTwoWithOneMessage(params string[] args)
     {
         var (exit, output, error) = Cli.Run(args);
@@ -154,6 +156,7 @@ public class SelftestAndBenchCommandTests
         var (exit, output, _) = Cli.Run("bench", "scale", "--working-set-gib", "1", "--json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
+        Assert.Equal(2UL << 20, doc.RootElement.GetProperty("windowBytes").GetUInt64());
         var registrations = doc.RootElement.GetProperty("registrations").EnumerateArray().ToList();
         Assert.Equal(4, registrations.Count);
         Assert.All(registrations, r => Assert.Equal(
@@ -170,6 +173,8 @@ public class SelftestAndBenchCommandTests
             Assert.True(m.GetProperty("peakRssBytes").GetInt64() >= m.GetProperty("peakRssBeforeTeardownBytes").GetInt64());
             Assert.True(m.GetProperty("peakRssBeforeTeardownBytes").GetInt64() >= m.GetProperty("baseRssBytes").GetInt64());
             Assert.True(m.GetProperty("teardownSeconds").GetDouble() <= m.GetProperty("modelSeconds").GetDouble());
+            Assert.True(m.GetProperty("gcGen2Collections").GetInt32() >= 0);
+            Assert.True(m.GetProperty("gcPauseSeconds").GetDouble() <= m.GetProperty("modelSeconds").GetDouble());
             // The model built struct pages for at least the working set on each side.
             Assert.True(m.GetProperty("structPagesInitialisedModel").GetUInt64() >= 2 * pages);
             Assert.True(m.GetProperty("sameFilledPages").GetInt64() >= (long)pages);

@@ -236,11 +236,13 @@ public static class HmmWorkloads
         Check(p.Munmap(addr, size));
     }
 
-    internal static SoakSample Sample(int round)
+    internal static SoakSample Sample(int round, bool collect = true)
     {
         // An aggressive collection also hands the freed segments back to the OS, so RSS shows what the
-        // model still holds rather than what the GC keeps committed for reuse.
-        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        // model still holds rather than what the GC keeps committed for reuse. A caller that only wants
+        // the peak (VmHWM) skips it: compacting a heap of several GiB takes seconds.
+        if (collect)
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         long managed = GC.GetTotalMemory(forceFullCollection: false);
         long hwm = 0, rss = 0;
         if (File.Exists("/proc/self/status"))
