@@ -495,9 +495,11 @@ internal static class BenchCommand
             ulong windowBytes = (ulong)windowMib << 20;
             var registrations = new List<ScaleWorkload.Registration>();
             var migrations = new List<ScaleWorkload.Migration>();
+            double firstTouchNs = 0;
             // The CLI's progress line (live on a terminal, every ten seconds otherwise), as every long verb has.
             Progress.Run($"bench scale, {gib} GiB working set", r.GetValue(json), output, () =>
             {
+                firstTouchNs = ScaleWorkload.HostFirstTouchNsPerPage();
                 foreach (var d in Enum.GetValues<DevicePrivateDesign>())
                 {
                     Progress.Tick?.Invoke($"{d}: registering");
@@ -512,6 +514,7 @@ internal static class BenchCommand
                 {
                     ramBytes = ScaleWorkload.RamBytes,
                     windowBytes,
+                    hostFirstTouchNsPerPage = firstTouchNs,
                     registrations = registrations.Select(x => new
                     {
                         design = x.Design.ToString(),
@@ -576,6 +579,7 @@ internal static class BenchCommand
             var console = RunCommand.Console(output);
             console.Write(reg);
             console.Write(mig);
+            console.WriteLine($"host: a first touch of newly mapped memory costs {firstTouchNs:N0} ns per 4 KiB page");
             return 0;
         });
         return cmd;

@@ -157,6 +157,7 @@ public class SelftestAndBenchCommandTests
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
         Assert.Equal(2UL << 20, doc.RootElement.GetProperty("windowBytes").GetUInt64());
+        Assert.True(doc.RootElement.GetProperty("hostFirstTouchNsPerPage").GetDouble() > 0);
         var registrations = doc.RootElement.GetProperty("registrations").EnumerateArray().ToList();
         Assert.Equal(4, registrations.Count);
         Assert.All(registrations, r => Assert.Equal(

@@ -78,6 +78,28 @@ public static class ScaleWorkload
         return rows;
     }
 
+    /// <summary>What the host charges the first time a page of memory is touched, in ns per 4 KiB page:
+    /// 256 MiB newly mapped (malloc of that size is an mmap) written one byte per page. The model's state
+    /// grows with the working set (struct pages, the device's chunk arrays, the mirror's table: about
+    /// 100 B per page), so on a host whose page faults are dear this, not the model's code, bounds what
+    /// a migration of pages never touched before can reach.</summary>
+    public static double HostFirstTouchNsPerPage()
+    {
+        const int bytes = 256 << 20;
+        nint memory = Marshal.AllocHGlobal(bytes);
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            for (int offset = 0; offset < bytes; offset += 4096)
+                Marshal.WriteByte(memory, offset, 1);
+            return sw.Elapsed.TotalNanoseconds / (bytes >> 12);
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(memory);
+        }
+    }
+
     /// <summary>Struct pages the model has built (memmap_init for the sections touched so far).</summary>
     private static ulong MaterialisedPages(Machine m) => (ulong)m.VmStat["struct_pages_initialised_model"];
 
