@@ -380,7 +380,7 @@ internal sealed class DmirrorDevice
         try
         {
             if ((dmirror.Flags & DmirrorFlags.FailAlloc) == 0)
-                batch.FillSystem(Kernel, CountSmallToRam(args));
+                batch.FillSystem(Kernel, PageBatch.CountSmall(args));
             return FaultAllocAndCopy(args, dmirror, batch, ref erase);
         }
         finally
@@ -388,21 +388,6 @@ internal sealed class DmirrorDevice
             erase.Flush();
             PageBatch.Return(batch);
         }
-    }
-
-    /// <summary>Collected device pages that are not compound: each takes one order-0 system page unless
-    /// its backing folio turns out large (then the batch keeps the page and gives it back).</summary>
-    private int CountSmallToRam(MigrateVma args)
-    {
-        int n = 0;
-        int npages = (int)((args.End - args.Start) >> Arch.PageShift);
-        for (int i = 0; i < npages; i++)
-        {
-            ulong mpfn = args.Src[i];
-            if ((mpfn & MigratePfn.Migrate) != 0 && (mpfn & MigratePfn.Compound) == 0)
-                n++;
-        }
-        return n;
     }
 
     /// <summary>xa_erase of consecutive mirror entries gathered into one EraseRange.</summary>
@@ -703,6 +688,23 @@ internal sealed class PageBatch
     {
         batch.Release();
         _spare = batch;
+    }
+
+    /// <summary>The entries of a window that take a small page: collected and not compound. The count
+    /// may be high (a page already in device memory is skipped by MIGRATE_TO_DEV; a small device page
+    /// whose backing is part of a large folio takes a folio of that order back to RAM): what is not
+    /// used goes back at the end.</summary>
+    public static int CountSmall(MigrateVma args)
+    {
+        int n = 0;
+        int npages = (int)((args.End - args.Start) >> Arch.PageShift);
+        for (int i = 0; i < npages; i++)
+        {
+            ulong mpfn = args.Src[i];
+            if ((mpfn & MigratePfn.Migrate) != 0 && (mpfn & MigratePfn.Compound) == 0)
+                n++;
+        }
+        return n;
     }
 
     /// <summary>Up to <paramref name="n"/> small device pages, locked, with their backing pages.</summary>

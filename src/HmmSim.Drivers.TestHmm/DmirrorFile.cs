@@ -387,7 +387,7 @@ internal sealed class DmirrorFile : IDisposable
     {
         // The window's small pages are allocated together before any copy (DevmemAllocPages).
         if ((Flags & DmirrorFlags.FailAlloc) == 0)
-            batch.FillDevice(Device, CountSmallToMigrate(args));
+            batch.FillDevice(Device, PageBatch.CountSmall(args));
         int s = 0;
         for (ulong addr = args.Start; addr < args.End;)
         {
@@ -456,24 +456,6 @@ internal sealed class DmirrorFile : IDisposable
             s++;
             addr += Arch.PageSize;
         }
-    }
-
-    /// <summary>Entries that dmirror_migrate_alloc_and_copy will give a small device page: collected,
-    /// not compound, not already device memory.</summary>
-    private int CountSmallToMigrate(MigrateVma args)
-    {
-        int n = 0;
-        int npages = (int)((args.End - args.Start) >> Arch.PageShift);
-        for (int i = 0; i < npages; i++)
-        {
-            ulong mpfn = args.Src[i];
-            if ((mpfn & MigratePfn.Migrate) == 0 || (mpfn & MigratePfn.Compound) != 0)
-                continue;
-            var spage = MigratePfn.ToPage(Kernel, mpfn);
-            if (spage.IsNull || !spage.IsZoneDevice)
-                n++;
-        }
-        return n;
     }
 
     private static void CopyToBacking(Page dpage, Page spage) => CopyPage(DmirrorDevice.BackingPage(dpage), spage);
