@@ -27,7 +27,7 @@ internal sealed class DmirrorDevice
     public const ulong DevmemChunkSize = 256UL << 20;
 
     private readonly Lock _devmemLock = new();   // mdevice->devmem_lock
-    private readonly Lock _lock = new();         // mdevice->lock (the free lists)
+    private Spinlock _lock;                      // mdevice->lock (the free lists), a spinlock as in the kernel
     private readonly List<DmirrorChunk> _chunks = [];
     private readonly Stack<Page> _freePages = new();
     private readonly Stack<Page> _freeFolios = new();
@@ -107,7 +107,7 @@ internal sealed class DmirrorDevice
             _chunks.Add(chunk);
             Printk(Kernel, $"{Name}: added new {DevmemChunkSize >> 20} MB chunk (total {_chunks.Count} chunks, {_chunks.Count * (int)(DevmemChunkSize >> 20)} MB) {(pgmap.InDevicePrivateSpace ? "offsets" : "PFNs")} [0x{pgmap.First:x} 0x{pgmap.First + pgmap.NrPages:x})");
         }
-        lock (_lock)
+        using (_lock.Acquire())
         {
             if (((DmirrorChunk)pgmap.DriverData!).Remove)
                 return Errno.ENOMEM;   // a RELEASE took the new chunk before its pages were listed
@@ -182,7 +182,7 @@ internal sealed class DmirrorDevice
                 return default;
         }
         Page dpage = default;
-        lock (_lock)
+        using (_lock.Acquire())
         {
             var list = isLarge ? _freeFolios : _freePages;
             if (list.Count > 0)
@@ -202,6 +202,44 @@ internal sealed class DmirrorDevice
         var chunk = ChunkOf(dpage);
         chunk.Backing[chunk.IndexOf(dpage)] = rpage;
         return dpage;
+    }
+
+    /// <summary>dmirror_devmem_alloc_page for <paramref name="pages"/>.Length small pages at once: the
+    /// backing pages come from one alloc_pages_bulk and the device pages off the free list under one hold
+    /// of the lock, so a migrate_vma window of 4 KiB pages pays two lock round trips, not two per page
+    /// (docs/fidelity.md). Pages the free list cannot give come one at a time (a new chunk if needed).
+    /// Returns how many it allocated, the first entries; fewer only when memory is exhausted.</summary>
+    public int DevmemAllocPages(Span<Page> pages)
+    {
+        int n = pages.Length;
+        if (IsPrivate)
+            n = AllocPagesBulk(Kernel, pages);   // pages[i] holds the i-th backing page until replaced
+        int got = 0;
+        using (_lock.Acquire())
+        {
+            while (got < n && _freePages.Count > 0)
+            {
+                var dpage = _freePages.Pop();
+                var chunk = ChunkOf(dpage);
+                chunk.Used++;
+                chunk.Backing[chunk.IndexOf(dpage)] = IsPrivate ? pages[got] : default;
+                pages[got++] = dpage;
+            }
+            Calloc += got;
+        }
+        for (int i = 0; i < got; i++)
+            Memremap.ZoneDeviceFolioInit(pages[i], 0);
+        // The free list ran dry: the backing pages not yet paired go back, the rest one by one.
+        for (int i = got; i < n; i++)
+            FreeBacking(pages[i]);
+        for (; got < pages.Length; got++)
+        {
+            var dpage = DevmemAllocPage(false);
+            if (dpage.IsNull)
+                break;
+            pages[got] = dpage;
+        }
+        return got;
     }
 
     private void FreeBacking(Page rpage)
@@ -224,7 +262,7 @@ internal sealed class DmirrorDevice
             chunk.Backing[idx] = default;
         }
         chunk.Owner[idx] = null;
-        lock (_lock)
+        using (_lock.Acquire())
         {
             chunk.Used -= 1L << order;
             if (chunk.Remove)
@@ -335,6 +373,50 @@ internal sealed class DmirrorDevice
     /// `order` carries over to the entries that follow a large one.</summary>
     public VmFaultResult FaultAllocAndCopy(MigrateVma args, DmirrorFile dmirror)
     {
+        // The window's small system pages come from one bulk allocation before any copy, and the mirror
+        // entries are erased a run of consecutive pages under one lock (docs/fidelity.md).
+        var batch = PageBatch.Rent();
+        var erase = new EraseRun(dmirror);
+        try
+        {
+            if ((dmirror.Flags & DmirrorFlags.FailAlloc) == 0)
+                batch.FillSystem(Kernel, PageBatch.CountSmall(args));
+            return FaultAllocAndCopy(args, dmirror, batch, ref erase);
+        }
+        finally
+        {
+            erase.Flush();
+            PageBatch.Return(batch);
+        }
+    }
+
+    /// <summary>xa_erase of consecutive mirror entries gathered into one EraseRange.</summary>
+    private struct EraseRun(DmirrorFile dmirror)
+    {
+        private ulong _first;
+        private int _count;
+
+        public void Add(ulong vpfn)
+        {
+            if (_count > 0 && vpfn == _first + (ulong)_count)
+            {
+                _count++;
+                return;
+            }
+            Flush();
+            _first = vpfn;
+            _count = 1;
+        }
+
+        public void Flush()
+        {
+            dmirror.EraseRange(_first, _count);
+            _count = 0;
+        }
+    }
+
+    private VmFaultResult FaultAllocAndCopy(MigrateVma args, DmirrorFile dmirror, PageBatch batch, ref EraseRun erase)
+    {
         int s = 0;
         int order = 0;
         for (ulong addr = args.Start; addr < args.End;)
@@ -361,7 +443,7 @@ internal sealed class DmirrorDevice
             }
             else
             {
-                dfolio = FolioAlloc(Kernel, order);
+                dfolio = order == 0 ? batch.TakeSystem(Kernel) : FolioAlloc(Kernel, order);
             }
             if (dfolio is null && order == 0)
                 return VmFaultResult.Oom;
@@ -404,7 +486,7 @@ internal sealed class DmirrorDevice
                 {
                     dstPage = dfolio.Value.Page(i);
                 }
-                dmirror.Erase(addr >> Arch.PageShift);
+                erase.Add(addr >> Arch.PageShift);
                 var src = spage.Nth(i);
                 CopyHighpage(dstPage, src);
                 addr += Arch.PageSize;
@@ -417,7 +499,7 @@ internal sealed class DmirrorDevice
     /// <summary>dmirror_device_evict_chunk: every in-use page of the chunk goes back to system memory.</summary>
     public void EvictChunk(DmirrorChunk chunk)
     {
-        lock (_lock)
+        using (_lock.Acquire())
         {
             // No page of the chunk is allocated: migrate_device_range would find every one free (refcount
             // 0) and skip it. At GPU-memory scale the walk over every page of every chunk was most of close().
@@ -473,7 +555,7 @@ internal sealed class DmirrorDevice
         while (true)
         {
             EvictChunk(chunk);
-            lock (_lock)
+            using (_lock.Acquire())
             {
                 if (chunk.Used == 0)
                     return;
@@ -504,7 +586,7 @@ internal sealed class DmirrorDevice
         {
             doomed = [.. _chunks];
             _chunks.Clear();
-            lock (_lock)
+            using (_lock.Acquire())
             {
                 foreach (var chunk in doomed)
                     chunk.Remove = true;
@@ -580,5 +662,87 @@ internal sealed class DmirrorDevice
         if (dpage.Folio.RefCount == 0)
             throw Bug($"P2P access through {p2pPage} to free device page {dpage}: a stale alias was used");
         return BackingPage(dpage);
+    }
+}
+
+/// <summary>The small pages of one migrate_vma window allocated ahead of its copies, handed out in
+/// order: device pages (dmirror_devmem_alloc_page in bulk) or system pages (alloc_pages_bulk). The
+/// copies then run back to back, without an allocator lock between two of them. What is left at the end
+/// goes back through folio_put (a device page unlocked first). One per thread, as the ioctl's locals.</summary>
+internal sealed class PageBatch
+{
+    private readonly Page[] _pages = new Page[Arch.PtrsPerTable];
+    private int _next, _count;
+    private bool _filled, _locked;
+
+    [ThreadStatic]
+    private static PageBatch? _spare;
+
+    public static PageBatch Rent()
+    {
+        var b = _spare ?? new PageBatch();
+        _spare = null;
+        return b;
+    }
+
+    public static void Return(PageBatch batch)
+    {
+        batch.Release();
+        _spare = batch;
+    }
+
+    /// <summary>The entries of a window that take a small page: collected and not compound. The count
+    /// may be high (a page already in device memory is skipped by MIGRATE_TO_DEV; a small device page
+    /// whose backing is part of a large folio takes a folio of that order back to RAM): what is not
+    /// used goes back at the end.</summary>
+    public static int CountSmall(MigrateVma args)
+    {
+        int n = 0;
+        int npages = (int)((args.End - args.Start) >> Arch.PageShift);
+        for (int i = 0; i < npages; i++)
+        {
+            ulong mpfn = args.Src[i];
+            if ((mpfn & MigratePfn.Migrate) != 0 && (mpfn & MigratePfn.Compound) == 0)
+                n++;
+        }
+        return n;
+    }
+
+    /// <summary>Up to <paramref name="n"/> small device pages, locked, with their backing pages.</summary>
+    public void FillDevice(DmirrorDevice device, int n)
+    {
+        _count = n == 0 ? 0 : device.DevmemAllocPages(_pages.AsSpan(0, Math.Min(n, _pages.Length)));
+        _filled = _locked = true;
+    }
+
+    /// <summary>Up to <paramref name="n"/> order-0 system pages (what folio_alloc(GFP_HIGHUSER, 0) gives).</summary>
+    public void FillSystem(KernelState kernel, int n)
+    {
+        _count = n == 0 ? 0 : AllocPagesBulk(kernel, _pages.AsSpan(0, Math.Min(n, _pages.Length)));
+        _filled = true;
+        _locked = false;
+    }
+
+    /// <summary>The next device page (null once the batch is used up: memory ran out); without a batch,
+    /// dmirror_devmem_alloc_page.</summary>
+    public Page TakeDevice(DmirrorDevice device) =>
+        !_filled ? device.DevmemAllocPage(false) : _next < _count ? _pages[_next++] : default;
+
+    /// <summary>The next system folio; past the batch (or without one), folio_alloc.</summary>
+    public Folio? TakeSystem(KernelState kernel) =>
+        _next < _count ? PageFolio(_pages[_next++]) : FolioAlloc(kernel, 0);
+
+    private void Release()
+    {
+        for (; _next < _count; _next++)
+        {
+            var folio = PageFolio(_pages[_next]);
+            if (_locked)
+                FolioUnlock(folio);
+            FolioPut(folio);
+        }
+        Array.Clear(_pages, 0, _count);
+        _next = _count = 0;
+        _filled = _locked = false;
     }
 }

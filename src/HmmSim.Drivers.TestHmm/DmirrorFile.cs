@@ -49,12 +49,6 @@ internal sealed class DmirrorFile : IDisposable
     /// <summary>xa_for_each_range over [first, last], inclusive as the kernel's is, erasing each entry.</summary>
     private void EraseRangeLocked(ulong first, ulong last) => _pt.EraseRange(first, last);
 
-    internal void Erase(ulong vpfn)
-    {
-        lock (_mutex)
-            _pt.Erase(vpfn);
-    }
-
     /// <summary>xa_erase of <paramref name="count"/> consecutive entries under one lock (a folio's worth).</summary>
     internal void EraseRange(ulong vpfn, int count)
     {
@@ -378,6 +372,22 @@ internal sealed class DmirrorFile : IDisposable
     /// fallback to 512 small ones) for every collected page, the data copied into their backing pages.</summary>
     private void MigrateAllocAndCopy(MigrateVma args)
     {
+        var batch = PageBatch.Rent();
+        try
+        {
+            MigrateAllocAndCopy(args, batch);
+        }
+        finally
+        {
+            PageBatch.Return(batch);
+        }
+    }
+
+    private void MigrateAllocAndCopy(MigrateVma args, PageBatch batch)
+    {
+        // The window's small pages are allocated together before any copy (DevmemAllocPages).
+        if ((Flags & DmirrorFlags.FailAlloc) == 0)
+            batch.FillDevice(Device, PageBatch.CountSmall(args));
         int s = 0;
         for (ulong addr = args.Start; addr < args.End;)
         {
@@ -400,7 +410,7 @@ internal sealed class DmirrorFile : IDisposable
             }
             else
             {
-                dpage = Device.DevmemAllocPage(isLarge);
+                dpage = isLarge ? Device.DevmemAllocPage(true) : batch.TakeDevice(Device);
             }
             if (dpage.IsNull)
             {

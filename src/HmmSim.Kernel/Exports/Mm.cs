@@ -16,6 +16,15 @@ public static class Mm
         return kernel.Buddy.Alloc(order, compound: order > 0);
     }
 
+    /// <summary>alloc_pages_bulk(GFP_KERNEL, nr_pages, page_array): order-0 pages for every entry of
+    /// <paramref name="pages"/> under one hold of the allocator's lock; returns how many were allocated
+    /// (the first ones), fewer only when memory is exhausted.</summary>
+    public static int AllocPagesBulk(KernelState kernel, Span<Page> pages)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        return kernel.Buddy.AllocBulk(pages);
+    }
+
     /// <summary>folio_alloc(GFP_HIGHUSER_MOVABLE, order): a folio for user data, or null.</summary>
     public static Folio? FolioAlloc(KernelState kernel, int order)
     {

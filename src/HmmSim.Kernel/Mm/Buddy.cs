@@ -11,7 +11,7 @@ internal sealed class Buddy
     private const uint Nil = uint.MaxValue;
 
     private readonly Memmap _memmap;
-    private readonly Lock _lock = new();
+    private Spinlock _lock;   // zone->lock: short, never-blocking sections, taken per page
     private readonly uint[] _freeHead = new uint[MaxPageOrder + 1];
     private readonly long[] _freeCount = new long[MaxPageOrder + 1];
     private readonly ulong _ramPages;
@@ -44,7 +44,7 @@ internal sealed class Buddy
     /// <summary>/proc/buddyinfo: free blocks per order, counting untouched sections as MAX_PAGE_ORDER blocks.</summary>
     public long[] FreeBlocksPerOrder()
     {
-        lock (_lock)
+        using (_lock.Acquire())
         {
             DrainPagesLocked();
             var counts = (long[])_freeCount.Clone();
@@ -70,7 +70,7 @@ internal sealed class Buddy
         if (compound && order == 1)
             ThrowHelper.Argument(nameof(order), "the model makes no order-1 folios (their fields need two tail pages)");
         Page page;
-        lock (_lock)
+        using (_lock.Acquire())
         {
             if (order == 0 && (_pcpCount > 0 || RmqueueBulkLocked()))
             {
@@ -91,6 +91,26 @@ internal sealed class Buddy
         }
         PrepNewPage(page, order, compound);
         return page;
+    }
+
+    /// <summary>alloc_pages_bulk: fills <paramref name="pages"/> with order-0 pages (refcount 1) under one
+    /// hold of the lock, from the per-CPU list refilled a batch at a time, as the kernel's bulk allocator
+    /// does. Returns how many it got: fewer than asked only when RAM is exhausted.</summary>
+    public int AllocBulk(Span<Page> pages)
+    {
+        int got = 0;
+        using (_lock.Acquire())
+        {
+            while (got < pages.Length && (_pcpCount > 0 || RmqueueBulkLocked()))
+            {
+                pages[got++] = _memmap.PfnToPage(new Pfn(_pcp[--_pcpCount]));
+                _freePages--;
+            }
+            // The per-CPU list is empty and the buddy has no block left: what waits on no list is gone.
+        }
+        for (int i = 0; i < got; i++)
+            PrepNewPage(pages[i], 0, compound: false);
+        return got;
     }
 
     /// <summary>__rmqueue_smallest: the first free block of at least <paramref name="order"/>, split down to it.</summary>
@@ -189,7 +209,7 @@ internal sealed class Buddy
         _memmap.Data.ReleaseRange(descs);
         descs.Clear();
         uint pfn = (uint)head.ToPfn().Value;
-        lock (_lock)
+        using (_lock.Acquire())
         {
             _freePages += n;
             if (order == 0)
@@ -269,7 +289,7 @@ internal sealed class Buddy
     /// <summary>Whether a RAM page is inside a free buddy block (for the invariant checker).</summary>
     public bool IsPageFree(Pfn pfn)
     {
-        lock (_lock)
+        using (_lock.Acquire())
         {
             DrainPagesLocked();
             if (pfn.Value >= _nextFreshSection * (ulong)_memmap.PagesPerSection)

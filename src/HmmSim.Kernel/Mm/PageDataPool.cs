@@ -17,7 +17,7 @@ internal sealed class PageDataPool
     private const int SlotsPerChunk = 1 << SlotsPerChunkShift;
     private const int PageSize = (int)Arch.PageSize;
 
-    private readonly Lock _lock = new();
+    private Spinlock _lock;   // a spinlock: every section is short and never blocks (not zone->lock)
     private byte[][] _chunks = new byte[16][];
     private int _chunkCount;
     private int[] _free = new int[1024];
@@ -68,7 +68,7 @@ internal sealed class PageDataPool
     /// A zero word is the same as never written.</summary>
     public void SetWord(ref int privateValue, ulong word)
     {
-        lock (_lock)
+        using (_lock.Acquire())
             SetWordLocked(ref privateValue, word);
     }
 
@@ -128,7 +128,7 @@ internal sealed class PageDataPool
     /// overwrite all 4 KiB.</summary>
     public void AllocateFor(ref int slotPlusOne, bool zero = true)
     {
-        lock (_lock)
+        using (_lock.Acquire())
         {
             int v = slotPlusOne;
             if (v > 0)
@@ -159,7 +159,7 @@ internal sealed class PageDataPool
     /// cold page costs a cache miss per page that the copy, streaming through it, does not.</summary>
     public void AllocateForCopy(Span<PageDesc> dst, ReadOnlySpan<PageDesc> src)
     {
-        lock (_lock)
+        using (_lock.Acquire())
         {
             if (NeedsWholeChunk(dst, src))
             {
@@ -208,7 +208,7 @@ internal sealed class PageDataPool
     /// <summary>After a folio-sized copy: every page whose bytes are one word repeated keeps only the word.</summary>
     public void KeepWords(Span<PageDesc> pages)
     {
-        lock (_lock)
+        using (_lock.Acquire())
         {
             foreach (ref var d in pages)
                 if (d.Private > 0 && IsSameFilled(Get(d.Private - 1), out ulong word))
@@ -225,7 +225,7 @@ internal sealed class PageDataPool
                 n++;
         if (n == 0)
             return;
-        lock (_lock)
+        using (_lock.Acquire())
         {
             if (IsWholeChunk(pages))
             {
@@ -298,7 +298,7 @@ internal sealed class PageDataPool
 
     public void Release(ref int slotPlusOne)
     {
-        lock (_lock)
+        using (_lock.Acquire())
         {
             if (slotPlusOne == 0)
                 return;
