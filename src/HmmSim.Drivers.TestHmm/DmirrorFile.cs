@@ -326,6 +326,8 @@ internal sealed class DmirrorFile : IDisposable
         var args = DmirrorDevice.RentMigrateVma(Arch.PtrsPerTable);
         args.PgmapOwner = Device;
         ulong[] src = args.Src, dst = args.Dst;
+        ulong cpages = 0;
+        var read = Errno.None;
         MmapReadLock(Mm);
         try
         {
@@ -348,6 +350,18 @@ internal sealed class DmirrorFile : IDisposable
                 MigrateDevice.MigrateVmaPages(Kernel, args);
                 MigrateFinalizeAndMap(args);
                 MigrateDevice.MigrateVmaFinalize(Kernel, args);
+                // Return the migrated data for verification: only pages now in this device's mirror, copied
+                // from the backing pages straight into the caller's buffer. The kernel reads the whole range
+                // into a bounce buffer once every window has moved; the model reads each window as soon as it
+                // has moved, while the pages it just copied are still in the CPU's caches. Windows go in
+                // address order and the reading stops at the first page missing, so the bytes, cpages and
+                // errno are the kernel's (docs/fidelity.md). mmap_lock before dmirror->mutex is the order
+                // the invalidation callback already takes them in.
+                if (read == Errno.None)
+                {
+                    lock (_mutex)
+                        read = DoReadLocked(addr, next, cmd.Ptr, start, ref cpages);
+                }
             }
         }
         finally
@@ -355,17 +369,10 @@ internal sealed class DmirrorFile : IDisposable
             MmapReadUnlock(Mm);
             DmirrorDevice.ReturnMigrateVma(args);
         }
-        // Return the migrated data for verification: only pages now in this device's mirror, copied from
-        // the backing pages straight into the caller's buffer (the kernel goes through a bounce buffer).
-        ulong size = end - start;
-        ulong cpages = 0;
-        Errno r;
-        lock (_mutex)
-            r = DoReadLocked(start, end, cmd.Ptr, start, ref cpages);
-        if (r == Errno.None && (ulong)cmd.Ptr.Length < size)
+        if (read == Errno.None && (ulong)cmd.Ptr.Length < end - start)
             return Errno.EFAULT;
         cmd.Cpages = cpages;
-        return r;
+        return read;
     }
 
     /// <summary>dmirror_migrate_alloc_and_copy: device pages (2 MiB ones for compound entries, with a
