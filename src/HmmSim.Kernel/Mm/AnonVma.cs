@@ -13,7 +13,6 @@ internal sealed class AnonVma
     public AnonVma(Memmap memmap, AnonVma? root = null)
     {
         Handle = memmap.Mappings.Register(this);
-        _memmap = memmap;
         Root = root?.Root ?? this;
     }
 
@@ -24,7 +23,6 @@ internal sealed class AnonVma
     /// across an rmap walk's page-table edits and across every change of a linked VMA's bounds.</summary>
     public Lock Lock => Root._rootLock;
 
-    private readonly Memmap _memmap;
     public uint Handle { get; }
     /// <summary>The VMAs linked through an anon_vma_chain (the kernel's rb_root interval tree).</summary>
     public Vma[] Vmas()
@@ -60,8 +58,9 @@ internal sealed class AnonVma
         }
     }
 
-    /// <summary>No VMA links to it any more; its handle is released when no folio points at it either.</summary>
+    /// <summary>No VMA links to it any more: the kernel would free it here (put_anon_vma). The model keeps it,
+    /// and its handle, until the machine goes: a folio that outlives its mappings (pinned, or being
+    /// migrated) still names it in folio->mapping, which the kernel tolerates by checking folio_mapped
+    /// before trusting the pointer, and a reused handle would name another anon_vma (docs/fidelity.md).</summary>
     public bool Retired { get; private set; }
-
-    public void ReleaseHandle() => _memmap.Mappings.Unregister(Handle);
 }
