@@ -13,6 +13,7 @@ internal sealed class AnonVma
     public AnonVma(Memmap memmap, AnonVma? root = null)
     {
         Handle = memmap.Mappings.Register(this);
+        _mappings = memmap.Mappings;
         Root = root?.Root ?? this;
     }
 
@@ -23,6 +24,7 @@ internal sealed class AnonVma
     /// across an rmap walk's page-table edits and across every change of a linked VMA's bounds.</summary>
     public Lock Lock => Root._rootLock;
 
+    private readonly MappingTable _mappings;
     public uint Handle { get; }
     /// <summary>The VMAs linked through an anon_vma_chain (the kernel's rb_root interval tree).</summary>
     public Vma[] Vmas()
@@ -42,6 +44,8 @@ internal sealed class AnonVma
     {
         lock (Lock)
         {
+            if (Retired)
+                ThrowHelper.KernelBug($"anon_vma {Handle}: linking {vma} to an anon_vma whose last VMA has gone (use after free)");
             _vmas.Add(vma);
             vma.AnonVmaChain.Add(this);
         }
@@ -54,13 +58,17 @@ internal sealed class AnonVma
             _vmas.Remove(vma);
             vma.AnonVmaChain.Remove(this);
             if (_vmas.Count == 0)
+            {
+                // put_anon_vma: the last VMA has gone, and the anon_vma with it. A folio that outlives its
+                // mappings (pinned, or mid-migration) may still name it in folio->mapping; the kernel
+                // tolerates the stale pointer by checking folio_mapped before trusting it, and the model
+                // by never reusing the handle: it resolves to no owner, and an rmap walk finds nothing.
                 Retired = true;
+                _mappings.Retire(Handle);
+            }
         }
     }
 
-    /// <summary>No VMA links to it any more: the kernel would free it here (put_anon_vma). The model keeps it,
-    /// and its handle, until the machine goes: a folio that outlives its mappings (pinned, or being
-    /// migrated) still names it in folio->mapping, which the kernel tolerates by checking folio_mapped
-    /// before trusting the pointer, and a reused handle would name another anon_vma (docs/fidelity.md).</summary>
+    /// <summary>No VMA links to it any more: freed (put_anon_vma), its handle no longer resolves.</summary>
     public bool Retired { get; private set; }
 }

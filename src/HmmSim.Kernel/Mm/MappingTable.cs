@@ -30,5 +30,27 @@ internal sealed class MappingTable
         }
     }
 
+    /// <summary>The object behind <paramref name="handle"/> is gone (an anon_vma freed by put_anon_vma): the
+    /// handle resolves to nothing from now on and is never handed out again, since a folio that outlived
+    /// its mappings may still hold it. Its slot, 8 bytes, stays.</summary>
+    public void Retire(uint handle)
+    {
+        lock (_lock)
+            Volatile.Write(ref _objects[handle], null);
+    }
+
+    /// <summary>Handles that still resolve to an object (anon_vmas and address spaces alive).</summary>
+    public int CountLive()
+    {
+        lock (_lock)
+        {
+            int n = 0;
+            foreach (var o in _objects)
+                if (o is not null)
+                    n++;
+            return n;
+        }
+    }
+
     public object? Get(uint handle) => handle == 0 ? null : Volatile.Read(ref _objects)[handle];
 }
