@@ -782,12 +782,14 @@ public static class MigrateDevice
     private static void FinalizeEntries(KernelState kernel, ulong[] src, ulong[] dst, ulong npages, Page faultPage, List<Rmap.Mapping> scratch)
     {
         var stats = new FinalizeStats();
+        var run = new SmallRun();
         for (ulong i = 0; i < npages; i++)
         {
             var dpage = MigratePfn.ToPage(kernel, dst[i]);
             var spage = MigratePfn.ToPage(kernel, src[i]);
             if (spage.IsNull)
             {
+                FlushRun(kernel, src, dst, ref run, faultPage, scratch, ref stats);
                 if (!dpage.IsNull)
                 {
                     dpage.Folio.Unlock();
@@ -796,6 +798,17 @@ public static class MigrateDevice
                 continue;
             }
             var sf = spage.Folio;
+            if ((src[i] & MigratePfn.Migrate) != 0 && !dpage.IsNull && !sf.IsLarge && !dpage.Folio.IsLarge && sf.Mapping != 0)
+            {
+                // Small folios moved one for one are restored a run at a time (RemoveMigrationPtesRun).
+                if (!run.Extends((int)i, sf))
+                {
+                    FlushRun(kernel, src, dst, ref run, faultPage, scratch, ref stats);
+                    run = new SmallRun((int)i, sf);
+                }
+                continue;
+            }
+            FlushRun(kernel, src, dst, ref run, faultPage, scratch, ref stats);
             Folio df;
             if ((src[i] & MigratePfn.Migrate) == 0 || dpage.IsNull)
             {
@@ -811,23 +824,62 @@ public static class MigrateDevice
                 df = dpage.Folio;
             }
             Migrate.RemoveMigrationPtes(kernel, sf, df, scratch);
-            if (faultPage.IsNull || faultPage.Folio != sf)
-                sf.Unlock();
-            if (df != sf)
-            {
-                // The old folio leaves the rmap; its last reference frees it (to the buddy or the pagemap).
-                sf.Mapping = 0;
-                sf.ClearFlag(PageFlags.Anon);
-                df.Unlock();
-                df.Put();
-                bool toDevice = df.IsZoneDevice;
-                (toDevice ? ref stats.ToDevice : ref stats.ToRam) += df.NrPages;
-                if (df.IsLarge)
-                    (toDevice ? ref stats.ToDeviceThp : ref stats.ToRamThp)++;
-            }
-            sf.Put();
+            FinishEntry(sf, df, faultPage, ref stats);
         }
+        FlushRun(kernel, src, dst, ref run, faultPage, scratch, ref stats);
         stats.AddTo(kernel.VmStat);
+    }
+
+    /// <summary>Consecutive entries whose small source folios one rmap owner holds at consecutive
+    /// indices, each moved to a small destination folio.</summary>
+    private struct SmallRun(int start, Folio first)
+    {
+        public readonly int Start = start;
+        public int Count = first.IsNull ? 0 : 1;
+        public readonly uint Mapping = first.IsNull ? 0 : first.Mapping;
+        public readonly ulong PgIndex = first.IsNull ? 0 : first.PgIndex;
+
+        public bool Extends(int i, Folio sf)
+        {
+            if (Count == 0 || i != Start + Count || sf.Mapping != Mapping || sf.PgIndex != PgIndex + (ulong)Count)
+                return false;
+            Count++;
+            return true;
+        }
+    }
+
+    private static void FlushRun(KernelState kernel, ulong[] src, ulong[] dst, ref SmallRun run, Page faultPage, List<Rmap.Mapping> scratch, ref FinalizeStats stats)
+    {
+        if (run.Count == 0)
+            return;
+        var first = MigratePfn.ToPage(kernel, src[run.Start]).Folio;
+        if (Rmap.Owner(first) is { } owner)
+            Migrate.RemoveMigrationPtesRun(kernel, owner, run.PgIndex, src.AsSpan(run.Start, run.Count), dst.AsSpan(run.Start, run.Count), scratch);
+        for (int k = run.Start; k < run.Start + run.Count; k++)
+            FinishEntry(MigratePfn.ToPage(kernel, src[k]).Folio, MigratePfn.ToPage(kernel, dst[k]).Folio, faultPage, ref stats);
+        run = default;
+    }
+
+    /// <summary>What migrate_device_finalize does for one entry once its migration entries are gone:
+    /// the source folio is unlocked, and a replaced one leaves the rmap and is released with its
+    /// destination's extra reference.</summary>
+    private static void FinishEntry(Folio sf, Folio df, Page faultPage, ref FinalizeStats stats)
+    {
+        if (faultPage.IsNull || faultPage.Folio != sf)
+            sf.Unlock();
+        if (df != sf)
+        {
+            // The old folio leaves the rmap; its last reference frees it (to the buddy or the pagemap).
+            sf.Mapping = 0;
+            sf.ClearFlag(PageFlags.Anon);
+            df.Unlock();
+            df.Put();
+            bool toDevice = df.IsZoneDevice;
+            (toDevice ? ref stats.ToDevice : ref stats.ToRam) += df.NrPages;
+            if (df.IsLarge)
+                (toDevice ? ref stats.ToDeviceThp : ref stats.ToRamThp)++;
+        }
+        sf.Put();
     }
 
     /// <summary>The vmstat events of one finalize, added once at its end (as the kernel's per-CPU

@@ -241,6 +241,64 @@ internal static class Migrate
         }
     }
 
+    /// <summary>remove_migration_ptes(src[k], dst[k]) for a run of small anon or file folios that one
+    /// rmap owner holds at consecutive indices from <paramref name="pgIndex"/>, as migrate_vma_finalize
+    /// calls it folio by folio. The run is walked once: one rmap walk for the run's index range and one
+    /// page-table lock per PTE table, where the kernel takes both per folio (docs/fidelity.md). Every
+    /// entry is still matched to its own source page, so what the page tables end up holding is the
+    /// per-folio result.</summary>
+    public static void RemoveMigrationPtesRun(KernelState kernel, object owner, ulong pgIndex, ReadOnlySpan<ulong> src, ReadOnlySpan<ulong> dst, List<Rmap.Mapping> scratch)
+    {
+        var rmapLock = Rmap.WalkLock(owner);
+        rmapLock?.Enter();
+        try
+        {
+            Rmap.WalkRangeLocked(owner, pgIndex, (ulong)src.Length << Arch.PageShift, scratch);
+            foreach (var m in scratch)
+                RemoveMigrationPtesRunInVma(kernel, m, src, dst);
+        }
+        finally
+        {
+            rmapLock?.Exit();
+        }
+    }
+
+    private static void RemoveMigrationPtesRunInVma(KernelState kernel, Rmap.Mapping m, ReadOnlySpan<ulong> src, ReadOnlySpan<ulong> dst)
+    {
+        var arch = kernel.Arch;
+        var sw = kernel.Swapops;
+        var vma = m.Vma;
+        var mm = vma.Mm;
+        for (int i = 0; i < src.Length; i += PagesToPmdEnd(m.Address, i))
+        {
+            ulong addr = m.Address + ((ulong)i << Arch.PageShift);
+            int span = Math.Min(PagesToPmdEnd(m.Address, i), src.Length - i);
+            if (addr + ((ulong)span << Arch.PageShift) <= vma.Start || addr >= vma.End || !mm.PmdTable(Math.Max(addr, vma.Start), alloc: false, out var pmdTable))
+                continue;
+            lock (mm.PageTableLock)
+            {
+                // A PMD leaf maps a PMD-sized folio, never one of these small ones.
+                ulong pmd = mm.PmdRef(pmdTable, addr);
+                if (pmd == 0 || !arch.IsTable(pmd))
+                    continue;
+                var table = mm.Table(arch.TablePfn(pmd));
+                for (int k = 0; k < span; k++)
+                {
+                    ulong a = addr + ((ulong)k << Arch.PageShift);
+                    if (a < vma.Start || a >= vma.End)
+                        continue;
+                    ref ulong pte = ref table[MmStruct.PteIndex(a)];
+                    if (pte == 0 || arch.PtePresent(pte))
+                        continue;
+                    var sfolio = MigratePfn.ToPage(kernel, src[i + k]).Folio;
+                    var pvmw = PageVmaMapped.ForFolio(sw, sfolio, PvmwFlags.Sync | PvmwFlags.Migration);
+                    if (PageVmaMapped.CheckPte(kernel, pvmw, pte, 1, out _))
+                        RemoveMigrationPte(vma, ref pte, MigratePfn.ToPage(kernel, dst[i + k]));
+                }
+            }
+        }
+    }
+
     /// <summary>remove_migration_pte for one PTE.</summary>
     private static void RemoveMigrationPte(Vma vma, ref ulong slot, Page newPage)
     {

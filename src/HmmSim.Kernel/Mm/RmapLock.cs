@@ -23,13 +23,18 @@ internal static partial class Rmap
 
     /// <summary><see cref="Walk(Folio, List{Mapping})"/> of <paramref name="owner"/> by a caller holding its
     /// <see cref="WalkLock(object?)"/>: the walk does not take it again.</summary>
-    public static void WalkLocked(object? owner, Folio folio, List<Mapping> result)
+    public static void WalkLocked(object? owner, Folio folio, List<Mapping> result) =>
+        WalkRangeLocked(owner, folio.PgIndex, folio.Size, result);
+
+    /// <summary><see cref="WalkLocked"/> for the index range [<paramref name="index"/>, + <paramref name="span"/>
+    /// bytes) of a run of folios of one owner: every VMA that may map any of them.</summary>
+    public static void WalkRangeLocked(object? owner, ulong index, ulong span, List<Mapping> result)
     {
         result.Clear();
         if (owner is AnonVma anonVma)
-            anonVma.CollectMappingsLocked(folio.PgIndex, folio.Size, result);
+            anonVma.CollectMappingsLocked(index, span, result);
         else if (owner is AddressSpace mapping)
-            mapping.CollectMappingsLocked(folio.PgIndex, folio.Size, result);
+            mapping.CollectMappingsLocked(index, span, result);
     }
 
     /// <summary>vma_start_write's effect on the rmap: the lock of the VMA's anon_vma, held while its bounds
