@@ -452,9 +452,10 @@ internal sealed class DmirrorDevice
                 df.Lock();
                 args.Dst[s] |= MigratePfn.FromPage(df.Page());
             }
-            if (dfolio is { } large)
+            if (order > 0 && dfolio is { } large)
             {
-                // One folio: the mirror entries go under one lock, the data slots in one batch.
+                // One large folio: the mirror entries go under one lock, the data slots in one batch.
+                // A small one takes the loop below, where consecutive entries are erased as one run.
                 dmirror.EraseRange(addr >> Arch.PageShift, 1 << order);
                 CopyHighpages(large.Page(), spage, 1 << order);
                 addr += (ulong)(1 << order) << Arch.PageShift;
