@@ -14,7 +14,7 @@ internal sealed class DmirrorFile : IDisposable
     private const int RangeFaultRetries = 10_000; // stands in for HMM_RANGE_DEFAULT_TIMEOUT (no wall clock in the model)
 
     private readonly Lock _mutex = new();
-    private readonly DmirrorPt _pt = new();
+    private readonly DmirrorPt _pt;
     private readonly MmuIntervalNotifier _notifier;
     private bool _closed;
 
@@ -23,6 +23,7 @@ internal sealed class DmirrorFile : IDisposable
     {
         Device = device;
         Mm = mm;
+        _pt = new DmirrorPt(device.Kernel);
         _notifier = MmuNotifier.MmuIntervalNotifierInsert(mm, 0, ulong.MaxValue & Arch.PageMask, Invalidate);
     }
 

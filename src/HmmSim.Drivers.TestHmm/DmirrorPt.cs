@@ -5,22 +5,26 @@ namespace HmmSim.Drivers.TestHmm;
 /// <summary>struct dmirror's page table (dmirror-&gt;pt): an xarray keyed by page index whose entries are
 /// struct page pointers tagged with xa_tag_pointer (0 = read-only, DPT_XA_TAG_ATOMIC, DPT_XA_TAG_WRITE).
 /// Like the xarray's leaf nodes it keeps entries in fixed arrays, one leaf of 512 slots per 2 MiB of
-/// address (a Page handle plus a tag byte, about 17 B per entry), found through a map of leaves; a leaf
-/// is freed when its last entry is erased, as the xarray frees an empty node (a few are kept for reuse). Not thread-safe: the
-/// caller holds dmirror-&gt;mutex, as test_hmm does around every xa_* call on the mirror.</summary>
-internal sealed class DmirrorPt
+/// address, found through a map of leaves. An entry is one word, as the xarray's is: the page as
+/// migrate_pfn encodes it (its PFN, or its device-private offset in the redesign) with the tag in the top
+/// byte, so a mirror of a GPU-sized working set costs 8 B per page and nothing the GC has to trace. A
+/// leaf is freed when its last entry is erased, as the xarray frees an empty node (a few are kept for
+/// reuse). Not thread-safe: the caller holds dmirror-&gt;mutex, as test_hmm does around every xa_* call
+/// on the mirror.</summary>
+internal sealed class DmirrorPt(KernelState kernel)
 {
     internal const int LeafShift = 9;
     internal const int LeafSlots = 1 << LeafShift;
     private const ulong SlotMask = LeafSlots - 1;
     /// <summary>Set in a slot's tag byte when the slot holds an entry (an entry may be a tagged NULL,
-    /// as xa_tag_pointer(NULL, tag) is for a non-zero tag, so the Page alone cannot say).</summary>
+    /// as xa_tag_pointer(NULL, tag) is for a non-zero tag, so the page alone cannot say).</summary>
     private const byte Present = 0x80;
+    private const int TagShift = 56;
+    private const ulong PageMask = (1UL << TagShift) - 1;
 
     private sealed class Leaf
     {
-        public readonly Page[] Pages = new Page[LeafSlots];
-        public readonly byte[] Tags = new byte[LeafSlots];
+        public readonly ulong[] Entries = new ulong[LeafSlots];
         public int Count;
     }
 
@@ -46,14 +50,14 @@ internal sealed class DmirrorPt
     {
         var leaf = Find(index >> LeafShift);
         int slot = (int)(index & SlotMask);
-        if (leaf is null || leaf.Tags[slot] == 0)
+        ulong e = leaf is null ? 0 : leaf.Entries[slot];
+        if (e == 0)
         {
             page = default;
             tag = 0;
             return false;
         }
-        page = leaf.Pages[slot];
-        tag = (byte)(leaf.Tags[slot] & ~Present);
+        (page, tag) = Decode(e);
         return true;
     }
 
@@ -72,14 +76,16 @@ internal sealed class DmirrorPt
             _cached = leaf;
         }
         int slot = (int)(index & SlotMask);
-        if (leaf.Tags[slot] == 0)
+        if (leaf.Entries[slot] == 0)
         {
             leaf.Count++;
             Count++;
         }
-        leaf.Pages[slot] = page;
-        leaf.Tags[slot] = (byte)(tag | Present);
+        leaf.Entries[slot] = (page.IsNull ? 0 : MigratePfn.FromPage(page)) | (ulong)(tag | Present) << TagShift;
     }
+
+    private (Page Page, byte Tag) Decode(ulong entry) =>
+        (MigratePfn.ToPage(kernel, entry & PageMask), (byte)((entry >> TagShift) & ~(ulong)Present));
 
     /// <summary>xa_erase of one index.</summary>
     public void Erase(ulong index) => EraseRange(index, index);
@@ -123,6 +129,12 @@ internal sealed class DmirrorPt
     /// <summary>xa_for_each_range over [<paramref name="first"/>, <paramref name="last"/>] (inclusive), in
     /// index order. The table must not change during the walk.</summary>
     public RangeEnumerator ForEachRange(ulong first, ulong last) => new(this, first, last);
+
+    internal Entry EntryAt(ulong index, ulong entry)
+    {
+        var (page, tag) = Decode(entry);
+        return new Entry(index, page, tag);
+    }
 
     public readonly record struct Entry(ulong Index, Page Page, byte Tag);
 
@@ -170,10 +182,10 @@ internal sealed class DmirrorPt
                 int end = _key == _lastKey ? (int)(_last & SlotMask) : LeafSlots - 1;
                 for (; _slot <= end; _slot++)
                 {
-                    byte t = _leaf!.Tags[_slot];
-                    if (t != 0)
+                    ulong e = _leaf!.Entries[_slot];
+                    if (e != 0)
                     {
-                        Current = new Entry((_key << LeafShift) + (ulong)_slot, _leaf.Pages[_slot], (byte)(t & ~Present));
+                        Current = _pt.EntryAt((_key << LeafShift) + (ulong)_slot, e);
                         _slot++;
                         return true;
                     }
@@ -246,10 +258,9 @@ internal sealed class DmirrorPt
         {
             for (int s = from; s <= to; s++)
             {
-                if (leaf.Tags[s] == 0)
+                if (leaf.Entries[s] == 0)
                     continue;
-                leaf.Tags[s] = 0;
-                leaf.Pages[s] = default;
+                leaf.Entries[s] = 0;
                 leaf.Count--;
                 Count--;
             }
@@ -259,8 +270,7 @@ internal sealed class DmirrorPt
             _leaves.Remove(key);
             if (_spare.Count < SpareLeaves)
             {
-                Array.Clear(leaf.Pages);
-                Array.Clear(leaf.Tags);
+                Array.Clear(leaf.Entries);
                 _spare.Push(leaf);
             }
             if (_cachedKey == key)

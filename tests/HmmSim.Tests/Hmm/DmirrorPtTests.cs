@@ -17,7 +17,7 @@ public class DmirrorPtTests
     [Fact]
     public void StoreThenLoadReturnsThePageAndItsTag()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(7, P(100), Write);
         pt.Store(8, P(101), Atomic);
         pt.Store(Leaf * 3 + 1, P(102), Read);
@@ -41,7 +41,7 @@ public class DmirrorPtTests
     [Fact]
     public void StoreReplacesAnEntryWithoutCountingItTwice()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(5, P(100), Read);
         pt.Store(5, P(200), Atomic);
         Assert.True(pt.TryLoad(5, out var page, out byte tag));
@@ -54,7 +54,7 @@ public class DmirrorPtTests
     public void AReadOnlyEntryOfANullPageIsStillPresent()
     {
         // xa_tag_pointer(NULL, WRITE) is a non-NULL entry: presence is not the page.
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(1, default, Write);
         Assert.True(pt.TryLoad(1, out var page, out byte tag));
         Assert.True(page.IsNull);
@@ -64,7 +64,7 @@ public class DmirrorPtTests
     [Fact]
     public void EraseRangeAcrossLeafBoundariesRemovesExactlyTheInclusiveRange()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         for (ulong i = 0; i < 4 * Leaf; i++)
             pt.Store(i, P(1000 + i), (byte)(i % 2 == 0 ? Write : Read));
 
@@ -83,7 +83,7 @@ public class DmirrorPtTests
     [Fact]
     public void ErasingTheLastEntryOfALeafFreesTheLeaf()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(Leaf + 10, P(1), Write);
         pt.Store(Leaf + 11, P(2), Write);
         Assert.Equal(1, pt.LeafCount);
@@ -105,7 +105,7 @@ public class DmirrorPtTests
     [Fact]
     public void EraseOfAnAbsentEntryChangesNothing()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(3, P(3), Write);
         pt.Erase(4);
         pt.EraseRange(Leaf * 10, Leaf * 20);
@@ -117,7 +117,7 @@ public class DmirrorPtTests
     public void EraseOfTheWholeAddressSpaceEmptiesTheTable()
     {
         // An invalidation of [0, ULONG_MAX]: far wider than the table, walked by the leaves present.
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(0, P(1), Write);
         pt.Store(Leaf * 1000 + 5, P(2), Read);
         pt.Store(ulong.MaxValue >> 12, P(3), Atomic);
@@ -130,7 +130,7 @@ public class DmirrorPtTests
     [Fact]
     public void WideEraseKeepsWhatIsOutsideTheRange()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(10, P(1), Write);
         pt.Store(Leaf * 5000, P(2), Write);
         pt.Store(Leaf * 5000 + 1, P(3), Write);
@@ -144,7 +144,7 @@ public class DmirrorPtTests
     [Fact]
     public void ClearDropsEverything()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         for (ulong i = 0; i < 3 * Leaf; i += 7)
             pt.Store(i, P(i + 1), Write);
         pt.Clear();
@@ -161,7 +161,7 @@ public class DmirrorPtTests
     [InlineData(true)]
     public void ForEachRangeVisitsThePresentEntriesOfTheRangeInIndexOrder(bool wide)
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         ulong[] present = [2, Leaf - 1, Leaf, 3 * Leaf + 9, 3 * Leaf + 10, 9 * Leaf];
         foreach (ulong i in present.Reverse())
             pt.Store(i, P(i + 1), i == Leaf ? Atomic : Write);
@@ -180,7 +180,7 @@ public class DmirrorPtTests
     [Fact]
     public void ForEachRangeOfAnEmptyRangeVisitsNothing()
     {
-        var pt = new DmirrorPt();
+        var pt = new DmirrorPt(_kernel);
         pt.Store(5, P(1), Write);
         int n = 0;
         foreach (var _ in pt.ForEachRange(6, 5))
