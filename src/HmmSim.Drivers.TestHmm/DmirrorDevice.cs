@@ -13,8 +13,15 @@ internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
     /// <summary>Pages handed out by dmirror_devmem_alloc_page and not yet back in folio_free, under the
     /// device's lock: RELEASE evicts until it is 0, so memunmap never waits on a page still in use.</summary>
     public long Used { get; set; }
-    public Page[] Backing { get; } = new Page[pgmap.NrPages];
+    // The backing pages as migrate_pfn encodes them (0: none): one word per device page, nothing for the
+    // GC to trace, where a Page handle took two.
+    private readonly ulong[] _backing = new ulong[pgmap.NrPages];
     public DmirrorFile?[] Owner { get; } = new DmirrorFile?[pgmap.NrPages];
+
+    /// <summary>The backing page of the device page at <paramref name="index"/> (null if none).</summary>
+    public Page Backing(int index) => MigratePfn.ToPage(Device.Kernel, _backing[index]);
+
+    public void SetBacking(int index, Page rpage) => _backing[index] = rpage.IsNull ? 0 : MigratePfn.FromPage(rpage);
 
     public int IndexOf(Page page) =>
         (int)((Pgmap.InDevicePrivateSpace ? page.ToDevicePrivateIndex().Value : page.ToPfn().Value) - Pgmap.First);
@@ -145,12 +152,12 @@ internal sealed class DmirrorDevice
         if (!page.IsDevicePrivate)
             return page;
         var chunk = ChunkOf(page);
-        var backing = chunk.Backing[chunk.IndexOf(page)];
+        var backing = chunk.Backing(chunk.IndexOf(page));
         var folio = page.Folio;
         if (backing.IsNull && folio.IsLarge && folio.Page() != page)
         {
             // Only a device THP's head records its backing folio; a tail's data is at the same offset in it.
-            var head = chunk.Backing[chunk.IndexOf(folio.Page())];
+            var head = chunk.Backing(chunk.IndexOf(folio.Page()));
             if (!head.IsNull)
                 return head.Nth(FolioPageIdx(folio, page));
         }
@@ -200,7 +207,7 @@ internal sealed class DmirrorDevice
         }
         Memremap.ZoneDeviceFolioInit(dpage, order);
         var chunk = ChunkOf(dpage);
-        chunk.Backing[chunk.IndexOf(dpage)] = rpage;
+        chunk.SetBacking(chunk.IndexOf(dpage), rpage);
         return dpage;
     }
 
@@ -222,7 +229,7 @@ internal sealed class DmirrorDevice
                 var dpage = _freePages.Pop();
                 var chunk = ChunkOf(dpage);
                 chunk.Used++;
-                chunk.Backing[chunk.IndexOf(dpage)] = IsPrivate ? pages[got] : default;
+                chunk.SetBacking(chunk.IndexOf(dpage), IsPrivate ? pages[got] : default);
                 pages[got++] = dpage;
             }
             Calloc += got;
@@ -254,12 +261,12 @@ internal sealed class DmirrorDevice
         var page = folio.Page();
         var chunk = ChunkOf(page);
         int idx = chunk.IndexOf(page);
-        var rpage = chunk.Backing[idx];
+        var rpage = chunk.Backing(idx);
         int order = IsPrivate ? (rpage.IsNull ? 0 : rpage.Folio.Order) : folio.Order;
         if (IsPrivate && !rpage.IsNull)
         {
             FreeBacking(rpage);
-            chunk.Backing[idx] = default;
+            chunk.SetBacking(idx, default);
         }
         chunk.Owner[idx] = null;
         using (_lock.Acquire())
@@ -277,11 +284,11 @@ internal sealed class DmirrorDevice
     {
         var chunk = ChunkOf(head.Page());
         int h = chunk.IndexOf(head.Page());
-        var rpage = chunk.Backing[h];
+        var rpage = chunk.Backing(h);
         if (rpage.IsNull)
         {
             if (!tail.IsNull)
-                chunk.Backing[chunk.IndexOf(tail.Page())] = default;
+                chunk.SetBacking(chunk.IndexOf(tail.Page()), default);
             return;
         }
         if (tail.IsNull)
@@ -294,7 +301,7 @@ internal sealed class DmirrorDevice
         }
         int offset = chunk.IndexOf(tail.Page()) - h;
         var rtail = rpage.Nth(offset);
-        chunk.Backing[h + offset] = rtail;
+        chunk.SetBacking(h + offset, rtail);
         chunk.Owner[h + offset] = chunk.Owner[h];
         ClearCompoundHead(rtail);
         var rtailFolio = PageFolio(rtail);
