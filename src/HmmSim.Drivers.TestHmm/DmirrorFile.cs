@@ -440,7 +440,10 @@ internal sealed class DmirrorFile : IDisposable
                 }
                 continue;
             }
-            DmirrorDevice.SetOwner(dpage, this);
+            // The chunk and index are looked up once for the owner and the backing page.
+            var chunk = DmirrorDevice.ChunkOf(dpage);
+            int idx = chunk.IndexOf(dpage);
+            chunk.Owner[idx] = this;
             args.Dst[s] = MigratePfn.FromPage(dpage) | write;
             if (isLarge && dpage.Folio.IsLarge)
             {
@@ -460,7 +463,8 @@ internal sealed class DmirrorFile : IDisposable
                 addr += (ulong)nrPages << Arch.PageShift;
                 continue;
             }
-            CopyToBacking(dpage, spage);
+            // A small device page's backing page is its own (BACKING_PAGE without the THP-tail case).
+            CopyPage(Device.IsPrivate ? chunk.Backing(idx) : dpage, spage);
             s++;
             addr += Arch.PageSize;
         }
