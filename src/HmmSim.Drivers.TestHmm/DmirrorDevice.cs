@@ -388,7 +388,9 @@ internal sealed class DmirrorDevice
         {
             if ((dmirror.Flags & DmirrorFlags.FailAlloc) == 0)
                 batch.FillSystem(Kernel, PageBatch.CountSmall(args));
-            return FaultAllocAndCopy(args, dmirror, batch, ref erase);
+            var ret = FaultAllocAndCopy(args, dmirror, batch, ref erase);
+            batch.FlushCopies();
+            return ret;
         }
         finally
         {
@@ -495,8 +497,7 @@ internal sealed class DmirrorDevice
                     dstPage = dfolio.Value.Page(i);
                 }
                 erase.Add(addr >> Arch.PageShift);
-                var src = spage.Nth(i);
-                CopyHighpage(dstPage, src);
+                batch.AddCopy(dstPage, spage.Nth(i));
                 addr += Arch.PageSize;
             }
             s += 1 << order;
@@ -681,6 +682,11 @@ internal sealed class PageBatch
 {
     private readonly Page[] _pages = new Page[Arch.PtrsPerTable];
     private int _next, _count;
+    // The window's 4 KiB copies, made back to back once its pages are allocated: interleaved with the
+    // per-page work, each copy ran at two thirds of a flat memcpy's speed.
+    private readonly Page[] _copyTo = new Page[Arch.PtrsPerTable];
+    private readonly Page[] _copyFrom = new Page[Arch.PtrsPerTable];
+    private int _copies;
     private bool _filled, _locked;
 
     [ThreadStatic]
@@ -740,8 +746,36 @@ internal sealed class PageBatch
     public Folio? TakeSystem(KernelState kernel) =>
         _next < _count ? PageFolio(_pages[_next++]) : FolioAlloc(kernel, 0);
 
+    /// <summary>copy_highpage(to, from), or clear_highpage(to) for a null <paramref name="from"/>, made at
+    /// <see cref="FlushCopies"/> (at once if the batch is full).</summary>
+    public void AddCopy(Page to, Page from)
+    {
+        if (_copies == _copyTo.Length)
+            FlushCopies();
+        _copyTo[_copies] = to;
+        _copyFrom[_copies++] = from;
+    }
+
+    public void FlushCopies()
+    {
+        for (int i = 0; i < _copies; i++)
+        {
+            if (_copyFrom[i].IsNull)
+                ClearHighpage(_copyTo[i]);
+            else
+                CopyHighpage(_copyTo[i], _copyFrom[i]);
+        }
+        Array.Clear(_copyTo, 0, _copies);
+        Array.Clear(_copyFrom, 0, _copies);
+        _copies = 0;
+    }
+
     private void Release()
     {
+        // Copies still pending here were abandoned by an oops: the pages they were for go back below.
+        Array.Clear(_copyTo, 0, _copies);
+        Array.Clear(_copyFrom, 0, _copies);
+        _copies = 0;
         for (; _next < _count; _next++)
         {
             var folio = PageFolio(_pages[_next]);

@@ -384,6 +384,7 @@ internal sealed class DmirrorFile : IDisposable
         try
         {
             MigrateAllocAndCopy(args, batch);
+            batch.FlushCopies();
         }
         finally
         {
@@ -464,7 +465,7 @@ internal sealed class DmirrorFile : IDisposable
                 continue;
             }
             // A small device page's backing page is its own (BACKING_PAGE without the THP-tail case).
-            CopyPage(Device.IsPrivate ? chunk.Backing(idx) : dpage, spage);
+            batch.AddCopy(Device.IsPrivate ? chunk.Backing(idx) : dpage, spage);
             s++;
             addr += Arch.PageSize;
         }
