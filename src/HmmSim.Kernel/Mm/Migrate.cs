@@ -141,7 +141,7 @@ internal static class Migrate
             {
                 ulong addr = m.Address + ((ulong)i << Arch.PageShift);
                 int span = Math.Min(PagesToPmdEnd(m.Address, i), folio.NrPages - i);
-                if (addr + ((ulong)span << Arch.PageShift) <= vma.Start || addr >= vma.End || !mm.PmdTable(Math.Max(addr, vma.Start), alloc: false, out var pmdTable))
+                if (!SpanPmdTable(vma, addr, span, out var pmdTable))
                     continue;
                 lock (mm.PageTableLock)
                 {
@@ -170,6 +170,15 @@ internal static class Migrate
                 }
             }
         }
+    }
+
+    /// <summary>The PMD table over the <paramref name="span"/> pages at <paramref name="addr"/> (all under one
+    /// PMD), if any of them lies inside the VMA and the table exists: where an rmap walk steps next.</summary>
+    private static bool SpanPmdTable(Vma vma, ulong addr, int span, out Pfn pmdTable)
+    {
+        pmdTable = default;
+        return addr + ((ulong)span << Arch.PageShift) > vma.Start && addr < vma.End
+            && vma.Mm.PmdTable(Math.Max(addr, vma.Start), alloc: false, out pmdTable);
     }
 
     /// <summary>How many pages from page <paramref name="i"/> of a mapping at <paramref name="address"/>
@@ -213,7 +222,7 @@ internal static class Migrate
             {
                 ulong addr = m.Address + ((ulong)i << Arch.PageShift);
                 int span = Math.Min(PagesToPmdEnd(m.Address, i), dst.NrPages - i);
-                if (addr + ((ulong)span << Arch.PageShift) <= vma.Start || addr >= vma.End || !mm.PmdTable(Math.Max(addr, vma.Start), alloc: false, out var pmdTable))
+                if (!SpanPmdTable(vma, addr, span, out var pmdTable))
                     continue;
                 lock (mm.PageTableLock)
                 {
@@ -273,7 +282,7 @@ internal static class Migrate
         {
             ulong addr = m.Address + ((ulong)i << Arch.PageShift);
             int span = Math.Min(PagesToPmdEnd(m.Address, i), src.Length - i);
-            if (addr + ((ulong)span << Arch.PageShift) <= vma.Start || addr >= vma.End || !mm.PmdTable(Math.Max(addr, vma.Start), alloc: false, out var pmdTable))
+            if (!SpanPmdTable(vma, addr, span, out var pmdTable))
                 continue;
             lock (mm.PageTableLock)
             {
