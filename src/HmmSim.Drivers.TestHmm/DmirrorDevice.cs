@@ -683,7 +683,7 @@ internal sealed class PageBatch
     private readonly Page[] _pages = new Page[Arch.PtrsPerTable];
     private int _next, _count;
     // The window's 4 KiB copies, made back to back once its pages are allocated: interleaved with the
-    // per-page work, each copy ran at two thirds of a flat memcpy's speed.
+    // per-page work, each copy ran well below a flat memcpy's speed.
     private readonly Page[] _copyTo = new Page[Arch.PtrsPerTable];
     private readonly Page[] _copyFrom = new Page[Arch.PtrsPerTable];
     private int _copies;
