@@ -758,13 +758,7 @@ internal sealed class PageBatch
 
     public void FlushCopies()
     {
-        for (int i = 0; i < _copies; i++)
-        {
-            if (_copyFrom[i].IsNull)
-                ClearHighpage(_copyTo[i]);
-            else
-                CopyHighpage(_copyTo[i], _copyFrom[i]);
-        }
+        CopyHighpages(_copyTo.AsSpan(0, _copies), _copyFrom.AsSpan(0, _copies));
         Array.Clear(_copyTo, 0, _copies);
         Array.Clear(_copyFrom, 0, _copies);
         _copies = 0;

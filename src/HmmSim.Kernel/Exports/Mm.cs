@@ -100,6 +100,11 @@ public static class Mm
     /// <paramref name="from"/>: copy_highpage of each, the data slots taken in one batch.</summary>
     public static void CopyHighpages(Page to, Page from, int nr) => to.CopyDataFrom(from, nr);
 
+    /// <summary>copy_highpage of each pair, <paramref name="to"/>[i] from <paramref name="from"/>[i], or
+    /// clear_highpage where the source is null: a driver's batch of 4 KiB copies made back to back, the
+    /// data slots taken in one batch (docs/fidelity.md, "dmirror page allocation").</summary>
+    public static void CopyHighpages(ReadOnlySpan<Page> to, ReadOnlySpan<Page> from) => Page.CopyDataEach(to, from);
+
     /// <summary>clear_highpage: zero the page's 4096 bytes.</summary>
     public static void ClearHighpage(Page page)
     {

@@ -284,6 +284,62 @@ public readonly struct Page : IEquatable<Page>
             data.KeepWords(dst);
     }
 
+    /// <summary>copy_highpage of each pair (a null source: clear_highpage), for pages of one memmap: the
+    /// destination slots and words settled under one pool lock, then the bytes copied back to back; copies
+    /// that turn out to be one word repeated keep only the word.</summary>
+    internal static void CopyDataEach(ReadOnlySpan<Page> to, ReadOnlySpan<Page> from)
+    {
+        if (to.Length != from.Length)
+            throw new ArgumentException("one source page per destination page", nameof(from));
+        if (to.Length == 0)
+            return;
+        var memmap = to[0].Memmap;
+        for (int i = 0; i < to.Length; i++)
+        {
+            to[i].ThrowIfNotCpuAddressable();
+            if (to[i].Memmap != memmap || !from[i].IsNull && from[i].Memmap != memmap)
+            {
+                CopyEachApart(to, from);
+                return;
+            }
+            if (!from[i].IsNull)
+                from[i].ThrowIfNotCpuAddressable();
+        }
+        var data = memmap.Data;
+        data.AllocateForCopies(to, from);
+        bool sameFilled = false;
+        for (int i = 0; i < to.Length; i++)
+        {
+            if (from[i].IsNull)
+                continue;
+            int d = to[i].Desc.Private, s = from[i].Desc.Private;
+            if (d > 0 && s > 0)
+            {
+                var bytes = data.Get(s - 1);
+                bytes.CopyTo(data.Get(d - 1));
+                sameFilled |= PageDataPool.IsSameFilled(bytes, out _);
+            }
+        }
+        if (sameFilled)
+            data.KeepWords(to);
+    }
+
+    private static void CopyEachApart(ReadOnlySpan<Page> to, ReadOnlySpan<Page> from)
+    {
+        for (int i = 0; i < to.Length; i++)
+        {
+            if (from[i].IsNull)
+            {
+                if (to[i].HasData)
+                    to[i].Memmap.Data.SetWord(ref to[i].Desc.Private, 0);
+            }
+            else
+            {
+                to[i].CopyDataFrom(from[i]);
+            }
+        }
+    }
+
     /// <summary>The page's bytes for the CPU to overwrite whole: like <see cref="WriteData"/> but a fresh
     /// slot is not zeroed (nor filled) first.</summary>
     internal Span<byte> OverwriteData()

@@ -155,7 +155,7 @@ internal sealed class PageDataPool
     /// small copy's cost): a destination page whose source is unwritten or held as a word takes the
     /// word; any other gets a slot, left as it is for the caller's copy. Afterwards, exactly the pages
     /// with a slot on both sides still need their bytes; the caller then hands the copies that turned out
-    /// to be one word to <see cref="KeepWords"/>. The source's bytes are not probed here: a probe of a
+    /// to be one word to <see cref="KeepWords(Span{PageDesc})"/>. The source's bytes are not probed here: a probe of a
     /// cold page costs a cache miss per page that the copy, streaming through it, does not.</summary>
     public void AllocateForCopy(Span<PageDesc> dst, ReadOnlySpan<PageDesc> src)
     {
@@ -174,24 +174,39 @@ internal sealed class PageDataPool
                 return;
             }
             for (int i = 0; i < dst.Length; i++)
-            {
-                int s = src[i].Private;
-                if (s <= 0)
-                {
-                    SetWordLocked(ref dst[i].Private, s == 0 ? 0 : Word(s));
-                    continue;
-                }
-                int d = dst[i].Private;
-                if (d > 0)
-                    continue;
-                if (d < 0)
-                    FreeWordLocked(-d - 1);
-                if (_freeCount == 0)
-                    GrowLocked();
-                _inUse++;
-                Volatile.Write(ref dst[i].Private, _free[--_freeCount] + 1);
-            }
+                SettleCopyLocked(ref dst[i].Private, src[i].Private);
         }
+    }
+
+    /// <summary><see cref="AllocateForCopy"/> for pairs of pages anywhere in this pool's memmap (a window's
+    /// 4 KiB copies): a null source page reads as never written (clear_highpage).</summary>
+    public void AllocateForCopies(ReadOnlySpan<Page> dst, ReadOnlySpan<Page> src)
+    {
+        using (_lock.Acquire())
+        {
+            for (int i = 0; i < dst.Length; i++)
+                SettleCopyLocked(ref dst[i].Desc.Private, src[i].IsNull ? 0 : src[i].Desc.Private);
+        }
+    }
+
+    /// <summary>One destination of a copy from a page whose slot value is <paramref name="s"/>: the
+    /// source's word (none if unwritten), or a slot of its own, kept if it has one already.</summary>
+    private void SettleCopyLocked(ref int d, int s)
+    {
+        if (s <= 0)
+        {
+            SetWordLocked(ref d, s == 0 ? 0 : Word(s));
+            return;
+        }
+        int v = d;
+        if (v > 0)
+            return;
+        if (v < 0)
+            FreeWordLocked(-v - 1);
+        if (_freeCount == 0)
+            GrowLocked();
+        _inUse++;
+        Volatile.Write(ref d, _free[--_freeCount] + 1);
     }
 
     /// <summary>A copy of a whole chunk's worth of pages that all hold bytes, into pages none of which has a slot.</summary>
@@ -213,6 +228,20 @@ internal sealed class PageDataPool
             foreach (ref var d in pages)
                 if (d.Private > 0 && IsSameFilled(Get(d.Private - 1), out ulong word))
                     SetWordLocked(ref d.Private, word);
+        }
+    }
+
+    /// <summary><see cref="KeepWords(Span{PageDesc})"/> for pages anywhere in this pool's memmap.</summary>
+    public void KeepWords(ReadOnlySpan<Page> pages)
+    {
+        using (_lock.Acquire())
+        {
+            foreach (var page in pages)
+            {
+                ref int v = ref page.Desc.Private;
+                if (v > 0 && IsSameFilled(Get(v - 1), out ulong word))
+                    SetWordLocked(ref v, word);
+            }
         }
     }
 
