@@ -14,14 +14,42 @@ internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
     /// device's lock: RELEASE evicts until it is 0, so memunmap never waits on a page still in use.</summary>
     public long Used { get; set; }
     // The backing pages as migrate_pfn encodes them (0: none): one word per device page, nothing for the
-    // GC to trace, where a Page handle took two.
+    // GC to trace, where a Page handle took two. A page at a 2 MiB-aligned index keeps its entries in
+    // the dense per-2 MiB arrays, where a device THP's head records them: a chunk used for THPs alone
+    // then never touches the per-page arrays (two words per page that the host would fault in, one
+    // 4 KiB page of each per THP, at GPU-memory scale).
     private readonly ulong[] _backing = new ulong[pgmap.NrPages];
-    public DmirrorFile?[] Owner { get; } = new DmirrorFile?[pgmap.NrPages];
+    private readonly DmirrorFile?[] _owner = new DmirrorFile?[pgmap.NrPages];
+    private readonly ulong[] _backingAligned = new ulong[(pgmap.NrPages + AlignedMask) / (AlignedMask + 1)];
+    private readonly DmirrorFile?[] _ownerAligned = new DmirrorFile?[(pgmap.NrPages + AlignedMask) / (AlignedMask + 1)];
+    private const int AlignedShift = 9;
+    private const ulong AlignedMask = (1UL << AlignedShift) - 1;
+
+    private static bool IsAligned(int index) => ((ulong)index & AlignedMask) == 0;
 
     /// <summary>The backing page of the device page at <paramref name="index"/> (null if none).</summary>
-    public Page Backing(int index) => MigratePfn.ToPage(Device.Kernel, _backing[index]);
+    public Page Backing(int index) =>
+        MigratePfn.ToPage(Device.Kernel, IsAligned(index) ? _backingAligned[index >> AlignedShift] : _backing[index]);
 
-    public void SetBacking(int index, Page rpage) => _backing[index] = rpage.IsNull ? 0 : MigratePfn.FromPage(rpage);
+    public void SetBacking(int index, Page rpage)
+    {
+        ulong v = rpage.IsNull ? 0 : MigratePfn.FromPage(rpage);
+        if (IsAligned(index))
+            _backingAligned[index >> AlignedShift] = v;
+        else
+            _backing[index] = v;
+    }
+
+    /// <summary>The dmirror that migrated the device page at <paramref name="index"/> (null if none).</summary>
+    public DmirrorFile? Owner(int index) => IsAligned(index) ? _ownerAligned[index >> AlignedShift] : _owner[index];
+
+    public void SetOwner(int index, DmirrorFile? owner)
+    {
+        if (IsAligned(index))
+            _ownerAligned[index >> AlignedShift] = owner;
+        else
+            _owner[index] = owner;
+    }
 
     public int IndexOf(Page page) =>
         (int)((Pgmap.InDevicePrivateSpace ? page.ToDevicePrivateIndex().Value : page.ToPfn().Value) - Pgmap.First);
@@ -168,13 +196,13 @@ internal sealed class DmirrorDevice
     public static DmirrorFile? OwnerOf(Page page)
     {
         var chunk = ChunkOf(page);
-        return chunk.Owner[chunk.IndexOf(page)];
+        return chunk.Owner(chunk.IndexOf(page));
     }
 
     public static void SetOwner(Page page, DmirrorFile dmirror)
     {
         var chunk = ChunkOf(page);
-        chunk.Owner[chunk.IndexOf(page)] = dmirror;
+        chunk.SetOwner(chunk.IndexOf(page), dmirror);
     }
 
     /// <summary>dmirror_devmem_alloc_page: a locked device folio (order 9 if large) with its backing pages.</summary>
@@ -268,7 +296,7 @@ internal sealed class DmirrorDevice
             FreeBacking(rpage);
             chunk.SetBacking(idx, default);
         }
-        chunk.Owner[idx] = null;
+        chunk.SetOwner(idx, null);
         using (_lock.Acquire())
         {
             chunk.Used -= 1L << order;
@@ -302,7 +330,7 @@ internal sealed class DmirrorDevice
         int offset = chunk.IndexOf(tail.Page()) - h;
         var rtail = rpage.Nth(offset);
         chunk.SetBacking(h + offset, rtail);
-        chunk.Owner[h + offset] = chunk.Owner[h];
+        chunk.SetOwner(h + offset, chunk.Owner(h));
         ClearCompoundHead(rtail);
         var rtailFolio = PageFolio(rtail);
         rtailFolio.Mapping = 0;

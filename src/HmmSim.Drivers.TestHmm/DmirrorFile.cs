@@ -444,7 +444,7 @@ internal sealed class DmirrorFile : IDisposable
             // The chunk and index are looked up once for the owner and the backing page.
             var chunk = DmirrorDevice.ChunkOf(dpage);
             int idx = chunk.IndexOf(dpage);
-            chunk.Owner[idx] = this;
+            chunk.SetOwner(idx, this);
             args.Dst[s] = MigratePfn.FromPage(dpage) | write;
             if (isLarge && dpage.Folio.IsLarge)
             {
