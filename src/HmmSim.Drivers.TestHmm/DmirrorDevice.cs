@@ -18,8 +18,9 @@ internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
     // the dense per-2 MiB arrays, where a device THP's head records them: a chunk used for THPs alone
     // then never touches the per-page arrays (two words per page that the host would fault in, one
     // 4 KiB page of each per THP, at GPU-memory scale).
-    private readonly ulong[] _backing = new ulong[pgmap.NrPages];
-    private readonly DmirrorFile?[] _owner = new DmirrorFile?[pgmap.NrPages];
+    // The per-page arrays are made at the first entry they hold.
+    private ulong[]? _backing;
+    private DmirrorFile?[]? _owner;
     private readonly ulong[] _backingAligned = new ulong[(pgmap.NrPages + AlignedMask) / (AlignedMask + 1)];
     private readonly DmirrorFile?[] _ownerAligned = new DmirrorFile?[(pgmap.NrPages + AlignedMask) / (AlignedMask + 1)];
     private const int AlignedShift = 9;
@@ -28,28 +29,35 @@ internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
     private static bool IsAligned(int index) => ((ulong)index & AlignedMask) == 0;
 
     /// <summary>The backing page of the device page at <paramref name="index"/> (null if none).</summary>
-    public Page Backing(int index) =>
-        MigratePfn.ToPage(Device.Kernel, IsAligned(index) ? _backingAligned[index >> AlignedShift] : _backing[index]);
+    public Page Backing(int index)
+    {
+        ulong v = IsAligned(index) ? _backingAligned[index >> AlignedShift] : Volatile.Read(ref _backing)?[index] ?? 0;
+        return MigratePfn.ToPage(Device.Kernel, v);
+    }
 
     public void SetBacking(int index, Page rpage)
     {
         ulong v = rpage.IsNull ? 0 : MigratePfn.FromPage(rpage);
         if (IsAligned(index))
             _backingAligned[index >> AlignedShift] = v;
-        else
-            _backing[index] = v;
+        else if (v != 0 || Volatile.Read(ref _backing) is not null)
+            PerPage(ref _backing)[index] = v;
     }
 
     /// <summary>The dmirror that migrated the device page at <paramref name="index"/> (null if none).</summary>
-    public DmirrorFile? Owner(int index) => IsAligned(index) ? _ownerAligned[index >> AlignedShift] : _owner[index];
+    public DmirrorFile? Owner(int index) =>
+        IsAligned(index) ? _ownerAligned[index >> AlignedShift] : Volatile.Read(ref _owner)?[index];
 
     public void SetOwner(int index, DmirrorFile? owner)
     {
         if (IsAligned(index))
             _ownerAligned[index >> AlignedShift] = owner;
-        else
-            _owner[index] = owner;
+        else if (owner is not null || Volatile.Read(ref _owner) is not null)
+            PerPage(ref _owner)[index] = owner;
     }
+
+    private T[] PerPage<T>(ref T[]? array) =>
+        Volatile.Read(ref array) ?? Interlocked.CompareExchange(ref array, new T[Pgmap.NrPages], null) ?? array!;
 
     public int IndexOf(Page page) =>
         (int)((Pgmap.InDevicePrivateSpace ? page.ToDevicePrivateIndex().Value : page.ToPfn().Value) - Pgmap.First);
