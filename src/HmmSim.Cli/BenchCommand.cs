@@ -178,6 +178,12 @@ internal static class BenchCommand
                             devToSysOfMemcpy = x.DevToSysOfMemcpy.Median,
                             devToSysOfMemcpyMin = x.DevToSysOfMemcpy.Min,
                             devToSysOfMemcpyMax = x.DevToSysOfMemcpy.Max,
+                            sysToDevBookkeepingNsPerPage = x.SysToDevBookkeepingNsPerPage.Median,
+                            sysToDevBookkeepingNsPerPageMin = x.SysToDevBookkeepingNsPerPage.Min,
+                            sysToDevBookkeepingNsPerPageMax = x.SysToDevBookkeepingNsPerPage.Max,
+                            devToSysBookkeepingNsPerPage = x.DevToSysBookkeepingNsPerPage.Median,
+                            devToSysBookkeepingNsPerPageMin = x.DevToSysBookkeepingNsPerPage.Min,
+                            devToSysBookkeepingNsPerPageMax = x.DevToSysBookkeepingNsPerPage.Max,
                         }),
                     }),
                 }));

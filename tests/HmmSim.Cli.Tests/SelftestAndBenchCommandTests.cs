@@ -148,6 +148,16 @@ public class SelftestAndBenchCommandTests
         using var doc = JsonDocument.Parse(output);
         Assert.True(doc.RootElement.GetProperty("memcpyGBs").GetDouble() > 0);
         Assert.Equal(14, doc.RootElement.GetProperty("designs")[0].GetProperty("rows").GetArrayLength());
+        foreach (var row in doc.RootElement.GetProperty("designs")[0].GetProperty("rows").EnumerateArray())
+        {
+            // The time beyond the copies per page, from the same round's figures: sys->dev less two
+            // memcpys, dev->sys less one (one round: the median is that round).
+            double perPage = 1e6 / (row.GetProperty("bytes").GetUInt64() >> 12);
+            double memcpy = row.GetProperty("memcpyMs").GetDouble();
+            Assert.Equal((row.GetProperty("sysToDevMs").GetDouble() - 2 * memcpy) * perPage, row.GetProperty("sysToDevBookkeepingNsPerPage").GetDouble(), 6);
+            Assert.Equal((row.GetProperty("devToSysMs").GetDouble() - memcpy) * perPage, row.GetProperty("devToSysBookkeepingNsPerPage").GetDouble(), 6);
+            Assert.Equal(row.GetProperty("devToSysBookkeepingNsPerPage").GetDouble(), row.GetProperty("devToSysBookkeepingNsPerPageMax").GetDouble());
+        }
     }
 
     [Fact]

@@ -21,6 +21,10 @@ public static class HmmWorkloads
         /// memcpy bandwidth reached, against a baseline measured beside it.</summary>
         public (double Median, double Min, double Max) SysToDevOfMemcpy { get; init; }
         public (double Median, double Min, double Max) DevToSysOfMemcpy { get; init; }
+        /// <summary>Round by round, the time beyond the copies per 4 KiB page, in ns (median, min, max):
+        /// sys→dev less two memcpys of the size (into the backing pages, back to the caller), dev→sys less one.</summary>
+        public (double Median, double Min, double Max) SysToDevBookkeepingNsPerPage { get; init; }
+        public (double Median, double Min, double Max) DevToSysBookkeepingNsPerPage { get; init; }
         public double SysToDevGBs => Bytes / (SysToDevMs / 1000) / 1e9;
         public double DevToSysGBs => Bytes / (DevToSysMs / 1000) / 1e9;
     }
@@ -44,6 +48,8 @@ public static class HmmWorkloads
         var copy = new double[iterations];
         var rDev = new double[iterations];
         var rSys = new double[iterations];
+        var bDev = new double[iterations];
+        var bSys = new double[iterations];
         if (warmup < 0)
         {
             // Every method on both paths (THP and small pages) to optimized code before the first row.
@@ -77,6 +83,9 @@ public static class HmmWorkloads
                         copy[it] = c;
                         rDev[it] = c / a;
                         rSys[it] = c / b;
+                        double nsPerPage = 1e6 / (size >> Arch.PageShift);
+                        bDev[it] = (a - 2 * c) * nsPerPage;
+                        bSys[it] = (b - c) * nsPerPage;
                     }
                 }
                 Check(p.Munmap(raw, size + (2UL << 20)));
@@ -91,6 +100,8 @@ public static class HmmWorkloads
                     MemcpyMs = Spread(copy).Median,
                     SysToDevOfMemcpy = Spread(rDev),
                     DevToSysOfMemcpy = Spread(rSys),
+                    SysToDevBookkeepingNsPerPage = Spread(bDev),
+                    DevToSysBookkeepingNsPerPage = Spread(bSys),
                 });
             }
         }
