@@ -15,10 +15,9 @@ internal sealed class DmirrorChunk(DmirrorDevice device, DevPagemap pgmap)
     public long Used { get; set; }
     // The backing pages as migrate_pfn encodes them (0: none): one word per device page, nothing for the
     // GC to trace, where a Page handle took two. A page at a 2 MiB-aligned index keeps its entries in
-    // the dense per-2 MiB arrays, where a device THP's head records them: a chunk used for THPs alone
-    // then never touches the per-page arrays (two words per page that the host would fault in, one
-    // 4 KiB page of each per THP, at GPU-memory scale).
-    // The per-page arrays are made at the first entry they hold.
+    // the dense per-2 MiB arrays, where a device THP's head records them; the per-page arrays are made
+    // at the first entry they hold. A chunk used for THPs alone then never has them: the GC would zero
+    // (so make resident) 1 MiB per chunk, and each THP would fault in a 4 KiB host page of each.
     private ulong[]? _backing;
     private DmirrorFile?[]? _owner;
     private readonly ulong[] _backingAligned = new ulong[(pgmap.NrPages + AlignedMask) / (AlignedMask + 1)];

@@ -329,14 +329,9 @@ public readonly struct Page : IEquatable<Page>
         for (int i = 0; i < to.Length; i++)
         {
             if (from[i].IsNull)
-            {
-                if (to[i].HasData)
-                    to[i].Memmap.Data.SetWord(ref to[i].Desc.Private, 0);
-            }
+                Mm.ClearHighpage(to[i]);
             else
-            {
                 to[i].CopyDataFrom(from[i]);
-            }
         }
     }
 

@@ -82,6 +82,29 @@ public class CopyHighpagesBatchTests
     private static int SlotOf(HmmSim.Kernel.Page page) => page.Desc.Private;
 
     [Fact]
+    public void PagesOfAnotherMemmapAreCopiedOneByOne()
+    {
+        // Two machines: each page's bytes live in its own memmap's pool, so the batch cannot settle the
+        // slots under one lock and copies pair by pair.
+        using var m1 = new Machine(new MachineConfig());
+        using var m2 = new Machine(new MachineConfig());
+        var to = new HmmSim.Kernel.Page[2];
+        var other = new HmmSim.Kernel.Page[1];
+        Assert.Equal(2, AllocPagesBulk(m1.Kernel, to));
+        Assert.Equal(1, AllocPagesBulk(m2.Kernel, other));
+        MemcpyToPage(other[0], 0, Bytes(6));
+        MemcpyToPage(to[1], 0, Bytes(7));
+        CopyHighpages(to, [other[0], default]);
+        Assert.True(Bytes(6).AsSpan().SequenceEqual(Read(to[0])));
+        Assert.True(new byte[4096].AsSpan().SequenceEqual(Read(to[1])));
+        Assert.Equal(1, m1.Kernel.Memmap.Data.SlotsInUse);
+        Assert.Equal(1, m2.Kernel.Memmap.Data.SlotsInUse);
+        foreach (var p in to)
+            p.Folio.Put();
+        other[0].Folio.Put();
+    }
+
+    [Fact]
     public void ABatchMustHaveOneSourcePerDestination()
     {
         using var m = new Machine(new MachineConfig());
