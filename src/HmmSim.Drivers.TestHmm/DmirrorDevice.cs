@@ -240,9 +240,11 @@ internal sealed class DmirrorDevice
                 FreeBacking(rpage);
             return default;
         }
-        Memremap.ZoneDeviceFolioInit(dpage, order);
+        // The backing page is recorded before zone_device_folio_init hands the page out (the kernel sets
+        // zone_device_data just after): an eviction that takes the page first copies from it.
         var chunk = ChunkOf(dpage);
         chunk.SetBacking(chunk.IndexOf(dpage), rpage);
+        Memremap.ZoneDeviceFolioInit(dpage, order);
         return dpage;
     }
 

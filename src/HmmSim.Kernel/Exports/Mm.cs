@@ -106,11 +106,7 @@ public static class Mm
     public static void CopyHighpages(ReadOnlySpan<Page> to, ReadOnlySpan<Page> from) => Page.CopyDataEach(to, from);
 
     /// <summary>clear_highpage: zero the page's 4096 bytes.</summary>
-    public static void ClearHighpage(Page page)
-    {
-        if (page.HasData)
-            page.Memmap.Data.SetWord(ref page.Desc.Private, 0);
-    }
+    public static void ClearHighpage(Page page) => page.ClearData();
 
     /// <summary>memcpy_from_page: <paramref name="to"/>.Length bytes from <paramref name="offset"/> in the page.</summary>
     public static void MemcpyFromPage(Span<byte> to, Page page, int offset = 0)

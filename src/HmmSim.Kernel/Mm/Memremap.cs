@@ -183,11 +183,15 @@ public static class Memremap
         if (!pgmap.TryGetRefs(nr))
             VmWarn.Warn(page.Section.Owner.Kernel, $"WARN_ON_ONCE(!percpu_ref_tryget_many): zone_device_page_init on {pgmap}, which is being torn down");
         ref var head = ref page.DescFor(PageField.RefCount, true);
-        head.RefCount = 1;
-        head.Flags |= (uint)PageFlags.Locked;
+        // set_page_count, then lock_page: from the count on, migrate_device_range (an eviction) can take
+        // the page and its lock first, and then the lock waits for it as lock_page sleeps. Setting the
+        // bit without waiting let both hold the lock.
+        Volatile.Write(ref head.RefCount, 1);
+        var folio = page.Folio;
+        folio.Lock();
         if (order > 0)
         {
-            head.Flags |= (uint)(PageFlags.Head | PageFlags.LargeRmappable);
+            Interlocked.Or(ref head.Flags, (uint)(PageFlags.Head | PageFlags.LargeRmappable));
             for (int i = 1; i < nr; i++)
             {
                 ref var t = ref page.Nth(i).DescFor(PageField.CompoundHead, true);
@@ -197,7 +201,7 @@ public static class Memremap
             }
             page.Nth(1).DescFor(PageField.Order, true).Flags |= (uint)order << 24;
         }
-        return page.Folio;
+        return folio;
     }
 
     /// <summary>Splits an unmapped large device folio (locked, one reference held by the caller) to

@@ -329,10 +329,17 @@ public readonly struct Page : IEquatable<Page>
         for (int i = 0; i < to.Length; i++)
         {
             if (from[i].IsNull)
-                Mm.ClearHighpage(to[i]);
+                to[i].ClearData();
             else
                 to[i].CopyDataFrom(from[i]);
         }
+    }
+
+    /// <summary>clear_highpage: the page reads as zeros again (its slot or word, if any, goes back).</summary>
+    internal void ClearData()
+    {
+        if (HasData)
+            Memmap.Data.SetWord(ref Desc.Private, 0);
     }
 
     /// <summary>The page's bytes for the CPU to overwrite whole: like <see cref="WriteData"/> but a fresh
