@@ -369,7 +369,8 @@ internal static class HugeMemory
             d.Mapping = mapping;
             // Every new folio starts with one reference beside its mappings' (folio_ref_unfreeze); tails
             // not kept for a migration drop it below, so a tail nobody maps is freed at once.
-            d.RefCount = mapcount + 1 + (i == 0 ? cacheRef : 0);
+            // Published last (a release store): whoever gets a reference now also sees the lock bit.
+            Volatile.Write(ref d.RefCount, mapcount + 1 + (i == 0 ? cacheRef : 0));
             var f = folio.Page(i).Folio;
             f.PgIndex = index + (ulong)i;
             if (i > 0 && pgmap?.Type == MemoryType.DevicePrivate)
