@@ -101,10 +101,34 @@ public class ReplayableRaceTests
         return DataOutcome(r, mirror, Pages);
     }
 
+    /// <summary>MIGRATE_TO_DEV racing the close of another handle on the same device, which evicts every
+    /// chunk (migrate_device_range): the eviction may take device pages the migration is still filling
+    /// or has just mapped. MIGRATE_TO_DEV returns the data or ENOENT (a page evicted before the read-back
+    /// left the mirror), the CPU reads every page's data afterwards, and the checker is clean.</summary>
+    private static string MigrationRacingClose(DevicePrivateDesign design, DeterministicScheduler s)
+    {
+        using var m = new Machine(new MachineConfig { DevicePrivateDesign = design, CheckInvariants = false });
+        using var p = m.CreateProcess();
+        using var d = p.OpenDmirror(0);
+        var other = p.OpenDmirror(0);
+        ulong a = MapAndFill(p);
+        var mirror = new byte[Pages * PageSize];
+        DmirrorResult r = default;
+        var errors = s.Run(_timeout,
+            () => r = d.MigrateToDevice(a, Pages, mirror),
+            () => other.Dispose());
+        Assert.All(errors, Assert.Null);
+        Assert.True(r.Error is Errno.None or Errno.ENOENT, $"MIGRATE_TO_DEV: {r.Error}");
+        for (int i = 0; i < Pages; i++)
+            Assert.Equal(1000 + i, p.ReadInt32(a + (ulong)i * PageSize));
+        m.CheckInvariants();
+        return r.Error == Errno.None ? DataOutcome(r, mirror, Pages) : r.Error.ToString();
+    }
+
     public static TheoryData<string, DevicePrivateDesign> Races()
     {
         var data = new TheoryData<string, DevicePrivateDesign>();
-        foreach (var race in new[] { nameof(AnonTeardown), nameof(MigrationRacingFork), nameof(ExitRacingDeviceFault) })
+        foreach (var race in new[] { nameof(AnonTeardown), nameof(MigrationRacingFork), nameof(ExitRacingDeviceFault), nameof(MigrationRacingClose) })
             foreach (var design in new[] { DevicePrivateDesign.PhysicalAddressSpace, DevicePrivateDesign.DeviceAddressSpace })
                 data.Add(race, design);
         return data;
@@ -115,6 +139,7 @@ public class ReplayableRaceTests
         nameof(AnonTeardown) => AnonTeardown(design, s),
         nameof(MigrationRacingFork) => MigrationRacingFork(design, s),
         nameof(ExitRacingDeviceFault) => ExitRacingDeviceFault(design, s),
+        nameof(MigrationRacingClose) => MigrationRacingClose(design, s),
         _ => throw new ArgumentException(race),
     };
 
