@@ -29,6 +29,18 @@ public class ReplayableRaceTests
         return "data";
     }
 
+    /// <summary>Runs the two bodies under the scheduler; neither may throw.</summary>
+    private static void RunBoth(DeterministicScheduler s, Action first, Action second) =>
+        Assert.All(s.Run(_timeout, first, second), Assert.Null);
+
+    /// <summary>After a race: the CPU reads every page's data and the checker is clean.</summary>
+    private static void AssertDataKept(Machine m, Process p, ulong a)
+    {
+        for (int i = 0; i < Pages; i++)
+            Assert.Equal(1000 + i, p.ReadInt32(a + (ulong)i * PageSize));
+        m.CheckInvariants();
+    }
+
     /// <summary>hmm-tests.c anon_teardown: a device READ of the buffer racing munmap of its upper half.
     /// The kernel guarantees the READ returns every page's data or fails with EFAULT (it saw the
     /// invalidation and refaulted an unmapped range), never stale data; the lower half stays.</summary>
@@ -91,13 +103,8 @@ public class ReplayableRaceTests
         using var cd = child.OpenDmirror(1);
         var mirror = new byte[Pages * PageSize];
         DmirrorResult r = default;
-        var errors = s.Run(_timeout,
-            () => r = cd.Read(a, Pages, mirror),
-            () => child.Dispose());
-        Assert.All(errors, Assert.Null);
-        for (int i = 0; i < Pages; i++)
-            Assert.Equal(1000 + i, p.ReadInt32(a + (ulong)i * PageSize));
-        m.CheckInvariants();
+        RunBoth(s, () => r = cd.Read(a, Pages, mirror), () => child.Dispose());
+        AssertDataKept(m, p, a);
         return DataOutcome(r, mirror, Pages);
     }
 
@@ -114,14 +121,9 @@ public class ReplayableRaceTests
         ulong a = MapAndFill(p);
         var mirror = new byte[Pages * PageSize];
         DmirrorResult r = default;
-        var errors = s.Run(_timeout,
-            () => r = d.MigrateToDevice(a, Pages, mirror),
-            () => other.Dispose());
-        Assert.All(errors, Assert.Null);
+        RunBoth(s, () => r = d.MigrateToDevice(a, Pages, mirror), () => other.Dispose());
         Assert.True(r.Error is Errno.None or Errno.ENOENT, $"MIGRATE_TO_DEV: {r.Error}");
-        for (int i = 0; i < Pages; i++)
-            Assert.Equal(1000 + i, p.ReadInt32(a + (ulong)i * PageSize));
-        m.CheckInvariants();
+        AssertDataKept(m, p, a);
         return r.Error == Errno.None ? DataOutcome(r, mirror, Pages) : r.Error.ToString();
     }
 
