@@ -269,17 +269,7 @@ public readonly struct Page : IEquatable<Page>
         data.AllocateForCopy(dst, from);
         bool sameFilled = false;
         for (int i = 0; i < nr; i++)
-        {
-            int d = dst[i].Private, s = from[i].Private;
-            if (d > 0 && s > 0)
-            {
-                var bytes = data.Get(s - 1);
-                bytes.CopyTo(data.Get(d - 1));
-                // Probed after the copy, on the source the copy just read (in the cache, and not behind
-                // the copy's stores as the destination would be).
-                sameFilled |= PageDataPool.IsSameFilled(bytes, out _);
-            }
-        }
+            sameFilled |= data.CopyBytes(dst[i].Private, from[i].Private);
         if (sameFilled)
             data.KeepWords(dst);
     }
@@ -309,17 +299,7 @@ public readonly struct Page : IEquatable<Page>
         data.AllocateForCopies(to, from);
         bool sameFilled = false;
         for (int i = 0; i < to.Length; i++)
-        {
-            if (from[i].IsNull)
-                continue;
-            int d = to[i].Desc.Private, s = from[i].Desc.Private;
-            if (d > 0 && s > 0)
-            {
-                var bytes = data.Get(s - 1);
-                bytes.CopyTo(data.Get(d - 1));
-                sameFilled |= PageDataPool.IsSameFilled(bytes, out _);
-            }
-        }
+            sameFilled |= !from[i].IsNull && data.CopyBytes(to[i].Desc.Private, from[i].Desc.Private);
         if (sameFilled)
             data.KeepWords(to);
     }

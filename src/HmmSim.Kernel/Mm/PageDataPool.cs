@@ -220,6 +220,20 @@ internal sealed class PageDataPool
         return true;
     }
 
+    /// <summary>After <see cref="AllocateForCopy"/>: copies the bytes of the page whose slot value is
+    /// <paramref name="s"/> into the one whose value is <paramref name="d"/> when both hold bytes, and
+    /// says whether those bytes are one word repeated (for <see cref="KeepWords(Span{PageDesc})"/>). The
+    /// probe runs after the copy, on the source it just read: in the cache, and not behind the copy's
+    /// stores as the destination would be.</summary>
+    public bool CopyBytes(int d, int s)
+    {
+        if (d <= 0 || s <= 0)
+            return false;
+        var bytes = Get(s - 1);
+        bytes.CopyTo(Get(d - 1));
+        return IsSameFilled(bytes, out _);
+    }
+
     /// <summary>After a folio-sized copy: every page whose bytes are one word repeated keeps only the word.</summary>
     public void KeepWords(Span<PageDesc> pages)
     {
