@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace HmmSim.Kernel;
 
 /// <summary>CONFIG_DEBUG_VM: after a CPU access, only the range it touched (<see cref="CheckRange"/>);
@@ -9,9 +11,11 @@ internal static class DebugVm
 {
     private sealed class Counts
     {
-        public readonly Dictionary<Page, int> PteMaps = [];
-        public readonly Dictionary<Folio, int> PmdMaps = [];
-        public readonly Dictionary<Folio, int> Total = [];
+        public readonly CountMap<Page> PteMaps = new();
+        public readonly CountMap<Folio> PmdMaps = new();
+        public readonly CountMap<Folio> Total = new();
+        /// <summary>Scratch for the rmap walk of each mapping found.</summary>
+        public readonly List<Rmap.Mapping> Rmap = [];
 
         public void Clear()
         {
@@ -63,8 +67,6 @@ internal static class DebugVm
 
     [ThreadStatic]
     private static Counts? _localCounts;
-    [ThreadStatic]
-    private static List<Rmap.Mapping>? _rmapScratch;
 
     private static void CheckRangeInto(KernelState kernel, MmStruct mm, ulong start, ulong end, Counts counts)
     {
@@ -196,7 +198,7 @@ internal static class DebugVm
             ThrowHelper.KernelBug($"DEBUG_VM: writable pte at 0x{addr:x} maps anon {page} that is not PageAnonExclusive");
         Bump(counts.PteMaps, page);
         Bump(counts.Total, folio);
-        CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+        CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr, counts.Rmap);
     }
 
     private static void CheckPmdLeaf(KernelState kernel, MmStruct mm, ulong addr, ulong pmd, Counts counts)
@@ -218,14 +220,13 @@ internal static class DebugVm
             ThrowHelper.KernelBug($"DEBUG_VM: huge pmd at 0x{addr:x} maps {page}, which is not the head of an order-9 folio ({folio})");
         Bump(counts.PmdMaps, folio);
         Bump(counts.Total, folio);
-        CheckRmap(folio, vma, addr, addr);
+        CheckRmap(folio, vma, addr, addr, counts.Rmap);
     }
 
-    private static void CheckRmap(Folio folio, Vma vma, ulong folioAddr, ulong addr)
+    private static void CheckRmap(Folio folio, Vma vma, ulong folioAddr, ulong addr, List<Rmap.Mapping> found)
     {
         if (folio.Mapping == 0 && !folio.IsAnon)
             return;   // a vm_insert_page'd kernel page: no address_space, nothing for rmap to find
-        var found = _rmapScratch ??= [];
         Rmap.Walk(folio, found);
         foreach (var m in found)
             if (ReferenceEquals(m.Vma, vma) && m.Address == folioAddr)
@@ -233,8 +234,103 @@ internal static class DebugVm
         ThrowHelper.KernelBug($"DEBUG_VM: rmap of {folio} does not find its mapping at 0x{addr:x} in {vma} (mapping handle {folio.Mapping}, index 0x{folio.PgIndex:x})");
     }
 
-    private static void Bump<T>(Dictionary<T, int> d, T key) where T : notnull =>
-        d[key] = d.TryGetValue(key, out int v) ? v + 1 : 1;
+    private static void Bump<T>(CountMap<T> d, T key) where T : IEquatable<T> => d.Bump(key);
+
+    /// <summary>How many times each page or folio was found mapped. A CPU access's local check finds one or
+    /// two, so the first few are kept in a short array searched in order (hashing three dictionaries and
+    /// clearing them cost more than the walk itself); past that they move to a dictionary, as the full
+    /// walk needs.</summary>
+    private sealed class CountMap<T> where T : IEquatable<T>
+    {
+        private const int LinearMax = 8;
+        private readonly T[] _keys = new T[LinearMax];
+        private readonly int[] _values = new int[LinearMax];
+        private int _count;
+        private Dictionary<T, int>? _large;
+        private bool _isLarge;
+
+        public void Bump(T key)
+        {
+            if (!_isLarge)
+            {
+                for (int i = 0; i < _count; i++)
+                {
+                    if (_keys[i].Equals(key))
+                    {
+                        _values[i]++;
+                        return;
+                    }
+                }
+                if (_count < LinearMax)
+                {
+                    _keys[_count] = key;
+                    _values[_count++] = 1;
+                    return;
+                }
+                _large ??= [];
+                for (int i = 0; i < _count; i++)
+                    _large[_keys[i]] = _values[i];
+                ClearShort();
+                _isLarge = true;
+            }
+            CollectionsMarshal.GetValueRefOrAddDefault(_large!, key, out _)++;
+        }
+
+        public bool TryGetValue(T key, out int value)
+        {
+            if (_isLarge)
+                return _large!.TryGetValue(key, out value);
+            for (int i = 0; i < _count; i++)
+            {
+                if (_keys[i].Equals(key))
+                {
+                    value = _values[i];
+                    return true;
+                }
+            }
+            value = 0;
+            return false;
+        }
+
+        public bool ContainsKey(T key) => TryGetValue(key, out _);
+
+        public void Clear()
+        {
+            ClearShort();
+            if (_isLarge)
+                _large!.Clear();
+            _isLarge = false;
+        }
+
+        // Page and Folio hold their section: cleared so a check does not keep a removed memmap alive.
+        private void ClearShort()
+        {
+            Array.Clear(_keys, 0, _count);
+            _count = 0;
+        }
+
+        public Enumerator GetEnumerator() => new(this);
+
+        public struct Enumerator
+        {
+            private readonly CountMap<T> _map;
+            private Dictionary<T, int>.Enumerator _large;
+            private int _i;
+
+            internal Enumerator(CountMap<T> map)
+            {
+                _map = map;
+                _i = -1;
+                if (map._isLarge)
+                    _large = map._large!.GetEnumerator();
+            }
+
+            public readonly (T Key, int Value) Current =>
+                _map._isLarge ? (_large.Current.Key, _large.Current.Value) : (_map._keys[_i], _map._values[_i]);
+
+            public bool MoveNext() => _map._isLarge ? _large.MoveNext() : ++_i < _map._count;
+        }
+    }
 
     private static void CheckFolio(KernelState kernel, Folio folio, int total, Counts counts)
     {
@@ -343,12 +439,12 @@ internal static class DebugVm
                     ThrowHelper.KernelBug($"DEBUG_VM: device-private PMD at 0x{addr:x} names {page}, not the head of an order-9 folio");
                 Bump(counts.PmdMaps, folio);
                 Bump(counts.Total, folio);
-                CheckRmap(folio, vma, addr, addr);
+                CheckRmap(folio, vma, addr, addr, counts.Rmap);
                 return;
             }
             Bump(counts.PteMaps, page);
             Bump(counts.Total, folio);
-            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr, counts.Rmap);
             return;
         }
         if (sw.SoftleafIsDeviceExclusive(entry) && !pmdLevel)
@@ -359,7 +455,7 @@ internal static class DebugVm
                 ThrowHelper.KernelBug($"DEBUG_VM: device-exclusive entry at 0x{addr:x} names non-anonymous {folio}");
             Bump(counts.PteMaps, page);
             Bump(counts.Total, folio);
-            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr);
+            CheckRmap(folio, vma, addr - ((ulong)(page.Index - folio.Index) << Arch.PageShift), addr, counts.Rmap);
             return;
         }
         ThrowHelper.KernelBug($"DEBUG_VM: unexpected {(pmdLevel ? "PMD" : "PTE")} entry {entry} at 0x{addr:x} in {vma}");

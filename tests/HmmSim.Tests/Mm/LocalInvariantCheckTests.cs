@@ -24,6 +24,31 @@ public class LocalInvariantCheckTests
     }
 
     [Fact]
+    public void AnAccessOverManyPagesFindsACorruptionPastItsFirstFew()
+    {
+        // Sixteen pages: more than the check's short array holds before it indexes its counts.
+        var m = new Machine(new MachineConfig());
+        var p = m.CreateProcess();
+        ulong a = MmTestHelpers.Map(p, 64 * 4096, flags: MmTestHelpers.PrivAnon);
+        Assert.Equal(Errno.None, p.Madvise(a, 64 * 4096, Advice.NoHugePage));
+        var buf = new byte[16 * 4096];
+        buf.AsSpan().Fill(7);
+        p.Write(a, buf);
+        p.Read(a, buf);   // a clean check over all sixteen first
+        DescAt(m, p, a + 12 * 4096).MapCount = 0;
+        var e = Assert.Throws<KernelBugException>(() => p.Read(a, buf));
+        Assert.Contains("mapcount 0", e.Message);
+        DescAt(m, p, a + 12 * 4096).MapCount = 1;
+        p.Read(a, buf);
+        // A one-page access after the indexed one counts from a clean start.
+        DescAt(m, p, a + 3 * 4096).MapCount = 0;
+        Assert.Throws<KernelBugException>(() => p.ReadInt32(a + 3 * 4096));
+        DescAt(m, p, a + 3 * 4096).MapCount = 1;
+        Assert.Equal(0x07070707, p.ReadInt32(a + 3 * 4096));
+        m.Dispose();
+    }
+
+    [Fact]
     public void ACorruptionOutsideTheTouchedRangeIsCaughtAtTeardown()
     {
         var m = new Machine(new MachineConfig());
