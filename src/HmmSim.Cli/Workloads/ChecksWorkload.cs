@@ -17,14 +17,13 @@ public static class ChecksWorkload
         using var mOff = Build(false, ramBytes, mappingBytes, pagesTouched, out var pOff, out ulong aOff);
         using var mOn = Build(true, ramBytes, mappingBytes, pagesTouched, out var pOn, out ulong aOn);
         ulong stride = mappingBytes / (ulong)pagesTouched;
-        // Untimed until both paths run optimized code: tiered compilation needs 30 calls and 100 ms
-        // without new tier-0 code before it promotes a method, longer than a few rounds take.
-        var warm = Stopwatch.StartNew();
-        while (warm.ElapsedMilliseconds < 600 && !Interrupt.Requested)
+        // Untimed until both paths run optimized code (a few rounds end before tiered compilation promotes
+        // anything).
+        HmmWorkloads.WarmUntilJitSettles(() =>
         {
             PerAccessUs(pOff, aOff, stride, pagesTouched, accesses);
             PerAccessUs(pOn, aOn, stride, pagesTouched, accesses);
-        }
+        }, minMs: 600);
         for (int r = 0; r < rounds; r++)
         {
             // Interleaved, so both see the same load on this shared machine.
