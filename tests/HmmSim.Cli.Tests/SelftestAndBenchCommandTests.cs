@@ -161,6 +161,31 @@ public class SelftestAndBenchCommandTests
     }
 
     [Fact]
+    public void BenchChecksJsonReportsBothSidesOfTheSameRunAndTheFullWalk()
+    {
+        var (exit, output, _) = Cli.Run("bench", "checks", "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        var root = doc.RootElement;
+        Assert.Equal(1UL << 40, root.GetProperty("ramBytes").GetUInt64());
+        Assert.Equal(512UL << 30, root.GetProperty("mappingBytes").GetUInt64());
+        Assert.Equal(4096, root.GetProperty("pagesTouched").GetInt32());
+        Assert.Equal(2000, root.GetProperty("accessesPerRound").GetInt32());
+        foreach (var side in new[] { "off", "on" })
+        {
+            double min = root.GetProperty($"{side}UsPerAccessMin").GetDouble(), max = root.GetProperty($"{side}UsPerAccessMax").GetDouble();
+            double median = root.GetProperty($"{side}UsPerAccessMedian").GetDouble();
+            Assert.InRange(median, min, max);
+            Assert.True(min > 0, side);
+        }
+        // A ratio of the rounds, each on and off measured back to back: within the rounds' extremes.
+        double ratio = root.GetProperty("onOverOffMedian").GetDouble();
+        Assert.InRange(ratio, root.GetProperty("onUsPerAccessMin").GetDouble() / root.GetProperty("offUsPerAccessMax").GetDouble(),
+            root.GetProperty("onUsPerAccessMax").GetDouble() / root.GetProperty("offUsPerAccessMin").GetDouble());
+        Assert.True(root.GetProperty("fullWalkMs").GetDouble() > 0);
+    }
+
+    [Fact]
     public void BenchScaleJsonVerifiesEveryPageBothWaysAndReportsEachDesignsCost()
     {
         var (exit, output, _) = Cli.Run("bench", "scale", "--working-set-gib", "1", "--json");

@@ -108,10 +108,11 @@ public static class HmmWorkloads
         return rows;
     }
 
-    /// <summary>Untimed rounds until the JIT has settled (<see cref="WarmUntilJitSettles"/>), at least
-    /// <paramref name="ms"/>.</summary>
+    /// <summary>Untimed rounds until the JIT has settled (<see cref="WarmUntilJitSettles"/>): at least
+    /// <paramref name="ms"/>, at most 2.5 times that (the first warm-up of a run settles the shared path;
+    /// a row's own only tops it up).</summary>
     private static void WarmUp(Process p, Dmirror dev, ulong addr, ulong size, byte[] buf, double ms = WarmUpMs) =>
-        WarmUntilJitSettles(() => OneRound(p, dev, addr, size, buf, collect: false), ms);
+        WarmUntilJitSettles(() => OneRound(p, dev, addr, size, buf, collect: false), ms, maxMs: 2.5 * ms);
 
     private const double WarmUpMs = 400;
 
