@@ -9,11 +9,13 @@ namespace HmmSim.Kernel;
 /// the page and what disagreed.</summary>
 internal static class DebugVm
 {
-    private sealed class Counts
+    /// <summary>What a walk found. <paramref name="whole"/>: a walk of every mm, whose counts go straight
+    /// to dictionaries.</summary>
+    private sealed class Counts(bool whole = false)
     {
-        public readonly CountMap<Page> PteMaps = new();
-        public readonly CountMap<Folio> PmdMaps = new();
-        public readonly CountMap<Folio> Total = new();
+        public readonly CountMap<Page> PteMaps = new(whole);
+        public readonly CountMap<Folio> PmdMaps = new(whole);
+        public readonly CountMap<Folio> Total = new(whole);
         /// <summary>Scratch for the rmap walk of each mapping found.</summary>
         public readonly List<Rmap.Mapping> Rmap = [];
 
@@ -27,7 +29,7 @@ internal static class DebugVm
 
     public static void Check(KernelState kernel, MmStruct[] mms)
     {
-        var counts = new Counts();
+        var counts = new Counts(whole: true);
         foreach (var mm in mms)
         {
             if (mm.Exited)
@@ -240,14 +242,14 @@ internal static class DebugVm
     /// two, so the first few are kept in a short array searched in order (hashing three dictionaries and
     /// clearing them cost more than the walk itself); past that they move to a dictionary, as the full
     /// walk needs.</summary>
-    private sealed class CountMap<T> where T : IEquatable<T>
+    private sealed class CountMap<T>(bool large) where T : IEquatable<T>
     {
         private const int LinearMax = 8;
         private readonly T[] _keys = new T[LinearMax];
         private readonly int[] _values = new int[LinearMax];
         private int _count;
-        private Dictionary<T, int>? _large;
-        private bool _isLarge;
+        private Dictionary<T, int>? _large = large ? [] : null;
+        private bool _isLarge = large;
 
         public void Bump(T key)
         {
