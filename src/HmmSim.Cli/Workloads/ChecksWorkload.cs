@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace HmmSim.Cli.Workloads;
 
 /// <summary>`hmmsim bench checks`: what the DEBUG_VM checker costs per CPU access on a large, sparsely
-/// touched machine, checks on against checks off in the same run, and one full walk beside them.</summary>
+/// touched machine, checks on against checks off in the same run, and the full walk (warm, median of five) beside them.</summary>
 public static class ChecksWorkload
 {
     public sealed record Result(ulong RamBytes, ulong MappingBytes, int PagesTouched, int Accesses,
