@@ -567,14 +567,15 @@ internal static class BenchCommand
                 }));
                 return 0;
             }
-            var reg = new Table().Title("device-private memory registered beside 2 TiB of RAM")
+            var scaleMachine = new MachineConfig { RamBytes = ScaleWorkload.RamBytes, HugetlbPages = 0 };
+            var reg = Title(new Table(), "device-private memory registered beside 2 TiB of RAM", scaleMachine)
                 .AddColumn("design").AddColumn("shape").AddColumn(new TableColumn("GiB").RightAligned()).AddColumn(new TableColumn("ms").RightAligned())
                 .AddColumn(new TableColumn("kernel struct pages MiB").RightAligned()).AddColumn(new TableColumn("kernel memmap pages initialised").RightAligned())
                 .AddColumn(new TableColumn("model memmap MiB").RightAligned()).AddColumn(new TableColumn("model pages initialised").RightAligned());
             foreach (var x in registrations)
                 reg.AddRow(x.Design.ToString(), x.Shape, (x.DeviceBytes >> 30).ToString("N0"), x.Ms.ToString("N1"), (x.KernelStructPageBytes >> 20).ToString("N0"),
                     x.KernelMemmapPagesInitialised.ToString("N0"), (x.ModelMemmapBytes / 1048576.0).ToString("N1"), x.ModelMemmapPagesInitialised.ToString("N0"));
-            var mig = new Table().Title($"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per {windowMib} MiB window: median (min-max))")
+            var mig = Title(new Table(), $"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per {windowMib} MiB window: median (min-max))", scaleMachine)
                 .AddColumn("design").AddColumn(new TableColumn("sys->dev pages/s").RightAligned()).AddColumn(new TableColumn("dev->sys pages/s").RightAligned())
                 .AddColumn(new TableColumn("model s").RightAligned()).AddColumn(new TableColumn("peak RSS MiB").RightAligned())
                 .AddColumn(new TableColumn("B/page").RightAligned()).AddColumn(new TableColumn("verified").RightAligned());
@@ -620,7 +621,8 @@ internal static class BenchCommand
                 }));
                 return 0;
             }
-            var table = new Table().Title($"CPU reads of a sparsely touched {x.MappingBytes >> 30} GiB mapping on a {x.RamBytes >> 30} GiB machine")
+            var table = Title(new Table(), $"CPU reads of a sparsely touched {x.MappingBytes >> 30} GiB mapping on a {x.RamBytes >> 30} GiB machine",
+                    new MachineConfig { RamBytes = x.RamBytes, HugetlbPages = 0 })
                 .AddColumn("figure").AddColumn(new TableColumn("value").RightAligned());
             table.AddRow("checks off, us per access: median (min-max)", $"{x.OffUs.Median:N2} ({x.OffUs.Min:N2}-{x.OffUs.Max:N2})");
             table.AddRow("checks on (local), us per access: median (min-max)", $"{x.OnUs.Median:N2} ({x.OnUs.Min:N2}-{x.OnUs.Max:N2})");

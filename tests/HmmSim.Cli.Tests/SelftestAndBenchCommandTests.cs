@@ -160,6 +160,21 @@ public class SelftestAndBenchCommandTests
         }
     }
 
+    [Theory]
+    [InlineData("bench", "register", "--size", "1GiB")]
+    [InlineData("bench", "fault", "--size", "4MiB", "--iterations", "1")]
+    [InlineData("bench", "p2p", "--size-mib", "1")]
+    [InlineData("bench", "scale", "--working-set-gib", "1")]
+    [InlineData("bench", "checks")]
+    public void EveryBenchTableNamesTheComputerAndTheModelMachine(params string[] args)
+    {
+        var (exit, output, _) = Cli.Run(args);
+        Assert.Equal(0, exit);
+        Assert.Contains("host: ", output);
+        Assert.Contains(".NET ", output);
+        Assert.Contains("model machine: ", output);
+    }
+
     [Fact]
     public void BenchChecksJsonReportsBothSidesOfTheSameRunAndTheFullWalk()
     {
