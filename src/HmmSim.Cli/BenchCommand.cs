@@ -479,9 +479,11 @@ internal static class BenchCommand
         var size = new Option<int>("--working-set-gib") { Description = "GiB migrated to the device and back (one word per page).", DefaultValueFactory = _ => 256 };
         var window = new Option<int>("--window-mib") { Description = "MiB per MIGRATE_TO_DEV / MIGRATE_TO_SYS ioctl: a whole number of 2 MiB PMDs, 2..1024.", DefaultValueFactory = _ => (int)(ScaleWorkload.DefaultWindowBytes >> 20) };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var report = CliOptions.Report();
         cmd.Options.Add(size);
         cmd.Options.Add(window);
         cmd.Options.Add(json);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
@@ -514,10 +516,28 @@ internal static class BenchCommand
                 }
                 return 0;
             });
+            var scaleMachine = new MachineConfig { RamBytes = ScaleWorkload.RamBytes, HugetlbPages = 0 };
+            string regTitle = "device-private memory registered beside 2 TiB of RAM";
+            string[] regHeader = ["design", "shape", "GiB", "ms", "kernel struct pages MiB", "kernel memmap pages initialised", "model memmap MiB", "model pages initialised"];
+            var regCells = registrations.Select(x => (IReadOnlyList<string>)[x.Design.ToString(), x.Shape, (x.DeviceBytes >> 30).ToString("N0"), x.Ms.ToString("N1"),
+                (x.KernelStructPageBytes >> 20).ToString("N0"), x.KernelMemmapPagesInitialised.ToString("N0"), (x.ModelMemmapBytes / 1048576.0).ToString("N1"),
+                x.ModelMemmapPagesInitialised.ToString("N0")]).ToList();
+            string migTitle = $"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per {windowMib} MiB window: median (min-max))";
+            string[] migHeader = ["design", "sys->dev pages/s", "dev->sys pages/s", "model s", "peak RSS MiB", "B/page", "verified"];
+            var migCells = migrations.Select(x => (IReadOnlyList<string>)[x.Design.ToString(), $"{x.SysToDevWindow.Median:N0} ({x.SysToDevWindow.Min:N0}-{x.SysToDevWindow.Max:N0})",
+                $"{x.DevToSysWindow.Median:N0} ({x.DevToSysWindow.Min:N0}-{x.DevToSysWindow.Max:N0})", x.ModelSeconds.ToString("N1"), (x.PeakRssBytes >> 20).ToString("N0"),
+                x.PeakRssBytesPerPage.ToString("N0"), x.PagesVerified.ToString("N0")]).ToList();
+            string firstTouch = $"a first touch of newly mapped memory costs {firstTouchNs:N0} ns per 4 KiB page";
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench scale", path, () => new HtmlReport($"hmmsim bench scale — {gib} GiB working set")
+                    .Paragraph($"Host: {HostInfo.Describe()}; {firstTouch}. Model machine: {CliOptions.Describe(scaleMachine)}.", "sub")
+                    .Heading(regTitle).Table(regHeader, regCells).Heading(migTitle).Table(migHeader, migCells), error))
+                return 2;
             if (r.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(scaleMachine),
                     ramBytes = ScaleWorkload.RamBytes,
                     windowBytes,
                     hostFirstTouchNsPerPage = firstTouchNs,
@@ -567,26 +587,20 @@ internal static class BenchCommand
                 }));
                 return 0;
             }
-            var scaleMachine = new MachineConfig { RamBytes = ScaleWorkload.RamBytes, HugetlbPages = 0 };
-            var reg = Title(new Table(), "device-private memory registered beside 2 TiB of RAM", scaleMachine)
-                .AddColumn("design").AddColumn("shape").AddColumn(new TableColumn("GiB").RightAligned()).AddColumn(new TableColumn("ms").RightAligned())
-                .AddColumn(new TableColumn("kernel struct pages MiB").RightAligned()).AddColumn(new TableColumn("kernel memmap pages initialised").RightAligned())
-                .AddColumn(new TableColumn("model memmap MiB").RightAligned()).AddColumn(new TableColumn("model pages initialised").RightAligned());
-            foreach (var x in registrations)
-                reg.AddRow(x.Design.ToString(), x.Shape, (x.DeviceBytes >> 30).ToString("N0"), x.Ms.ToString("N1"), (x.KernelStructPageBytes >> 20).ToString("N0"),
-                    x.KernelMemmapPagesInitialised.ToString("N0"), (x.ModelMemmapBytes / 1048576.0).ToString("N1"), x.ModelMemmapPagesInitialised.ToString("N0"));
-            var mig = Title(new Table(), $"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per {windowMib} MiB window: median (min-max))", scaleMachine)
-                .AddColumn("design").AddColumn(new TableColumn("sys->dev pages/s").RightAligned()).AddColumn(new TableColumn("dev->sys pages/s").RightAligned())
-                .AddColumn(new TableColumn("model s").RightAligned()).AddColumn(new TableColumn("peak RSS MiB").RightAligned())
-                .AddColumn(new TableColumn("B/page").RightAligned()).AddColumn(new TableColumn("verified").RightAligned());
-            foreach (var x in migrations)
-                mig.AddRow(x.Design.ToString(), $"{x.SysToDevWindow.Median:N0} ({x.SysToDevWindow.Min:N0}-{x.SysToDevWindow.Max:N0})",
-                    $"{x.DevToSysWindow.Median:N0} ({x.DevToSysWindow.Min:N0}-{x.DevToSysWindow.Max:N0})", x.ModelSeconds.ToString("N1"), (x.PeakRssBytes >> 20).ToString("N0"),
-                    x.PeakRssBytesPerPage.ToString("N0"), x.PagesVerified.ToString("N0"));
+            // Names on the left (design, and the registration's shape), figures on the right.
+            var reg = Title(new Table(), regTitle, scaleMachine);
+            var mig = Title(new Table(), migTitle, scaleMachine);
+            foreach (var (table, header, cells, names) in new[] { (reg, regHeader, regCells, 2), (mig, migHeader, migCells, 1) })
+            {
+                for (int c = 0; c < header.Length; c++)
+                    table.AddColumn(new TableColumn(Markup.Escape(header[c])) { Alignment = c < names ? Justify.Left : Justify.Right });
+                foreach (var row in cells)
+                    table.AddRow([.. row.Select(Markup.Escape)]);
+            }
             var console = RunCommand.Console(output);
             console.Write(reg);
             console.Write(mig);
-            console.WriteLine($"host: a first touch of newly mapped memory costs {firstTouchNs:N0} ns per 4 KiB page");
+            console.WriteLine($"host: {firstTouch}");
             return 0;
         });
         return cmd;
@@ -597,15 +611,31 @@ internal static class BenchCommand
     {
         var cmd = new Command("checks", "What the DEBUG_VM checker costs per CPU access on a 1 TiB machine with a sparsely touched 512 GiB mapping: checks on against off in the same run, and the full walk (median of five, warm). Example: hmmsim bench checks --json");
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var report = CliOptions.Report();
         cmd.Options.Add(json);
+        cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
             var x = Progress.Run("checks on and off over a 1 TiB machine", r.GetValue(json), () => ChecksWorkload.Run());
+            var machine = new MachineConfig { RamBytes = x.RamBytes, HugetlbPages = 0 };
+            string title = $"CPU reads of a sparsely touched {x.MappingBytes >> 30} GiB mapping on a {x.RamBytes >> 30} GiB machine";
+            List<IReadOnlyList<string>> cells =
+            [
+                ["checks off, us per access: median (min-max)", $"{x.OffUs.Median:N2} ({x.OffUs.Min:N2}-{x.OffUs.Max:N2})"],
+                ["checks on (local), us per access: median (min-max)", $"{x.OnUs.Median:N2} ({x.OnUs.Min:N2}-{x.OnUs.Max:N2})"],
+                ["on / off, median of rounds", $"{x.OnOverOffMedian:N2}x"],
+                ["full walk (teardown, on demand), ms: median of five", x.FullWalkMs.ToString("N2")],
+            ];
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench checks", path,
+                () => HtmlReport.ForTable($"hmmsim bench checks — {title}", HostInfo.Describe() + "; model machine: " + CliOptions.Describe(machine), ["figure", "value"], cells), r.InvocationConfiguration.Error))
+                return 2;
             if (r.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
+                    host = HostInfo.Describe(),
+                    machine = CliOptions.Describe(machine),
                     ramBytes = x.RamBytes,
                     mappingBytes = x.MappingBytes,
                     pagesTouched = x.PagesTouched,
@@ -621,13 +651,9 @@ internal static class BenchCommand
                 }));
                 return 0;
             }
-            var table = Title(new Table(), $"CPU reads of a sparsely touched {x.MappingBytes >> 30} GiB mapping on a {x.RamBytes >> 30} GiB machine",
-                    new MachineConfig { RamBytes = x.RamBytes, HugetlbPages = 0 })
-                .AddColumn("figure").AddColumn(new TableColumn("value").RightAligned());
-            table.AddRow("checks off, us per access: median (min-max)", $"{x.OffUs.Median:N2} ({x.OffUs.Min:N2}-{x.OffUs.Max:N2})");
-            table.AddRow("checks on (local), us per access: median (min-max)", $"{x.OnUs.Median:N2} ({x.OnUs.Min:N2}-{x.OnUs.Max:N2})");
-            table.AddRow("on / off, median of rounds", $"{x.OnOverOffMedian:N2}x");
-            table.AddRow("full walk (teardown, on demand), ms: median of five", x.FullWalkMs.ToString("N2"));
+            var table = Title(new Table(), title, machine).AddColumn("figure").AddColumn(new TableColumn("value").RightAligned());
+            foreach (var c in cells)
+                table.AddRow(Markup.Escape(c[0]), Markup.Escape(c[1]));
             RunCommand.Console(output).Write(table);
             return 0;
         });

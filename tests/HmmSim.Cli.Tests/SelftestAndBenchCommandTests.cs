@@ -178,10 +178,18 @@ public class SelftestAndBenchCommandTests
     [Fact]
     public void BenchChecksJsonReportsBothSidesOfTheSameRunAndTheFullWalk()
     {
-        var (exit, output, _) = Cli.Run("bench", "checks", "--json");
+        string html = Path.Combine(Path.GetTempPath(), $"bench-checks-{Guid.NewGuid():N}.html");
+        var (exit, output, _) = Cli.Run("bench", "checks", "--json", "--report", html);
         Assert.Equal(0, exit);
+        string text = File.ReadAllText(html);
+        File.Delete(html);
+        Assert.Contains("hmmsim bench checks", text, StringComparison.Ordinal);
+        Assert.Contains("model machine: x86-64, 46-bit physical, 1 TiB RAM", text, StringComparison.Ordinal);
+        Assert.Contains("full walk (teardown, on demand), ms: median of five", text, StringComparison.Ordinal);
         using var doc = JsonDocument.Parse(output);
         var root = doc.RootElement;
+        Assert.Contains(".NET", root.GetProperty("host").GetString(), StringComparison.Ordinal);
+        Assert.Equal("x86-64, 46-bit physical, 1 TiB RAM, no PCI window", root.GetProperty("machine").GetString());
         Assert.Equal(1UL << 40, root.GetProperty("ramBytes").GetUInt64());
         Assert.Equal(512UL << 30, root.GetProperty("mappingBytes").GetUInt64());
         Assert.Equal(4096, root.GetProperty("pagesTouched").GetInt32());
@@ -203,9 +211,18 @@ public class SelftestAndBenchCommandTests
     [Fact]
     public void BenchScaleJsonVerifiesEveryPageBothWaysAndReportsEachDesignsCost()
     {
-        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set-gib", "1", "--json");
+        string html = Path.Combine(Path.GetTempPath(), $"bench-scale-{Guid.NewGuid():N}.html");
+        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set-gib", "1", "--json", "--report", html);
         Assert.Equal(0, exit);
+        string text = File.ReadAllText(html);
+        File.Delete(html);
+        Assert.Contains("hmmsim bench scale — 1 GiB working set", text, StringComparison.Ordinal);
+        Assert.Contains("Model machine: x86-64, 46-bit physical, 2 TiB RAM", text, StringComparison.Ordinal);
+        Assert.Equal(2, text.Split("<table>").Length - 1);   // the registrations and the migrations
+        Assert.Contains("<td>MI300X</td>", text, StringComparison.Ordinal);
         using var doc = JsonDocument.Parse(output);
+        Assert.Contains(".NET", doc.RootElement.GetProperty("host").GetString(), StringComparison.Ordinal);
+        Assert.Equal("x86-64, 46-bit physical, 2 TiB RAM, no PCI window", doc.RootElement.GetProperty("machine").GetString());
         Assert.Equal(2UL << 20, doc.RootElement.GetProperty("windowBytes").GetUInt64());
         Assert.True(doc.RootElement.GetProperty("hostFirstTouchNsPerPage").GetDouble() > 0);
         var registrations = doc.RootElement.GetProperty("registrations").EnumerateArray().ToList();
