@@ -475,44 +475,40 @@ internal static class BenchCommand
     /// <summary>`hmmsim bench scale`: H200- and MI300X-class GPU memory beside 2 TiB of RAM, both designs.</summary>
     private static Command ScaleCommand()
     {
-        var cmd = new Command("scale", "GPU memory of real shapes (8 x 141 GiB H200-class, 8 x 192 GiB MI300X-class) registered beside 2 TiB of RAM in both designs; a same-filled working set migrated to the device and back, every page verified. Example: hmmsim bench scale --working-set-gib 16");
-        var size = new Option<int>("--working-set-gib") { Description = "GiB migrated to the device and back (one word per page).", DefaultValueFactory = _ => 256 };
-        var window = new Option<int>("--window-mib") { Description = "MiB per MIGRATE_TO_DEV / MIGRATE_TO_SYS ioctl: a whole number of 2 MiB PMDs, 2..1024.", DefaultValueFactory = _ => (int)(ScaleWorkload.DefaultWindowBytes >> 20) };
+        var cmd = new Command("scale", "GPU memory of real shapes (8 x 141 GiB H200-class, 8 x 192 GiB MI300X-class) registered beside 2 TiB of RAM in both designs; a same-filled working set migrated to the device and back, every page verified. Example: hmmsim bench scale --working-set 16GiB");
+        // Whole 2 MiB PMDs: the working set is THP-mapped, and a window is a whole number of them.
+        const ulong pmd = 2UL << 20;
+        var size = CliOptions.Size("--working-set", "Migrated to the device and back (one word per page), 2 MiB to 1 TiB in whole 2 MiB PMDs.", 256UL << 30, pmd, 1UL << 40, pmd);
+        var legacySize = CliOptions.LegacySize("--working-set-gib", 30, 1UL << 30, 1UL << 40);
+        var window = CliOptions.Size("--window", "Per MIGRATE_TO_DEV / MIGRATE_TO_SYS ioctl, 2 MiB to 1 GiB in whole 2 MiB PMDs.", ScaleWorkload.DefaultWindowBytes, pmd, 1UL << 30, pmd);
+        var legacyWindow = CliOptions.LegacySize("--window-mib", 20, pmd, 1UL << 30, pmd);
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         var report = CliOptions.Report();
         cmd.Options.Add(size);
+        cmd.Options.Add(legacySize);
         cmd.Options.Add(window);
+        cmd.Options.Add(legacyWindow);
         cmd.Options.Add(json);
         cmd.Options.Add(report);
         cmd.SetAction(r =>
         {
             var output = r.InvocationConfiguration.Output;
             var error = r.InvocationConfiguration.Error;
-            int gib = r.GetValue(size);
-            if (gib is < 1 or > 1024)
-            {
-                error.WriteLine("hmmsim bench scale: --working-set-gib must be 1..1024");
-                return 2;
-            }
-            int windowMib = r.GetValue(window);
-            if (windowMib is < 2 or > 1024 || windowMib % 2 != 0)
-            {
-                error.WriteLine("hmmsim bench scale: --window-mib must be an even number of MiB, 2..1024 (whole 2 MiB PMDs)");
-                return 2;
-            }
-            ulong windowBytes = (ulong)windowMib << 20;
+            ulong bytes = CliOptions.SizeValue(r, size, legacySize);
+            ulong windowBytes = CliOptions.SizeValue(r, window, legacyWindow);
+            string workingSet = Units.Human(bytes), windowSize = Units.Human(windowBytes);
             var registrations = new List<ScaleWorkload.Registration>();
             var migrations = new List<ScaleWorkload.Migration>();
             double firstTouchNs = 0;
             // The CLI's progress line (live on a terminal, every ten seconds otherwise), as every long verb has.
-            Progress.Run($"bench scale, {gib} GiB working set", r.GetValue(json), output, () =>
+            Progress.Run($"bench scale, {workingSet} working set", r.GetValue(json), output, () =>
             {
                 firstTouchNs = ScaleWorkload.HostFirstTouchNsPerPage();
                 foreach (var d in Enum.GetValues<DevicePrivateDesign>())
                 {
                     Progress.Tick?.Invoke($"{d}: registering");
                     registrations.AddRange(ScaleWorkload.Register(d));
-                    migrations.Add(ScaleWorkload.Migrate(d, (ulong)gib << 30, windowBytes, (what, f) => Progress.Tick?.Invoke($"{d}: {what} {f:P0}")));
+                    migrations.Add(ScaleWorkload.Migrate(d, bytes, windowBytes, (what, f) => Progress.Tick?.Invoke($"{d}: {what} {f:P0}")));
                 }
                 return 0;
             });
@@ -522,13 +518,13 @@ internal static class BenchCommand
             var regCells = registrations.Select(x => (IReadOnlyList<string>)[x.Design.ToString(), x.Shape, (x.DeviceBytes >> 30).ToString("N0"), x.Ms.ToString("N1"),
                 (x.KernelStructPageBytes >> 20).ToString("N0"), x.KernelMemmapPagesInitialised.ToString("N0"), (x.ModelMemmapBytes / 1048576.0).ToString("N1"),
                 x.ModelMemmapPagesInitialised.ToString("N0")]).ToList();
-            string migTitle = $"{gib} GiB of same-filled pages to a device and back, every page verified (pages/s per {windowMib} MiB window: median (min-max))";
+            string migTitle = $"{workingSet} of same-filled pages to a device and back, every page verified (pages/s per {windowSize} window: median (min-max))";
             string[] migHeader = ["design", "sys->dev pages/s", "dev->sys pages/s", "model s", "peak RSS MiB", "B/page", "verified"];
             var migCells = migrations.Select(x => (IReadOnlyList<string>)[x.Design.ToString(), $"{x.SysToDevWindow.Median:N0} ({x.SysToDevWindow.Min:N0}-{x.SysToDevWindow.Max:N0})",
                 $"{x.DevToSysWindow.Median:N0} ({x.DevToSysWindow.Min:N0}-{x.DevToSysWindow.Max:N0})", x.ModelSeconds.ToString("N1"), (x.PeakRssBytes >> 20).ToString("N0"),
                 x.PeakRssBytesPerPage.ToString("N0"), x.PagesVerified.ToString("N0")]).ToList();
             string firstTouch = $"a first touch of newly mapped memory costs {firstTouchNs:N0} ns per 4 KiB page";
-            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench scale", path, () => new HtmlReport($"hmmsim bench scale — {gib} GiB working set")
+            if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench scale", path, () => new HtmlReport($"hmmsim bench scale — {workingSet} working set")
                     .Paragraph($"Host: {HostInfo.Describe()}; {firstTouch}. Model machine: {CliOptions.Describe(scaleMachine)}.", "sub")
                     .Heading(regTitle).Table(regHeader, regCells).Heading(migTitle).Table(migHeader, migCells), error))
                 return 2;

@@ -52,6 +52,10 @@ public class SelftestAndBenchCommandTests
     [InlineData("bench", "scale", "--working-set-gib", "0")]
     [InlineData("bench", "scale", "--working-set-gib", "1", "--window-mib", "3")]
     [InlineData("bench", "scale", "--working-set-gib", "1", "--window-mib", "0")]
+    [InlineData("bench", "scale", "--working-set", "3MiB")]
+    [InlineData("bench", "scale", "--working-set", "2TiB")]
+    [InlineData("bench", "scale", "--working-set", "1GiB", "--window", "3MiB")]
+    [InlineData("bench", "scale", "--working-set", "1GiB", "--window", "2GiB")]
     public void BadInputExitsTwoWithOneMessage(params string[] args)
     {
         var (exit, output, error) = Cli.Run(args);
@@ -164,7 +168,7 @@ public class SelftestAndBenchCommandTests
     [InlineData("bench", "register", "--size", "1GiB")]
     [InlineData("bench", "fault", "--size", "4MiB", "--iterations", "1")]
     [InlineData("bench", "p2p", "--size-mib", "1")]
-    [InlineData("bench", "scale", "--working-set-gib", "1")]
+    [InlineData("bench", "scale", "--working-set", "1GiB")]
     [InlineData("bench", "checks")]
     public void EveryBenchTableNamesTheComputerAndTheModelMachine(params string[] args)
     {
@@ -173,6 +177,23 @@ public class SelftestAndBenchCommandTests
         Assert.Contains("host: ", output);
         Assert.Contains(".NET ", output);
         Assert.Contains("model machine: ", output);
+    }
+
+    [Theory]
+    [InlineData("--window", "4MiB")]
+    [InlineData("--window-mib", "4")]   // the old flag, kept as a hidden alias
+    public void BenchScaleTakesSizesWithUnits(string windowFlag, string window)
+    {
+        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set", "6MiB", windowFlag, window, "--json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(4UL << 20, doc.RootElement.GetProperty("windowBytes").GetUInt64());
+        foreach (var m in doc.RootElement.GetProperty("migrations").EnumerateArray())
+        {
+            Assert.Equal(6UL << 20, m.GetProperty("workingSetBytes").GetUInt64());
+            // A whole window and a half one, every page checked on the device and back in RAM.
+            Assert.Equal(2 * 1536UL, m.GetProperty("pagesVerified").GetUInt64());
+        }
     }
 
     [Fact]
@@ -212,7 +233,7 @@ public class SelftestAndBenchCommandTests
     public void BenchScaleJsonVerifiesEveryPageBothWaysAndReportsEachDesignsCost()
     {
         string html = Path.Combine(Path.GetTempPath(), $"bench-scale-{Guid.NewGuid():N}.html");
-        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set-gib", "1", "--json", "--report", html);
+        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set", "1GiB", "--json", "--report", html);
         Assert.Equal(0, exit);
         string text = File.ReadAllText(html);
         File.Delete(html);
