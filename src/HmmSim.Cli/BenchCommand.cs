@@ -475,15 +475,17 @@ internal static class BenchCommand
     /// <summary>`hmmsim bench scale`: H200- and MI300X-class GPU memory beside 2 TiB of RAM, both designs.</summary>
     private static Command ScaleCommand()
     {
-        var cmd = new Command("scale", "GPU memory of real shapes (8 x 141 GiB H200-class, 8 x 192 GiB MI300X-class) registered beside 2 TiB of RAM in both designs; a same-filled working set migrated to the device and back, every page verified. Example: hmmsim bench scale --working-set 16GiB");
+        var cmd = new Command("scale", "GPU memory of real shapes (8 x 141 GiB H200-class, 8 x 192 GiB MI300X-class) registered beside 2 TiB of RAM (both designs by default); a same-filled working set migrated to the device and back, every page verified. Example: hmmsim bench scale --working-set 16GiB");
         // Whole 2 MiB PMDs: the working set is THP-mapped, and a window is a whole number of them.
         const ulong pmd = 2UL << 20;
         var size = CliOptions.Size("--working-set", "Migrated to the device and back (one word per page), 2 MiB to 1 TiB in whole 2 MiB PMDs.", 256UL << 30, pmd, 1UL << 40, pmd);
         var legacySize = CliOptions.LegacySize("--working-set-gib", 30, 1UL << 30, 1UL << 40);
         var window = CliOptions.Size("--window", "Per MIGRATE_TO_DEV / MIGRATE_TO_SYS ioctl, 2 MiB to 1 GiB in whole 2 MiB PMDs.", ScaleWorkload.DefaultWindowBytes, pmd, 1UL << 30, pmd);
         var legacyWindow = CliOptions.LegacySize("--window-mib", 20, pmd, 1UL << 30, pmd);
+        var design = CliOptions.Design("both");
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         var report = CliOptions.Report();
+        cmd.Options.Add(design);
         cmd.Options.Add(size);
         cmd.Options.Add(legacySize);
         cmd.Options.Add(window);
@@ -504,7 +506,7 @@ internal static class BenchCommand
             Progress.Run($"bench scale, {workingSet} working set", r.GetValue(json), output, () =>
             {
                 firstTouchNs = ScaleWorkload.HostFirstTouchNsPerPage();
-                foreach (var d in Enum.GetValues<DevicePrivateDesign>())
+                foreach (var d in r.GetValue(design)!)
                 {
                     Progress.Tick?.Invoke($"{d}: registering");
                     registrations.AddRange(ScaleWorkload.Register(d));

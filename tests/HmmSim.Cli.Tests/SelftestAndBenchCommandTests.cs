@@ -56,6 +56,7 @@ public class SelftestAndBenchCommandTests
     [InlineData("bench", "scale", "--working-set", "2TiB")]
     [InlineData("bench", "scale", "--working-set", "1GiB", "--window", "3MiB")]
     [InlineData("bench", "scale", "--working-set", "1GiB", "--window", "2GiB")]
+    [InlineData("bench", "scale", "--design", "tomorrow")]
     public void BadInputExitsTwoWithOneMessage(params string[] args)
     {
         var (exit, output, error) = Cli.Run(args);
@@ -182,13 +183,16 @@ public class SelftestAndBenchCommandTests
     [Theory]
     [InlineData("--window", "4MiB")]
     [InlineData("--window-mib", "4")]   // the old flag, kept as a hidden alias
-    public void BenchScaleTakesSizesWithUnits(string windowFlag, string window)
+    public void BenchScaleTakesSizesWithUnitsAndADesign(string windowFlag, string window)
     {
-        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set", "6MiB", windowFlag, window, "--json");
+        var (exit, output, _) = Cli.Run("bench", "scale", "--working-set", "6MiB", windowFlag, window, "--design", "redesign", "--json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
         Assert.Equal(4UL << 20, doc.RootElement.GetProperty("windowBytes").GetUInt64());
-        foreach (var m in doc.RootElement.GetProperty("migrations").EnumerateArray())
+        Assert.All(doc.RootElement.GetProperty("registrations").EnumerateArray(), x => Assert.Equal("DeviceAddressSpace", x.GetProperty("design").GetString()));
+        var migrations = doc.RootElement.GetProperty("migrations").EnumerateArray().ToList();
+        Assert.Equal("DeviceAddressSpace", Assert.Single(migrations).GetProperty("design").GetString());
+        foreach (var m in migrations)
         {
             Assert.Equal(6UL << 20, m.GetProperty("workingSetBytes").GetUInt64());
             // A whole window and a half one, every page checked on the device and back in RAM.
