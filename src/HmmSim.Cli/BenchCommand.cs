@@ -506,7 +506,8 @@ internal static class BenchCommand
             Progress.Run($"bench scale, {workingSet} working set", r.GetValue(json), output, () =>
             {
                 firstTouchNs = ScaleWorkload.HostFirstTouchNsPerPage();
-                foreach (var d in r.GetValue(design)!)
+                // Ctrl-C: no new design starts, and the one running stops at its next window.
+                foreach (var d in r.GetValue(design)!.TakeWhile(_ => !Interrupt.Requested))
                 {
                     Progress.Tick?.Invoke($"{d}: registering");
                     registrations.AddRange(ScaleWorkload.Register(d));
@@ -514,6 +515,7 @@ internal static class BenchCommand
                 }
                 return 0;
             });
+            int exit = Interrupt.Requested ? Interrupt.ExitCode : 0;
             var scaleMachine = new MachineConfig { RamBytes = ScaleWorkload.RamBytes, HugetlbPages = 0 };
             string regTitle = "device-private memory registered beside 2 TiB of RAM";
             string[] regHeader = ["design", "shape", "GiB", "ms", "kernel struct pages MiB", "kernel memmap pages initialised", "model memmap MiB", "model pages initialised"];
@@ -538,6 +540,7 @@ internal static class BenchCommand
                     machine = CliOptions.Describe(scaleMachine),
                     ramBytes = ScaleWorkload.RamBytes,
                     windowBytes,
+                    interrupted = exit != 0,
                     hostFirstTouchNsPerPage = firstTouchNs,
                     registrations = registrations.Select(x => new
                     {
@@ -583,7 +586,7 @@ internal static class BenchCommand
                         pagesVerified = x.PagesVerified,
                     }),
                 }));
-                return 0;
+                return exit;
             }
             // Names on the left (design, and the registration's shape), figures on the right.
             var reg = Title(new Table(), regTitle, scaleMachine);
@@ -599,7 +602,9 @@ internal static class BenchCommand
             console.Write(reg);
             console.Write(mig);
             console.WriteLine($"host: {firstTouch}");
-            return 0;
+            if (exit != 0)
+                console.WriteLine("interrupted: the figures are those of the part of the working set that moved before Ctrl-C");
+            return exit;
         });
         return cmd;
     }

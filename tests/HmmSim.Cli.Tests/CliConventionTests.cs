@@ -279,4 +279,28 @@ public class CliProcessTests
         Assert.Contains(lines, l => l.StartsWith("# Totals: pass:", StringComparison.Ordinal));
         Assert.True(lines.Count(l => l.StartsWith("ok ", StringComparison.Ordinal)) < 76);
     }
+
+    [Fact]
+    public async Task CtrlCStopsBenchScaleAtAWindowAndReportsThePartThatMoved()
+    {
+        // 64 GiB takes the model tens of seconds; Ctrl-C comes well before it is done.
+        using var p = System.Diagnostics.Process.Start(Start("bench", "scale", "--working-set", "64GiB", "--design", "today", "--json"))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await Task.Delay(3000);
+        using (var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!)
+            kill.WaitForExit();
+        await p.WaitForExitAsync();
+        Assert.Equal(130, p.ExitCode);
+        using var doc = System.Text.Json.JsonDocument.Parse(await stdout);
+        Assert.True(doc.RootElement.GetProperty("interrupted").GetBoolean(), await stderr);
+        foreach (var m in doc.RootElement.GetProperty("migrations").EnumerateArray())
+        {
+            ulong pages = m.GetProperty("pages").GetUInt64();
+            Assert.True(pages < 64UL << 18, "the whole working set moved before Ctrl-C");
+            Assert.Equal(pages << 12, m.GetProperty("workingSetBytes").GetUInt64());
+            // What moved came back, and every page of it was checked both ways.
+            Assert.Equal(2 * pages, m.GetProperty("pagesVerified").GetUInt64());
+        }
+    }
 }

@@ -151,14 +151,17 @@ public static class ScaleWorkload
         Check(p.Mmap(0, bytes + pmd, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous, out ulong raw));
         ulong a = (raw + pmd - 1) & ~(pmd - 1);
         Check(p.Madvise(a, bytes, Advice.HugePage));
-        ulong windows = (bytes + windowBytes - 1) / windowBytes, pages = bytes >> 12, verified = 0;
+        ulong windows = (bytes + windowBytes - 1) / windowBytes, verified = 0;
         var toDev = new double[windows];
         var toSys = new double[windows];
         var fill = new double[windows];
         double toDevSeconds = 0, toSysSeconds = 0;
         var sw = new Stopwatch();
         var fillWatch = new Stopwatch();
-        for (ulong w = 0; w < windows; w++)
+        // Ctrl-C stops at the next window: the windows already on the device still come back and are
+        // checked, and the figures are those of the part that moved.
+        ulong moved = 0;
+        for (ulong w = 0; w < windows && !Interrupt.Requested; w++, moved++)
         {
             ulong off = w * windowBytes, len = Math.Min(windowBytes, bytes - off), first = off >> 12, n = len >> 12;
             // The CPU writing the window's bytes at memory speed: the baseline MIGRATE_TO_DEV is compared with.
@@ -180,7 +183,7 @@ public static class ScaleWorkload
             verified += Verify(returnedWords, first, n, "on the device");
             progress?.Invoke("to the device", (double)(w + 1) / windows / 2);
         }
-        for (ulong w = 0; w < windows; w++)
+        for (ulong w = 0; w < moved; w++)
         {
             ulong off = w * windowBytes, len = Math.Min(windowBytes, bytes - off), first = off >> 12, n = len >> 12;
             sw.Restart();
@@ -196,8 +199,9 @@ public static class ScaleWorkload
             progress?.Invoke("back to RAM", 0.5 + (double)(w + 1) / windows / 2);
         }
         var sample = HmmWorkloads.Sample(0, collect: false);
-        var result = new Migration(design, bytes, pages, pages / toDevSeconds, HmmWorkloads.Spread(toDev), pages / toSysSeconds, HmmWorkloads.Spread(toSys),
-            HmmWorkloads.Spread(fill), 0, 0, 0, sample.PeakRssBytes, 0, false, m.VmStat["page_data_bytes_model"], m.VmStat["page_data_same_filled_pages_model"],
+        ulong movedBytes = Math.Min(bytes, moved * windowBytes), pages = movedBytes >> 12;
+        var result = new Migration(design, movedBytes, pages, Rate(pages, toDevSeconds), SpreadOf(toDev, moved), Rate(pages, toSysSeconds), SpreadOf(toSys, moved),
+            SpreadOf(fill, moved), 0, 0, 0, sample.PeakRssBytes, 0, false, m.VmStat["page_data_bytes_model"], m.VmStat["page_data_same_filled_pages_model"],
             m.VmStat["struct_page_bytes_kernel"], m.VmStat["struct_page_bytes_model"], MaterialisedPages(m), verified);
         var munmap = Stopwatch.StartNew();
         Check(p.Munmap(raw, bytes + pmd));
@@ -224,6 +228,12 @@ public static class ScaleWorkload
             return false;
         }
     }
+
+    private static double Rate(ulong pages, double seconds) => pages == 0 ? 0 : pages / seconds;
+
+    /// <summary>The spread of the first <paramref name="count"/> windows' figures (zeros when none ran).</summary>
+    private static (double Median, double Min, double Max) SpreadOf(double[] perWindow, ulong count) =>
+        count == 0 ? (0, 0, 0) : HmmWorkloads.Spread(perWindow[..(int)count]);
 
     private static ulong Verify(Span<ulong> words, ulong first, ulong n, string where)
     {
