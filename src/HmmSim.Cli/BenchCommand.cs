@@ -435,7 +435,7 @@ internal static class BenchCommand
             var designs = r.GetValue(design)!;
             var results = Progress.Run($"{n} rounds of {Units.Human(bytes)}, {k} machines", r.GetValue(json), output, () =>
                 designs.TakeWhile(_ => !Interrupt.Requested).Select(d => (Design: d, Samples: HmmWorkloads.Soak(d, n, k, bytes))).ToList());
-            int exit = results.Count < designs.Length ? Interrupt.ExitCode : 0;
+            int exit = Interrupt.Requested ? Interrupt.ExitCode : 0;
             string[] header = ["design", "after", "peak RSS MiB", "RSS MiB", "managed heap MiB"];
             var cells = results.SelectMany(x =>
                 x.Samples.Rounds.Select(s => (IReadOnlyList<string>)[CliOptions.Name(x.Design), $"round {s.Round}", (s.PeakRssBytes >> 20).ToString("N0"), (s.RssBytes >> 20).ToString("N0"), (s.ManagedBytes >> 20).ToString("N0")])

@@ -281,6 +281,23 @@ public class CliProcessTests
     }
 
     [Fact]
+    public async Task CtrlCEndsBenchSoakAfterTheRoundInProgress()
+    {
+        using var p = System.Diagnostics.Process.Start(Start("bench", "soak", "--rounds", "100000", "--machines", "50", "--size", "8MiB", "--json"))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        await Task.Delay(3000);
+        using (var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!)
+            kill.WaitForExit();
+        await p.WaitForExitAsync();
+        Assert.Equal(130, p.ExitCode);
+        using var doc = System.Text.Json.JsonDocument.Parse(await stdout);
+        var design = Assert.Single(doc.RootElement.GetProperty("designs").EnumerateArray());
+        // The round in progress is the last one sampled; no machine was started after Ctrl-C.
+        Assert.InRange(design.GetProperty("rounds").EnumerateArray().Last().GetProperty("round").GetInt32(), 1, 99999);
+        Assert.Empty(design.GetProperty("machines").EnumerateArray());
+    }
+
+    [Fact]
     public async Task CtrlCStopsBenchScaleAtAWindowAndReportsThePartThatMoved()
     {
         // 64 GiB takes the model tens of seconds; Ctrl-C comes well before it is done.

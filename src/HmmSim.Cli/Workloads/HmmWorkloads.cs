@@ -231,15 +231,16 @@ public static class HmmWorkloads
         {
             var p = m.CreateProcess();
             using var dev = p.OpenDmirror(0);
-            for (int r = 1; r <= rounds; r++)
+            // Ctrl-C ends the rounds (and skips the machines) after the round in progress, sampled.
+            for (int r = 1; r <= rounds && !Interrupt.Requested; r++)
             {
                 SoakRound(p, dev, fill, mirror);
-                if (r == 1 || r == rounds || r % 50 == 0)
+                if (r == 1 || r == rounds || r % 50 == 0 || Interrupt.Requested)
                     roundSamples.Add(Sample(r));
             }
         }
         var machineSamples = new List<SoakSample>();
-        for (int i = 1; i <= machines; i++)
+        for (int i = 1; i <= machines && !Interrupt.Requested; i++)
         {
             using (var m = new Machine(new MachineConfig { CheckInvariants = false, DevicePrivateDesign = design, RamBytes = 4UL << 30, HugetlbPages = 0 }))
             {
@@ -247,7 +248,7 @@ public static class HmmWorkloads
                 using var dev = p.OpenDmirror(0);
                 SoakRound(p, dev, fill, mirror);
             }
-            if (i == 1 || i == machines || i % 10 == 0)
+            if (i == 1 || i == machines || i % 10 == 0 || Interrupt.Requested)
                 machineSamples.Add(Sample(i));
         }
         return (roundSamples, machineSamples);
