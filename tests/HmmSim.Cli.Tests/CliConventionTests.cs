@@ -280,6 +280,24 @@ public class CliProcessTests
         Assert.True(lines.Count(l => l.StartsWith("ok ", StringComparison.Ordinal)) < 76);
     }
 
+    [Theory]
+    [InlineData("hmmsim explore: interrupted (Ctrl-C) after ", "explore", "--seeds", "20")]
+    [InlineData("proposals: interrupted (Ctrl-C)", "proposals")]
+    public async Task CtrlCEndsTheLongVerbsWithWhatRan(string said, params string[] args)
+    {
+        // Each runs for a minute or more; the first Ctrl-C must end it with a partial summary, not be ignored.
+        using var p = System.Diagnostics.Process.Start(Start(args))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await Task.Delay(3000);
+        using (var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!)
+            kill.WaitForExit();
+        await p.WaitForExitAsync();
+        Assert.Equal(130, p.ExitCode);
+        Assert.Contains(said, await stderr, StringComparison.Ordinal);
+        Assert.Contains("design", await stdout, StringComparison.Ordinal);   // the table of what ran
+    }
+
     [Fact]
     public async Task CtrlCEndsBenchSoakAfterTheRoundInProgress()
     {

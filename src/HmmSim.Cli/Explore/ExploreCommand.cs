@@ -52,7 +52,11 @@ internal static class ExploreCommand
             if (settings is null)
                 return 2;
             var doc = Run(settings);
-            return Print(doc, r.GetValue(json), r.GetValue(report), output);
+            int exit = Print(doc, r.GetValue(json), r.GetValue(report), output);
+            if (!Interrupt.Requested || exit == 2)
+                return exit;
+            error.WriteLine($"hmmsim explore: interrupted (Ctrl-C) after {doc.Items.Count} of {doc.TotalItems} work items");
+            return Interrupt.ExitCode;
         });
         cmd.Subcommands.Add(MergeCommand());
         return cmd;
@@ -246,9 +250,14 @@ internal static class ExploreCommand
         }
         var mine = s.Shard is { } sh ? items.Where(i => i.Index % sh.Count == sh.Index).ToList() : items;
         var options = new ExploreBattery.Options(s.Steps, s.OutDir, s.ShrinkBudget);
-        var results = new ItemResult[mine.Count];
-        Parallel.For(0, mine.Count, new ParallelOptions { MaxDegreeOfParallelism = s.Jobs }, i => results[i] = ExploreBattery.Run(mine[i], options));
-        return ExploreDocument.Build(s.Shard ?? new ExploreShard(0, 1), s.Families, s.Seeds, s.Steps, items.Count, rows, results);
+        var results = new ItemResult?[mine.Count];
+        // Ctrl-C: no new work item starts; the matrix holds the ones that ran.
+        Parallel.For(0, mine.Count, new ParallelOptions { MaxDegreeOfParallelism = s.Jobs }, i =>
+        {
+            if (!Interrupt.Requested)
+                results[i] = ExploreBattery.Run(mine[i], options);
+        });
+        return ExploreDocument.Build(s.Shard ?? new ExploreShard(0, 1), s.Families, s.Seeds, s.Steps, items.Count, rows, results.OfType<ItemResult>());
     }
 
     /// <summary>Shards of one exploration (same rows, families, seeds) into one document.</summary>

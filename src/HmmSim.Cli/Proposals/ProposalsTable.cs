@@ -66,7 +66,8 @@ public static class ProposalsTable
             int passed = 0, total = 0;
             if (battery)
             {
-                foreach (var c in SelftestCatalog.All.Where(c => c.Design == d.Base))
+                // Ctrl-C: the battery stops after the selftest in progress; each row counts what ran.
+                foreach (var c in SelftestCatalog.All.Where(c => c.Design == d.Base).TakeWhile(_ => !Interrupt.Requested))
                 {
                     total++;
                     try
