@@ -10,9 +10,11 @@ public static class CensusRun
     {
         var cases = SelftestCatalog.All.Where(c => c.Design == DevicePrivateDesign.DeviceAddressSpace && c.Variant.EndsWith("device_private", StringComparison.Ordinal)).ToList();
         using var census = DevicePageCensusSession.Start();
-        int failed = 0;
-        foreach (var c in cases)
+        int failed = 0, ran = 0;
+        // Ctrl-C: the census stops after the case in progress and counts what ran.
+        foreach (var c in cases.TakeWhile(_ => !Interrupt.Requested))
         {
+            ran++;
             try
             {
                 c.Run();
@@ -23,7 +25,7 @@ public static class CensusRun
                 progress?.Invoke($"FAIL {c.Name}: {e.Message}");
             }
         }
-        progress?.Invoke($"{cases.Count - failed}/{cases.Count} cases passed under the census");
+        progress?.Invoke($"{ran - failed}/{ran} cases passed under the census" + (ran < cases.Count ? $" (interrupted: {ran} of {cases.Count} ran)" : ""));
         return census.Rows();
     }
 }

@@ -73,10 +73,11 @@ public static class ProposalsCommand
     private static int Census(bool json, TextWriter output, TextWriter error)
     {
         var rows = CensusRun.Run(s => error.WriteLine($"proposals census: {s}"));
+        int exit = Interrupt.Requested ? Interrupt.ExitCode : 0;
         if (json)
         {
             output.WriteLine(JsonSerializer.Serialize(rows, _indented));
-            return 0;
+            return exit;
         }
         Table(output, "Device-private struct page / folio accesses over the battery (field, read/write, count, kernel functions)",
             ["field", "r/w", "count", "functions"],
@@ -85,7 +86,7 @@ public static class ProposalsCommand
                 string.Join(", ", g.Where(r => r.Function != "(all)").OrderByDescending(r => r.Count).Select(r => r.Function))]));
         output.WriteLine($"Fields used: {string.Join(", ", rows.Select(r => r.Field.StartsWith("flags:", StringComparison.Ordinal) ? "Flags" : r.Field).Distinct().Order(StringComparer.Ordinal))}");
         output.WriteLine($"Minimal descriptor holds: {string.Join(", ", ProposalFigures.MinimalDescriptorFields)} ({ProposalFigures.MinimalDescriptorBytes} B per page)");
-        return 0;
+        return exit;
     }
 
     private static string N(double v, string f = "N1") => v.ToString(f, CultureInfo.InvariantCulture);
