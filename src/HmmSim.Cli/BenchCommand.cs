@@ -621,6 +621,8 @@ internal static class BenchCommand
         {
             var output = r.InvocationConfiguration.Output;
             var x = Progress.Run("checks on and off over a 1 TiB machine", r.GetValue(json), () => ChecksWorkload.Run());
+            // After Ctrl-C the warm-ups were cut short: the figures print, but the exit says they are partial.
+            int exit = Interrupt.Requested ? Interrupt.ExitCode : 0;
             var machine = new MachineConfig { RamBytes = x.RamBytes, HugetlbPages = 0 };
             string title = $"CPU reads of a sparsely touched {x.MappingBytes >> 30} GiB mapping on a {x.RamBytes >> 30} GiB machine";
             List<IReadOnlyList<string>> cells =
@@ -652,13 +654,13 @@ internal static class BenchCommand
                     onOverOffMedian = x.OnOverOffMedian,
                     fullWalkMs = x.FullWalkMs,
                 }));
-                return 0;
+                return exit;
             }
             var table = Title(new Table(), title, machine).AddColumn("figure").AddColumn(new TableColumn("value").RightAligned());
             foreach (var c in cells)
                 table.AddRow(Markup.Escape(c[0]), Markup.Escape(c[1]));
             RunCommand.Console(output).Write(table);
-            return 0;
+            return exit;
         });
         return cmd;
     }
