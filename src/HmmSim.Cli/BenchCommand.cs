@@ -144,7 +144,7 @@ internal static class BenchCommand
                 return (memcpy, list);
             });
             var (memcpy, perDesign) = results;
-            int exit = perDesign.Count < designs.Length ? Interrupt.ExitCode : 0;
+            int exit = Interrupt.Requested ? Interrupt.ExitCode : 0;
             foreach (var (d, rows) in perDesign)
                 if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench migrate", designs.Length > 1 ? Suffixed(path, d) : path, () => HtmlReport.ForMigrate(d, memcpy, rows), error))
                     return 2;
@@ -325,7 +325,7 @@ internal static class BenchCommand
             var results = Progress.Run("P2P read, both ways, both topologies", r.GetValue(json), output, () =>
                 designs.TakeWhile(_ => !Interrupt.Requested).Select(d => (Design: d, Rows: P2pWorkload.Run(d, bytes))).ToList());
             bool ok = results.All(x => x.Rows.All(y => y.DataOk));
-            int exit = results.Count < designs.Length ? Interrupt.ExitCode : ok ? 0 : 1;
+            int exit = Interrupt.Requested ? Interrupt.ExitCode : ok ? 0 : 1;
             if (r.GetValue(report) is { } path && !ReportWriter.TryWrite("bench p2p", path, () => HtmlReport.ForTable($"hmmsim bench p2p — {Units.Human(bytes)}", HostInfo.Describe(), _p2pHeader, [.. results.SelectMany(x => x.Rows.Select(y => P2pCells(x.Design, y)))]), r.InvocationConfiguration.Error))
                 return 2;
             if (r.GetValue(json))

@@ -61,7 +61,8 @@ public static class HmmWorkloads
                 Check(p.Munmap(raw, (ulong)first.Length + (2UL << 20)));
             }
         }
-        foreach (ulong size in sizes ?? ThpMigrationSizes)
+        // Ctrl-C: no new size starts; the rows measured so far are the partial table.
+        foreach (ulong size in (sizes ?? ThpMigrationSizes).TakeWhile(_ => !Interrupt.Requested))
         {
             // Enough untimed rounds for tier-1 code on small sizes; a few for the large ones.
             int warm = warmup >= 0 ? warmup : size <= 16UL << 20 ? 40 : 3;
