@@ -594,7 +594,7 @@ internal static class BenchCommand
             foreach (var (table, header, cells, names) in new[] { (reg, regHeader, regCells, 2), (mig, migHeader, migCells, 1) })
             {
                 for (int c = 0; c < header.Length; c++)
-                    table.AddColumn(new TableColumn(Markup.Escape(header[c])) { Alignment = c < names ? Justify.Left : Justify.Right });
+                    table.AddColumn(Terminal.Column(header[c], right: c >= names));
                 foreach (var row in cells)
                     table.AddRow([.. row.Select(Markup.Escape)]);
             }
