@@ -238,6 +238,25 @@ public class CliProcessTests
         return psi;
     }
 
+    /// <summary>SIGINT, as a terminal's Ctrl-C sends it.</summary>
+    private static void SendCtrlC(System.Diagnostics.Process p)
+    {
+        using var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!;
+        kill.WaitForExit();
+    }
+
+    /// <summary>Runs the CLI, presses Ctrl-C after <paramref name="ms"/> and waits for it to end.</summary>
+    private static async Task<(int Exit, string Out, string Err)> RunInterrupted(int ms, params string[] args)
+    {
+        using var p = System.Diagnostics.Process.Start(Start(args))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await Task.Delay(ms);
+        SendCtrlC(p);
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
     [Fact]
     public void RedirectedOutputHasNoEscapeCodesAndFitsColumns()
     {
@@ -267,8 +286,7 @@ public class CliProcessTests
             lines.Add(line);
             if (line.StartsWith("ok 2 ", StringComparison.Ordinal))
             {
-                using var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!;
-                kill.WaitForExit();
+                SendCtrlC(p);
                 break;
             }
         }
@@ -286,29 +304,18 @@ public class CliProcessTests
     public async Task CtrlCEndsTheLongVerbsWithWhatRan(string said, params string[] args)
     {
         // Each runs for a minute or more; the first Ctrl-C must end it with a partial summary, not be ignored.
-        using var p = System.Diagnostics.Process.Start(Start(args))!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await Task.Delay(3000);
-        using (var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!)
-            kill.WaitForExit();
-        await p.WaitForExitAsync();
-        Assert.Equal(130, p.ExitCode);
-        Assert.Contains(said, await stderr, StringComparison.Ordinal);
-        Assert.Contains("design", await stdout, StringComparison.Ordinal);   // the table of what ran
+        var (exit, stdout, stderr) = await RunInterrupted(3000, args);
+        Assert.Equal(130, exit);
+        Assert.Contains(said, stderr, StringComparison.Ordinal);
+        Assert.Contains("design", stdout, StringComparison.Ordinal);   // the table of what ran
     }
 
     [Fact]
     public async Task CtrlCEndsBenchSoakAfterTheRoundInProgress()
     {
-        using var p = System.Diagnostics.Process.Start(Start("bench", "soak", "--rounds", "100000", "--machines", "50", "--size", "8MiB", "--json"))!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        await Task.Delay(3000);
-        using (var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!)
-            kill.WaitForExit();
-        await p.WaitForExitAsync();
-        Assert.Equal(130, p.ExitCode);
-        using var doc = System.Text.Json.JsonDocument.Parse(await stdout);
+        var (exit, stdout, _) = await RunInterrupted(3000, "bench", "soak", "--rounds", "100000", "--machines", "50", "--size", "8MiB", "--json");
+        Assert.Equal(130, exit);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
         var design = Assert.Single(doc.RootElement.GetProperty("designs").EnumerateArray());
         // The round in progress is the last one sampled; no machine was started after Ctrl-C.
         Assert.InRange(design.GetProperty("rounds").EnumerateArray().Last().GetProperty("round").GetInt32(), 1, 99999);
@@ -319,16 +326,10 @@ public class CliProcessTests
     public async Task CtrlCStopsBenchScaleAtAWindowAndReportsThePartThatMoved()
     {
         // 64 GiB takes the model tens of seconds; Ctrl-C comes well before it is done.
-        using var p = System.Diagnostics.Process.Start(Start("bench", "scale", "--working-set", "64GiB", "--design", "today", "--json"))!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await Task.Delay(3000);
-        using (var kill = System.Diagnostics.Process.Start(new ProcessStartInfo("/bin/kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!)
-            kill.WaitForExit();
-        await p.WaitForExitAsync();
-        Assert.Equal(130, p.ExitCode);
-        using var doc = System.Text.Json.JsonDocument.Parse(await stdout);
-        Assert.True(doc.RootElement.GetProperty("interrupted").GetBoolean(), await stderr);
+        var (exit, stdout, stderr) = await RunInterrupted(3000, "bench", "scale", "--working-set", "64GiB", "--design", "today", "--json");
+        Assert.Equal(130, exit);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        Assert.True(doc.RootElement.GetProperty("interrupted").GetBoolean(), stderr);
         foreach (var m in doc.RootElement.GetProperty("migrations").EnumerateArray())
         {
             ulong pages = m.GetProperty("pages").GetUInt64();
